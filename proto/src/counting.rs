@@ -1,0 +1,157 @@
+//! Counts every byte a socket moves, both ways, from the first byte to the close.
+//!
+//! The server and the loadgen both wrap their sockets in [`CountingIo`]; the lab's bandwidth
+//! figures are these counts, and the two sides must agree to the byte. The counter is a trait
+//! so the server can attribute a connection's bytes to a transport once it has routed the
+//! first request, while the loadgen simply sums per client.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Receives byte counts as they happen.
+pub trait IoCounter: Send + Sync {
+    fn on_read(&self, n: u64);
+    fn on_written(&self, n: u64);
+}
+
+/// A plain pair of counters.
+#[derive(Debug, Default)]
+pub struct ByteCounter {
+    pub read: AtomicU64,
+    pub written: AtomicU64,
+}
+
+impl ByteCounter {
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+impl IoCounter for ByteCounter {
+    fn on_read(&self, n: u64) {
+        self.read.fetch_add(n, Ordering::Relaxed);
+    }
+    fn on_written(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl<C: IoCounter + ?Sized> IoCounter for Arc<C> {
+    fn on_read(&self, n: u64) {
+        (**self).on_read(n)
+    }
+    fn on_written(&self, n: u64) {
+        (**self).on_written(n)
+    }
+}
+
+/// An I/O object that reports every byte read from and written to `inner`.
+#[derive(Debug)]
+pub struct CountingIo<T, C> {
+    inner: T,
+    counter: C,
+}
+
+impl<T, C> CountingIo<T, C> {
+    pub fn new(inner: T, counter: C) -> Self {
+        CountingIo { inner, counter }
+    }
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+    pub fn counter(&self) -> &C {
+        &self.counter
+    }
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin, C: IoCounter + Unpin> AsyncRead for CountingIo<T, C> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.counter.on_read(n as u64);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin, C: IoCounter + Unpin> AsyncWrite for CountingIo<T, C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            this.counter.on_written(n as u64);
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            this.counter.on_written(n as u64);
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn counts_both_ways() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let counter = Arc::new(ByteCounter::default());
+        let mut io = CountingIo::new(a, counter.clone());
+        io.write_all(b"hello").await.unwrap();
+        b.write_all(b"abc").await.unwrap();
+        let mut buf = [0u8; 3];
+        io.read_exact(&mut buf).await.unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(counter.written(), 5);
+        assert_eq!(counter.read(), 3);
+    }
+}

@@ -1,0 +1,192 @@
+//! The JSON one loadgen run writes: `schema_version`, the full configuration, the environment
+//! that produced it, and one entry per transport. Reports, charts and `merge` read only this,
+//! so a run made on another machine can be merged and drawn here.
+//!
+//! Units are in the field names (`_bytes`, `_us`, `_per_s`). Counters are totals over the whole
+//! run including warmup, as a packet capture would see them; latency covers the measured window
+//! only (after warmup). The HDR histogram is serialized (V2 deflate, base64) so runs merge
+//! exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::transport::Transport;
+
+/// Bump on any change a reader of old files must know about.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run (or several merged).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunResult {
+    pub schema_version: u32,
+    /// `pushlab-loadgen 0.1.0`.
+    pub tool: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// The exact command line.
+    pub command: Vec<String>,
+    /// The full run configuration as the loadgen resolved it.
+    pub config: serde_json::Value,
+    pub environment: Environment,
+    pub transports: Vec<TransportResult>,
+    /// How many runs were merged into this one (1 for a plain run).
+    #[serde(default = "one")]
+    pub merged_runs: u32,
+    /// Anything a reader must know: peers without /metrics, limits hit, losses.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where and with what a run was made.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub kernel: String,
+    pub os: String,
+    pub rustc: String,
+    /// Versions of the crates that shape the figures (tokio, hyper, tungstenite, ...).
+    pub crate_versions: BTreeMap<String, String>,
+    pub git_commit: String,
+    /// The target's server header or profile (`pushlab-server 0.1.0`, `nginx-nchan`).
+    pub target: String,
+}
+
+/// The scenario one transport entry was measured under (repeated per entry so charts can put
+/// entries from different runs side by side without reading `config`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Scenario {
+    pub clients: u64,
+    pub publish_rate_per_s: f64,
+    pub payload_bytes: u64,
+    pub poll_interval_ms: u64,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub keep_alive: bool,
+    /// `minimal` or `browser`.
+    pub header_profile: String,
+    /// `pushlab` or `nchan`.
+    pub target_profile: String,
+    /// `http/1.1` or `h2c`.
+    pub http_version: String,
+}
+
+/// Wire bytes split by what they carry. As a total or per delivered message.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ByteSplit {
+    /// The published data itself.
+    pub payload: f64,
+    /// The rest of MESSAGE: topic, seq, ts, keys, quotes.
+    pub envelope: f64,
+    /// HTTP request and response headers (incl. status and request lines).
+    pub headers: f64,
+    /// Chunk sizes, SSE `id:`/`data:` lines, poll batch wrapper, WebSocket frame headers,
+    /// heartbeats, empty poll bodies.
+    pub framing: f64,
+    /// The WebSocket Upgrade exchange (request + 101 response) and closing handshakes.
+    pub handshake: f64,
+    /// TCP/IP headers estimated from TCP_INFO segment counts (0 where unavailable).
+    pub tcpip: f64,
+}
+
+impl ByteSplit {
+    pub fn total(&self) -> f64 {
+        self.payload + self.envelope + self.headers + self.framing + self.handshake + self.tcpip
+    }
+
+    pub fn scaled(&self, by: f64) -> ByteSplit {
+        ByteSplit {
+            payload: self.payload * by,
+            envelope: self.envelope * by,
+            headers: self.headers * by,
+            framing: self.framing * by,
+            handshake: self.handshake * by,
+            tcpip: self.tcpip * by,
+        }
+    }
+
+    pub fn add(&self, o: &ByteSplit) -> ByteSplit {
+        ByteSplit {
+            payload: self.payload + o.payload,
+            envelope: self.envelope + o.envelope,
+            headers: self.headers + o.headers,
+            framing: self.framing + o.framing,
+            handshake: self.handshake + o.handshake,
+            tcpip: self.tcpip + o.tcpip,
+        }
+    }
+}
+
+/// Latency percentiles in microseconds, publish (intended send time) to whole message held.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub p9999: u64,
+    pub max: u64,
+}
+
+/// What the target spent, from its `/metrics` before and after (absent for peers without it).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerCost {
+    pub cpu_seconds: f64,
+    pub rss_bytes_before: u64,
+    pub rss_bytes_after: u64,
+    /// Peak RSS growth while this transport's clients were connected, per open connection.
+    pub rss_bytes_per_connection: f64,
+    /// Bytes the server itself counted on its sockets for this transport.
+    pub server_bytes_read: u64,
+    pub server_bytes_written: u64,
+}
+
+/// One transport's figures in one run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TransportResult {
+    pub transport: Transport,
+    pub scenario: Scenario,
+    pub clients: u64,
+    pub published_messages: u64,
+    /// Messages delivered, summed over clients (measured window and warmup).
+    pub delivered_messages: u64,
+    /// Every byte client sockets sent, connect to close.
+    pub wire_bytes_up: u64,
+    /// Every byte client sockets received, connect to close.
+    pub wire_bytes_down: u64,
+    /// Totals by kind, both directions (their sum equals up + down, plus tcpip).
+    pub bytes_total: ByteSplit,
+    /// `bytes_total` divided by delivered messages.
+    pub bytes_per_message: ByteSplit,
+    pub latency_us: Latency,
+    pub http_requests: u64,
+    pub empty_responses: u64,
+    pub tcp_connects: u64,
+    pub peak_open_connections: u64,
+    pub reconnects: u64,
+    pub errors: u64,
+    pub gap_notices: u64,
+    pub lost_messages: u64,
+    pub duplicate_messages: u64,
+    pub out_of_order_messages: u64,
+    /// Target CPU microseconds per 1,000 delivered messages (None without /metrics).
+    pub server_cpu_us_per_1k_messages: Option<f64>,
+    pub server: Option<ServerCost>,
+    /// TCP segments both ways from TCP_INFO (None where not available).
+    pub tcp_segments: Option<u64>,
+    /// HDR histogram of latency_us, V2+deflate, base64.
+    pub histogram: String,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
