@@ -1,0 +1,1 @@
+//! pushlab-loadgen: see issue 3 (work in progress).

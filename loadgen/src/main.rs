@@ -1,0 +1,3 @@
+fn main() {
+    println!("pushlab-loadgen: not built yet");
+}

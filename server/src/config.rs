@@ -1,0 +1,55 @@
+//! Server settings, with the defaults the lab is measured with.
+
+use std::time::Duration;
+
+/// Everything [`crate::serve`] needs to know. `Default` gives the documented defaults.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Messages kept per topic for resuming subscribers (`--history`).
+    pub history: usize,
+    /// Most messages in one poll or long-poll batch (`--max-batch`).
+    pub max_batch: usize,
+    /// How far (in messages) a stream or WebSocket subscriber may fall behind the newest
+    /// message before it is moved forward with a gap notice. At most `history`.
+    pub max_subscriber_lag: usize,
+    /// Built-in ticker on topic `ticker`, messages per second; 0 turns it off.
+    pub tick_rate: f64,
+    /// Bytes of `data` in each ticker message.
+    pub tick_bytes: usize,
+    /// Open connections at most; past it new ones get 503 with Retry-After.
+    pub max_connections: usize,
+    /// Largest publish body or WebSocket message, in bytes (413 / close 1009 past it).
+    pub max_message_bytes: usize,
+    /// Topics at most (topics are made on first use).
+    pub max_topics: usize,
+    /// Time a client has to send a whole request head.
+    pub header_read_timeout: Duration,
+    /// Long-poll hold time when the request names none.
+    pub default_longpoll_timeout: Duration,
+    /// SSE comment heartbeat interval (also a chunked stream's, as an empty line).
+    pub heartbeat_interval: Duration,
+    /// How long shutdown waits for streams to end before it drops them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            history: 4096,
+            max_batch: 1000,
+            max_subscriber_lag: 4096,
+            tick_rate: 0.0,
+            tick_bytes: 64,
+            max_connections: 50_000,
+            max_message_bytes: 64 * 1024,
+            max_topics: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            default_longpoll_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Long-poll `timeout` bounds, in seconds.
+pub const LONGPOLL_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 1..=120;

@@ -1,0 +1,323 @@
+//! Topics, sequence numbers, the bounded history ring, and fan-out without copies.
+//!
+//! Each topic keeps its last `history` messages in a ring. A message is encoded once when it is
+//! published ([`Entry`]); the transport framings (SSE event, NDJSON line, WebSocket text) are
+//! built at most once per message, lazily, and shared as `Bytes` by every subscriber.
+//!
+//! Subscribers do not get a queue of their own: each holds a cursor (the last seq it has) and
+//! reads the ring from there when the topic's `watch` channel says something new arrived. A
+//! slow subscriber therefore costs no memory beyond its cursor and its socket buffers; when it
+//! falls behind what the ring (or the lag bound) holds, the read returns a [`Gap`] saying
+//! exactly which seqs it missed, and the transport sends the gap notice. Nothing is dropped
+//! silently.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use pushlab_proto::frame::{ndjson_line, sse_event};
+use pushlab_proto::{encode_message, EncodedMessage, Gap};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// One published message with its lazily built, shared framings.
+#[derive(Debug)]
+pub struct Entry {
+    pub msg: EncodedMessage,
+    sse: OnceLock<Bytes>,
+    ndjson: OnceLock<Bytes>,
+    ws: OnceLock<Utf8Bytes>,
+}
+
+impl Entry {
+    fn new(msg: EncodedMessage) -> Self {
+        Entry {
+            msg,
+            sse: OnceLock::new(),
+            ndjson: OnceLock::new(),
+            ws: OnceLock::new(),
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.msg.seq
+    }
+
+    /// `id: SEQ\ndata: MESSAGE\n\n`, built once.
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| sse_event(self.msg.seq, &self.msg.bytes))
+            .clone()
+    }
+
+    /// `MESSAGE\n`, built once.
+    pub fn ndjson(&self) -> Bytes {
+        self.ndjson
+            .get_or_init(|| ndjson_line(&self.msg.bytes))
+            .clone()
+    }
+
+    /// MESSAGE as a WebSocket text payload (UTF-8 checked once).
+    pub fn ws_text(&self) -> Utf8Bytes {
+        self.ws
+            .get_or_init(|| {
+                Utf8Bytes::try_from(self.msg.bytes.clone())
+                    .expect("messages are encoded from str and are UTF-8")
+            })
+            .clone()
+    }
+}
+
+/// What a subscriber gets from one read of the ring.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub gap: Option<Gap>,
+    pub entries: Vec<Arc<Entry>>,
+    /// The cursor after this read: the last seq covered by the gap or the entries.
+    pub cursor: u64,
+}
+
+#[derive(Debug)]
+struct Ring {
+    entries: VecDeque<Arc<Entry>>,
+    /// Seq of the next message to publish (seqs start at 1).
+    next_seq: u64,
+}
+
+/// One topic: a ring of recent messages and a wake-up channel carrying the newest seq.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    history: usize,
+    ring: RwLock<Ring>,
+    latest: watch::Sender<u64>,
+}
+
+/// Why a cursor cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    #[error("since={since} is ahead of topic {topic:?}, whose newest seq is {latest}")]
+    CursorAhead {
+        topic: String,
+        since: u64,
+        latest: u64,
+    },
+    #[error("topic limit ({0}) reached")]
+    TooManyTopics(usize),
+}
+
+impl Topic {
+    fn new(name: String, history: usize) -> Self {
+        Topic {
+            name,
+            history: history.max(1),
+            ring: RwLock::new(Ring {
+                entries: VecDeque::with_capacity(history.clamp(1, 1024)),
+                next_seq: 1,
+            }),
+            latest: watch::channel(0).0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The newest seq (0 before the first publish).
+    pub fn latest_seq(&self) -> u64 {
+        *self.latest.borrow()
+    }
+
+    /// A receiver that wakes when a newer message is published.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// Publishes `data`, stamped with the current time. Encodes it once.
+    pub fn publish(&self, data: &str) -> Arc<Entry> {
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        let seq = ring.next_seq;
+        ring.next_seq += 1;
+        let entry = Arc::new(Entry::new(encode_message(&self.name, seq, now_ns(), data)));
+        if ring.entries.len() == self.history {
+            ring.entries.pop_front();
+        }
+        ring.entries.push_back(entry.clone());
+        // Sent while the ring lock is held so seqs reach the channel in order.
+        self.latest.send_replace(seq);
+        entry
+    }
+
+    /// Checks a client cursor: a `since` past the newest seq is an error (the client talks to a
+    /// restarted server or invented it), never a silent wait.
+    pub fn check_cursor(&self, since: u64) -> Result<u64, FeedError> {
+        let latest = self.latest_seq();
+        if since > latest {
+            Err(FeedError::CursorAhead {
+                topic: self.name.clone(),
+                since,
+                latest,
+            })
+        } else {
+            Ok(since)
+        }
+    }
+
+    /// Messages after `since`, at most `max`, starting no further back than `max_lag` messages
+    /// before the newest. Seqs skipped by the ring or the lag bound come back as a gap.
+    pub fn read_after(&self, since: u64, max: usize, max_lag: usize) -> Read {
+        let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+        let latest = ring.next_seq - 1;
+        if since >= latest {
+            return Read {
+                cursor: since,
+                ..Read::default()
+            };
+        }
+        let first_retained = ring.next_seq - ring.entries.len() as u64;
+        let lag_floor = latest.saturating_sub(max_lag.max(1) as u64 - 1);
+        let start = (since + 1).max(first_retained).max(lag_floor);
+        let gap = Gap::between(since, start);
+        let from = (start - first_retained) as usize;
+        let count = (ring.entries.len() - from).min(max.max(1));
+        let entries: Vec<Arc<Entry>> = ring.entries.range(from..from + count).cloned().collect();
+        let cursor = entries.last().map_or(start - 1, |e| e.seq());
+        Read {
+            gap,
+            entries,
+            cursor,
+        }
+    }
+}
+
+/// Every topic, made on first use.
+#[derive(Debug)]
+pub struct Feed {
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    history: usize,
+    max_topics: usize,
+    published: AtomicU64,
+}
+
+impl Feed {
+    pub fn new(history: usize, max_topics: usize) -> Self {
+        Feed {
+            topics: Mutex::new(HashMap::new()),
+            history,
+            max_topics,
+            published: AtomicU64::new(0),
+        }
+    }
+
+    /// The topic named `name` (already validated), made if new.
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, FeedError> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        if topics.len() >= self.max_topics {
+            return Err(FeedError::TooManyTopics(self.max_topics));
+        }
+        let t = Arc::new(Topic::new(name.to_string(), self.history));
+        topics.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// Publishes on `topic`, counting it.
+    pub fn publish(&self, topic: &Topic, data: &str) -> Arc<Entry> {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        topic.publish(data)
+    }
+
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_in_order_and_reports_gaps() {
+        let t = Topic::new("t".into(), 4);
+        assert_eq!(t.read_after(0, 10, 10).entries.len(), 0);
+        for i in 0..6 {
+            t.publish(&format!("m{i}"));
+        }
+        assert_eq!(t.latest_seq(), 6);
+        // Ring holds 3..=6: a reader at 0 missed 1..=2.
+        let r = t.read_after(0, 10, 10);
+        assert_eq!(
+            r.gap,
+            Some(Gap {
+                missed: 2,
+                from: 1,
+                to: 2
+            })
+        );
+        assert_eq!(
+            r.entries.iter().map(|e| e.seq()).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6]
+        );
+        assert_eq!(r.cursor, 6);
+        // Batch bound.
+        let r = t.read_after(3, 2, 10);
+        assert_eq!(r.gap, None);
+        assert_eq!(
+            r.entries.iter().map(|e| e.seq()).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        assert_eq!(r.cursor, 5);
+        // Lag bound: only the newest 2 may be served.
+        let r = t.read_after(3, 10, 2);
+        assert_eq!(
+            r.gap,
+            Some(Gap {
+                missed: 1,
+                from: 4,
+                to: 4
+            })
+        );
+        assert_eq!(
+            r.entries.iter().map(|e| e.seq()).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+        assert_eq!(t.read_after(6, 10, 10).entries.len(), 0);
+        assert!(t.check_cursor(7).is_err());
+        assert_eq!(t.check_cursor(6), Ok(6));
+    }
+
+    #[test]
+    fn framings_are_built_once_and_shared() {
+        let t = Topic::new("t".into(), 4);
+        let e = t.publish("x");
+        let a = e.sse();
+        let b = e.sse();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(e.ndjson().as_ptr(), e.ndjson().as_ptr());
+        assert_eq!(e.ws_text().as_str().as_bytes(), &e.msg.bytes[..]);
+    }
+
+    #[test]
+    fn topic_limit() {
+        let f = Feed::new(4, 2);
+        f.topic("a").unwrap();
+        f.topic("b").unwrap();
+        f.topic("a").unwrap();
+        assert_eq!(f.topic("c").unwrap_err(), FeedError::TooManyTopics(2));
+    }
+}

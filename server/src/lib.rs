@@ -1,0 +1,203 @@
+//! # pushlab-server
+//!
+//! One live feed, served five ways: short polling, long polling, Server-Sent Events, chunked
+//! NDJSON streaming and WebSocket, with byte-identical message bodies so that every difference
+//! the lab measures is the transport's alone.
+//!
+//! # Layout
+//!
+//! - [`serve`] (this file): the accept loop. A connection slot is taken before each accept is
+//!   served (past `max_connections` the client gets a 503), each socket is wrapped in a byte
+//!   counter and served by hyper (HTTP/1.1 with upgrades, or h2c), and shutdown drains.
+//! - [`feed`]: topics, seqs, the history ring, fan-out without copies.
+//! - [`router`]: one `match` on (method, path) that hands off to a transport.
+//! - [`transport`]: one file per transport, plus publish.
+//! - [`metrics`]: per-transport counters, `/metrics`.
+//! - [`page`]: the browser page, compiled in.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = pushlab_server::ServerConfig::default();
+//! pushlab_server::serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod feed;
+pub mod metrics;
+pub mod page;
+pub mod router;
+pub mod transport;
+
+mod http_util;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use pushlab_proto::CountingIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
+
+pub use config::ServerConfig;
+pub use feed::Feed;
+pub use metrics::Metrics;
+
+use metrics::{ConnCounter, Rejection};
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: ServerConfig,
+    pub feed: Feed,
+    pub metrics: Arc<Metrics>,
+    /// Flips to `true` when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Tasks that outlive their request (WebSocket sessions), drained on shutdown.
+    pub tasks: TaskTracker,
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, ends every stream cleanly (final
+/// chunk, WebSocket close 1001) and returns once connections are done or the grace period
+/// (`config.shutdown_grace`) has passed.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        feed: Feed::new(config.history, config.max_topics),
+        metrics: Arc::new(Metrics::default()),
+        shutdown: shutdown_rx.clone(),
+        tasks: TaskTracker::new(),
+        config,
+    });
+    serve_shared(listener, shared, shutdown_tx, shutdown).await
+}
+
+/// [`serve`] with state made by the caller (tests and benches inspect `Shared`).
+pub async fn serve_shared(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let connections = TaskTracker::new();
+    if shared.config.tick_rate > 0.0 {
+        connections.spawn(transport::publish::ticker(shared.clone()));
+    }
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            res = listener.accept() => match res {
+                Ok(x) => { backoff = Duration::from_millis(5); x }
+                Err(e) => {
+                    // EMFILE and friends: back off rather than spin; the listener stays up.
+                    tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            shared.metrics.reject(Rejection::ConnectionLimit);
+            connections.spawn(refuse_busy(stream));
+            continue;
+        };
+        let shared = shared.clone();
+        let builder = builder.clone();
+        connections.spawn(async move {
+            serve_connection(stream, peer, shared, &builder).await;
+            drop(permit);
+        });
+    }
+
+    let _ = shutdown_tx.send(true);
+    listener_closed(listener);
+    connections.close();
+    shared.tasks.close();
+    let grace = shared.config.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        connections.wait().await;
+        shared.tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown grace of {grace:?} passed with connections still open");
+    }
+    Ok(())
+}
+
+fn listener_closed(listener: TcpListener) {
+    drop(listener);
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    _peer: SocketAddr,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+) {
+    let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
+    let io = TokioIo::new(CountingIo::new(stream, counter.clone()));
+    let mut shutdown = shared.shutdown.clone();
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| router::route(req, svc_shared.clone(), counter.clone()));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = until_down(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Completes once the server is shutting down (the borrow guard is not held across awaits).
+pub async fn until_down(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|down| *down).await;
+}
+
+/// Past `max_connections`: a short 503 with Retry-After, then close.
+async fn refuse_busy(mut stream: TcpStream) {
+    const BODY: &str = r#"{"error":"server at its connection limit; retry later"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

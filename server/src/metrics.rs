@@ -1,0 +1,359 @@
+//! Per-transport counters and `GET /metrics` in the Prometheus text format.
+//!
+//! ```text
+//! pushlab_bytes_written_total{transport="ws"} 123456
+//! pushlab_open_connections{transport="sse"} 1000
+//! process_cpu_seconds_total 1.25
+//! process_resident_memory_bytes 21413888
+//! ```
+//!
+//! Byte counters are fed by the counting wrapper around each accepted socket ([`ConnCounter`]):
+//! a connection's bytes belong to the transport of the request it carries, so they equal what
+//! a client counts on its own socket. Bytes read before the first request is routed are held
+//! back and credited once the route is known; a connection that never carries a routed request
+//! (a bad request, /metrics) is credited to `other`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use pushlab_proto::{IoCounter, Transport};
+
+/// Where a connection's bytes are credited: one slot per transport, then publish, then other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Transport(Transport),
+    Publish,
+    Other,
+}
+
+const SLOTS: usize = 7;
+const UNTAGGED: u8 = u8::MAX;
+
+impl Slot {
+    fn index(self) -> usize {
+        match self {
+            Slot::Transport(t) => t.index(),
+            Slot::Publish => 5,
+            Slot::Other => 6,
+        }
+    }
+
+    fn label(i: usize) -> &'static str {
+        match i {
+            0..=4 => Transport::ALL[i].as_str(),
+            5 => "publish",
+            _ => "other",
+        }
+    }
+}
+
+/// Counters of one slot.
+#[derive(Debug, Default)]
+pub struct SlotCounters {
+    pub open_connections: AtomicI64,
+    pub accepted_connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub empty_responses: AtomicU64,
+    pub delivered_messages: AtomicU64,
+    pub gap_notices: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+/// Reasons a request or connection was refused, each counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    ConnectionLimit,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UpgradeRequired,
+    TopicLimit,
+    WsMessageTooBig,
+    WsProtocol,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 9] = [
+        Rejection::ConnectionLimit,
+        Rejection::BadRequest,
+        Rejection::NotFound,
+        Rejection::MethodNotAllowed,
+        Rejection::PayloadTooLarge,
+        Rejection::UpgradeRequired,
+        Rejection::TopicLimit,
+        Rejection::WsMessageTooBig,
+        Rejection::WsProtocol,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::ConnectionLimit => "connection_limit",
+            Rejection::BadRequest => "bad_request",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::PayloadTooLarge => "payload_too_large",
+            Rejection::UpgradeRequired => "upgrade_required",
+            Rejection::TopicLimit => "topic_limit",
+            Rejection::WsMessageTooBig => "ws_message_too_big",
+            Rejection::WsProtocol => "ws_protocol_error",
+        }
+    }
+}
+
+/// All of the server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    slots: [SlotCounters; SLOTS],
+    rejections: [AtomicU64; 9],
+    pub published_messages: AtomicU64,
+}
+
+impl Metrics {
+    pub fn slot(&self, slot: Slot) -> &SlotCounters {
+        &self.slots[slot.index()]
+    }
+
+    pub fn transport(&self, t: Transport) -> &SlotCounters {
+        self.slot(Slot::Transport(t))
+    }
+
+    pub fn reject(&self, why: Rejection) {
+        self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejections(&self, why: Rejection) -> u64 {
+        self.rejections[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, topics: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        type Get = fn(&SlotCounters) -> i64;
+        let families: [(&str, &str, &str, Get); 8] = [
+            (
+                "pushlab_open_connections",
+                "gauge",
+                "Connections open now",
+                |c| c.open_connections.load(Ordering::Relaxed),
+            ),
+            (
+                "pushlab_accepted_connections_total",
+                "counter",
+                "Connections accepted",
+                |c| c.accepted_connections.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_requests_total",
+                "counter",
+                "HTTP requests routed",
+                |c| c.requests.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_empty_responses_total",
+                "counter",
+                "Poll and long-poll responses with no message",
+                |c| c.empty_responses.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_delivered_messages_total",
+                "counter",
+                "Messages handed to subscribers",
+                |c| c.delivered_messages.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_gap_notices_total",
+                "counter",
+                "Gap notices sent to subscribers that fell behind",
+                |c| c.gap_notices.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_bytes_read_total",
+                "counter",
+                "Bytes read from client sockets",
+                |c| c.bytes_read.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_bytes_written_total",
+                "counter",
+                "Bytes written to client sockets",
+                |c| c.bytes_written.load(Ordering::Relaxed) as i64,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}");
+            for (i, c) in self.slots.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{transport=\"{}\"}} {}", Slot::label(i), get(c));
+            }
+        }
+        let _ = writeln!(out, "# HELP pushlab_rejected_total Requests and connections refused, by reason.\n# TYPE pushlab_rejected_total counter");
+        for r in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "pushlab_rejected_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.rejections(r)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pushlab_published_messages_total Messages published.\n# TYPE pushlab_published_messages_total counter\npushlab_published_messages_total {}",
+            self.published_messages.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP pushlab_topics Topics that exist.\n# TYPE pushlab_topics gauge\npushlab_topics {topics}");
+        let (cpu, rss) = process_usage();
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
+        let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        out
+    }
+}
+
+/// (CPU seconds, resident bytes) of this process, from /proc (0 where /proc is missing).
+pub fn process_usage() -> (f64, u64) {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0);
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split(' ').nth(1)?.parse::<u64>().ok())
+        .map_or(0, |p| p * page);
+    (cpu, rss)
+}
+
+/// One connection's byte counter: credits bytes to the slot of the request it carries.
+///
+/// Dropped when the last owner (the socket, possibly inside an upgraded WebSocket) goes, which
+/// is when the connection is closed: that is where the open gauge goes down.
+#[derive(Debug)]
+pub struct ConnCounter {
+    metrics: Arc<Metrics>,
+    slot: AtomicU8,
+    pending_read: AtomicU64,
+    pending_written: AtomicU64,
+}
+
+impl ConnCounter {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        ConnCounter {
+            metrics,
+            slot: AtomicU8::new(UNTAGGED),
+            pending_read: AtomicU64::new(0),
+            pending_written: AtomicU64::new(0),
+        }
+    }
+
+    /// Credits this connection to `slot` from now on (and its bytes so far, if untagged).
+    pub fn tag(&self, slot: Slot) {
+        let new = slot.index() as u8;
+        let old = self.slot.swap(new, Ordering::AcqRel);
+        if old == new {
+            return;
+        }
+        let c = &self.metrics.slots[new as usize];
+        c.open_connections.fetch_add(1, Ordering::Relaxed);
+        if old == UNTAGGED {
+            c.accepted_connections.fetch_add(1, Ordering::Relaxed);
+            c.bytes_read.fetch_add(
+                self.pending_read.swap(0, Ordering::AcqRel),
+                Ordering::Relaxed,
+            );
+            c.bytes_written.fetch_add(
+                self.pending_written.swap(0, Ordering::AcqRel),
+                Ordering::Relaxed,
+            );
+        } else {
+            self.metrics.slots[old as usize]
+                .open_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn credit(&self, n: u64, read: bool) {
+        let slot = self.slot.load(Ordering::Acquire);
+        if slot == UNTAGGED {
+            let pending = if read {
+                &self.pending_read
+            } else {
+                &self.pending_written
+            };
+            pending.fetch_add(n, Ordering::AcqRel);
+            // Tagged meanwhile: move what we just parked.
+            if self.slot.load(Ordering::Acquire) != UNTAGGED {
+                let n = pending.swap(0, Ordering::AcqRel);
+                self.credit(n, read);
+            }
+            return;
+        }
+        let c = &self.metrics.slots[slot as usize];
+        if read {
+            c.bytes_read.fetch_add(n, Ordering::Relaxed);
+        } else {
+            c.bytes_written.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl IoCounter for ConnCounter {
+    fn on_read(&self, n: u64) {
+        self.credit(n, true)
+    }
+    fn on_written(&self, n: u64) {
+        self.credit(n, false)
+    }
+}
+
+impl Drop for ConnCounter {
+    fn drop(&mut self) {
+        let slot = *self.slot.get_mut();
+        if slot == UNTAGGED {
+            self.tag(Slot::Other);
+        }
+        let slot = *self.slot.get_mut() as usize;
+        self.metrics.slots[slot]
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_before_routing_are_credited_to_the_route() {
+        let m = Arc::new(Metrics::default());
+        let c = ConnCounter::new(m.clone());
+        c.on_read(100);
+        c.tag(Slot::Transport(Transport::Sse));
+        c.on_written(50);
+        let s = m.transport(Transport::Sse);
+        assert_eq!(s.bytes_read.load(Ordering::Relaxed), 100);
+        assert_eq!(s.bytes_written.load(Ordering::Relaxed), 50);
+        assert_eq!(s.open_connections.load(Ordering::Relaxed), 1);
+        drop(c);
+        assert_eq!(s.open_connections.load(Ordering::Relaxed), 0);
+        assert_eq!(s.accepted_connections.load(Ordering::Relaxed), 1);
+
+        let c = ConnCounter::new(m.clone());
+        c.on_read(7);
+        drop(c);
+        let o = m.slot(Slot::Other);
+        assert_eq!(o.bytes_read.load(Ordering::Relaxed), 7);
+        assert_eq!(o.open_connections.load(Ordering::Relaxed), 0);
+        assert!(m
+            .render(0)
+            .contains("pushlab_bytes_read_total{transport=\"other\"} 7"));
+    }
+}

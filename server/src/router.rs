@@ -1,0 +1,136 @@
+//! One `match` on (method, path) that hands each request to its transport.
+//!
+//! ```text
+//! GET  /                      the browser page (and its assets)
+//! GET  /poll/{topic}          short poll          GET  /sse/{topic}      Server-Sent Events
+//! GET  /longpoll/{topic}      long poll           GET  /stream/{topic}   chunked NDJSON
+//! GET  /ws/{topic}            WebSocket           POST /publish/{topic}  publish
+//! GET  /metrics  /healthz
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use pushlab_proto::cursor::check_topic;
+use pushlab_proto::Transport;
+
+use crate::feed::{FeedError, Topic};
+use crate::http_util::{self, Body};
+use crate::metrics::{ConnCounter, Rejection, Slot};
+use crate::{page, transport, Shared};
+
+/// Routes one request. Never fails: every problem becomes a JSON error response.
+pub async fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<ConnCounter>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let (head, topic) = match path.strip_prefix('/').unwrap_or(&path).split_once('/') {
+        Some((head, topic)) => (head, Some(topic)),
+        None => (path.strip_prefix('/').unwrap_or(&path), None),
+    };
+    let slot = match (head, topic) {
+        ("publish", Some(_)) => Slot::Publish,
+        (h, Some(_)) => h
+            .parse::<Transport>()
+            .ok()
+            .filter(|t| t.path_segment() == h)
+            .map_or(Slot::Other, Slot::Transport),
+        _ => Slot::Other,
+    };
+    conn.tag(slot);
+    shared
+        .metrics
+        .slot(slot)
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let method = req.method().clone();
+    let response = match (slot, topic) {
+        (Slot::Other, None) => match (&method, head) {
+            (&Method::GET | &Method::HEAD, "healthz") => {
+                http_util::json(StatusCode::OK, r#"{"status":"ok"}"#)
+            }
+            (&Method::GET | &Method::HEAD, "metrics") => metrics(&shared),
+            (&Method::GET | &Method::HEAD, _) => match page::asset(head) {
+                Some(asset) => page::response(asset),
+                None => not_found(&shared, &path),
+            },
+            (_, "healthz" | "metrics") => method_not_allowed(&shared, "GET"),
+            (_, _) if page::asset(head).is_some() => method_not_allowed(&shared, "GET"),
+            _ => not_found(&shared, &path),
+        },
+        (Slot::Other, Some(_)) => not_found(&shared, &path),
+        (Slot::Publish, Some(name)) => {
+            if method != Method::POST {
+                method_not_allowed(&shared, "POST")
+            } else {
+                match topic_for(&shared, name) {
+                    Ok(topic) => transport::publish::handle(req, &shared, &topic).await,
+                    Err(r) => r,
+                }
+            }
+        }
+        (Slot::Transport(t), Some(name)) => {
+            if method != Method::GET {
+                method_not_allowed(&shared, "GET")
+            } else {
+                match topic_for(&shared, name) {
+                    Ok(topic) => transport::handle(t, req, shared.clone(), topic).await,
+                    Err(r) => r,
+                }
+            }
+        }
+        (_, None) => not_found(&shared, &path),
+    };
+    Ok(response)
+}
+
+/// The topic named in the path, made on first use; 400 for a bad name, 503 past the limit.
+fn topic_for(shared: &Shared, name: &str) -> Result<Arc<Topic>, Response<Body>> {
+    if let Err(e) = check_topic(name) {
+        shared.metrics.reject(Rejection::BadRequest);
+        return Err(http_util::error(StatusCode::BAD_REQUEST, e));
+    }
+    shared.feed.topic(name).map_err(|e| match e {
+        FeedError::TooManyTopics(_) => {
+            shared.metrics.reject(Rejection::TopicLimit);
+            let mut r = http_util::error(StatusCode::SERVICE_UNAVAILABLE, e);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            r
+        }
+        other => http_util::error(StatusCode::BAD_REQUEST, other),
+    })
+}
+
+fn metrics(shared: &Shared) -> Response<Body> {
+    let mut r = Response::new(http_util::full(
+        shared.metrics.render(shared.feed.topic_count()),
+    ));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+fn not_found(shared: &Shared, path: &str) -> Response<Body> {
+    shared.metrics.reject(Rejection::NotFound);
+    let shown: String = path.chars().take(80).collect();
+    http_util::error(StatusCode::NOT_FOUND, format!("no such endpoint: {shown}"))
+}
+
+fn method_not_allowed(shared: &Shared, allow: &'static str) -> Response<Body> {
+    shared.metrics.reject(Rejection::MethodNotAllowed);
+    let mut r = http_util::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed here; use {allow}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
