@@ -335,7 +335,7 @@ mod tests {
                 to: 9
             }
         );
-        let with_gap = poll_batch(12, Some(gap), &[a.bytes.clone()]);
+        let with_gap = poll_batch(12, Some(gap), std::slice::from_ref(&a.bytes));
         assert_eq!(
             with_gap.len(),
             a.bytes.len() + poll_batch_overhead(12, Some(gap), 1)
