@@ -62,6 +62,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Tasks that outlive their request (WebSocket sessions), drained on shutdown.
     pub tasks: TaskTracker,
+    /// Rate of the built-in ticker on topic `ticker`, messages per second (0: idle). Starts at
+    /// `config.tick_rate`; `POST /ticker?rate=R` changes it at run time.
+    pub ticker_rate: watch::Sender<f64>,
 }
 
 /// Errors that stop the server.
@@ -85,6 +88,7 @@ pub async fn serve(
         metrics: Arc::new(Metrics::default()),
         shutdown: shutdown_rx.clone(),
         tasks: TaskTracker::new(),
+        ticker_rate: watch::Sender::new(config.tick_rate),
         config,
     });
     serve_shared(listener, shared, shutdown_tx, shutdown).await
@@ -99,9 +103,8 @@ pub async fn serve_shared(
 ) -> Result<(), ServerError> {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let connections = TaskTracker::new();
-    if shared.config.tick_rate > 0.0 {
-        connections.spawn(transport::publish::ticker(shared.clone()));
-    }
+    // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
+    connections.spawn(transport::publish::ticker(shared.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

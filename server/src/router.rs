@@ -5,7 +5,7 @@
 //! GET  /poll/{topic}          short poll          GET  /sse/{topic}      Server-Sent Events
 //! GET  /longpoll/{topic}      long poll           GET  /stream/{topic}   chunked NDJSON
 //! GET  /ws/{topic}            WebSocket           POST /publish/{topic}  publish
-//! GET  /metrics  /healthz
+//! GET  /metrics  /healthz      GET  /ticker  POST /ticker?rate=R   built-in ticker's rate
 //! ```
 
 use std::convert::Infallible;
@@ -55,11 +55,16 @@ pub async fn route(
                 http_util::json(StatusCode::OK, r#"{"status":"ok"}"#)
             }
             (&Method::GET | &Method::HEAD, "metrics") => metrics(&shared),
+            (&Method::GET | &Method::HEAD, "ticker") => transport::publish::ticker_rate(&shared),
+            (&Method::POST | &Method::PUT, "ticker") => {
+                transport::publish::set_ticker_rate(&shared, req.uri().query())
+            }
             (&Method::GET | &Method::HEAD, _) => match page::asset(head) {
                 Some(asset) => page::response(asset),
                 None => not_found(&shared, &path),
             },
             (_, "healthz" | "metrics") => method_not_allowed(&shared, "GET"),
+            (_, "ticker") => method_not_allowed(&shared, "GET, POST"),
             (_, _) if page::asset(head).is_some() => method_not_allowed(&shared, "GET"),
             _ => not_found(&shared, &path),
         },

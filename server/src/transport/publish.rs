@@ -68,26 +68,81 @@ pub fn ticker_data(n: u64, bytes: usize) -> String {
     s
 }
 
-/// Publishes on topic `ticker` at `tick_rate` per second until shutdown.
+/// Highest ticker rate `POST /ticker` accepts, messages per second (the CLI's bound too).
+pub const MAX_TICK_RATE_PER_S: f64 = 1_000_000.0;
+
+/// Publishes on topic `ticker` at the rate in `shared.ticker_rate` until shutdown; idle (and
+/// the topic not yet made) while the rate is 0.
 pub async fn ticker(shared: Arc<Shared>) {
-    let Ok(topic) = shared.feed.topic("ticker") else {
-        return;
-    };
-    let every = Duration::from_secs_f64(1.0 / shared.config.tick_rate.max(1e-3));
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut rate_rx = shared.ticker_rate.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let mut n = 0u64;
     loop {
-        tokio::select! {
-            _ = interval.tick() => {
-                n += 1;
-                shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
-                shared.feed.publish(&topic, &ticker_data(n, shared.config.tick_bytes));
+        let rate = *rate_rx.borrow_and_update();
+        let topic = if rate > 0.0 {
+            shared.feed.topic("ticker").ok()
+        } else {
+            None
+        };
+        let Some(topic) = topic else {
+            tokio::select! {
+                changed = rate_rx.changed() => if changed.is_err() { return },
+                _ = crate::until_down(&mut shutdown) => return,
             }
-            _ = crate::until_down(&mut shutdown) => return,
+            continue;
+        };
+        let every = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    n += 1;
+                    shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
+                    shared.feed.publish(&topic, &ticker_data(n, shared.config.tick_bytes));
+                }
+                changed = rate_rx.changed() => if changed.is_err() { return } else { break },
+                _ = crate::until_down(&mut shutdown) => return,
+            }
         }
     }
+}
+
+/// `GET /ticker`: `{"rate":R}`, the ticker's current rate in messages per second.
+pub fn ticker_rate(shared: &Shared) -> Response<Body> {
+    let rate = *shared.ticker_rate.borrow();
+    http_util::json(StatusCode::OK, format!("{{\"rate\":{rate}}}"))
+}
+
+/// `POST /ticker?rate=R`: sets the ticker's rate (0 idles it); 400 unless
+/// 0 <= R <= [`MAX_TICK_RATE_PER_S`]. Answers like `GET /ticker`.
+pub fn set_ticker_rate(shared: &Shared, query: Option<&str>) -> Response<Body> {
+    match parse_rate(query) {
+        Ok(rate) => {
+            shared.ticker_rate.send_replace(rate);
+            ticker_rate(shared)
+        }
+        Err(e) => {
+            shared.metrics.reject(Rejection::BadRequest);
+            http_util::error(StatusCode::BAD_REQUEST, e)
+        }
+    }
+}
+
+fn parse_rate(query: Option<&str>) -> Result<f64, String> {
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("rate="))
+        .ok_or("query parameter \"rate\" (messages per second) is required")?;
+    let shown: String = value.chars().take(40).collect();
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=MAX_TICK_RATE_PER_S).contains(r))
+        .ok_or(format!(
+            "rate must be a number from 0 to {MAX_TICK_RATE_PER_S}, got {shown:?}"
+        ))
 }
 
 #[cfg(test)]
@@ -97,5 +152,22 @@ mod tests {
         assert_eq!(super::ticker_data(7, 20).len(), 20);
         assert_eq!(super::ticker_data(123456, 3), "tic");
         assert!(super::ticker_data(1, 64).starts_with("tick 1."));
+    }
+
+    #[test]
+    fn ticker_rate_is_checked() {
+        assert_eq!(super::parse_rate(Some("rate=2.5")), Ok(2.5));
+        assert_eq!(super::parse_rate(Some("x=1&rate=0")), Ok(0.0));
+        for bad in [
+            None,
+            Some(""),
+            Some("rate="),
+            Some("rate=-1"),
+            Some("rate=NaN"),
+            Some("rate=inf"),
+            Some("rate=1e7"),
+        ] {
+            assert!(super::parse_rate(bad).is_err(), "{bad:?}");
+        }
     }
 }
