@@ -105,14 +105,7 @@ pub async fn serve_shared(
     let connections = TaskTracker::new();
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
     connections.spawn(transport::publish::ticker(shared.clone()));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
-        .max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    let builder = Arc::new(http_builder(&shared.config));
 
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
@@ -164,12 +157,31 @@ fn listener_closed(listener: TcpListener) {
     drop(listener);
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// The HTTP settings every connection is served with (the benches serve in-memory connections
+/// with the very same).
+#[doc(hidden)]
+pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// Serves one accepted connection until it ends or the server shuts down. Generic over the
+/// socket so the fan-out benches can run the real stack over an in-memory one.
+#[doc(hidden)]
+pub async fn serve_connection<S>(
+    stream: S,
     _peer: SocketAddr,
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
     let io = TokioIo::new(CountingIo::new(stream, counter.clone()));
     let mut shutdown = shared.shutdown.clone();
