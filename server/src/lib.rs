@@ -82,16 +82,24 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        feed: Feed::new(config.history, config.max_topics),
-        metrics: Arc::new(Metrics::default()),
-        shutdown: shutdown_rx.clone(),
-        tasks: TaskTracker::new(),
-        ticker_rate: watch::Sender::new(config.tick_rate),
-        config,
-    });
+    let (shared, shutdown_tx) = Shared::new(config);
     serve_shared(listener, shared, shutdown_tx, shutdown).await
+}
+
+impl Shared {
+    /// Fresh state for `config`, and the sender that flips [`Shared::shutdown`].
+    pub fn new(config: ServerConfig) -> (Arc<Shared>, watch::Sender<bool>) {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            feed: Feed::new(config.history, config.max_topics),
+            metrics: Arc::new(Metrics::default()),
+            shutdown: shutdown_rx,
+            tasks: TaskTracker::new(),
+            ticker_rate: watch::Sender::new(config.tick_rate),
+            config,
+        });
+        (shared, shutdown_tx)
+    }
 }
 
 /// [`serve`] with state made by the caller (tests and benches inspect `Shared`).
