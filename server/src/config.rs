@@ -30,6 +30,30 @@ pub struct ServerConfig {
     pub heartbeat_interval: Duration,
     /// How long shutdown waits for streams to end before it drops them.
     pub shutdown_grace: Duration,
+    /// Bearer token that publishing needs (`--publish-token`); `None`: anyone may publish.
+    pub publish_token: Option<String>,
+    /// Web origins allowed to open WebSockets, publish and read with CORS
+    /// (`--allowed-origins`, `*` for any); `None`: same-origin only. See [`crate::guard`].
+    pub allowed_origins: Option<Vec<String>>,
+    /// Open connections one client address may hold (`--max-connections-per-ip`).
+    pub max_connections_per_ip: usize,
+    /// Largest request head (URI and header fields) answered normally; past it 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; past it 431.
+    pub max_headers: usize,
+    /// A connection that moves no byte either way for this long, with no request being
+    /// handled, is closed (idle HTTP/2, a streaming reader that stopped reading). Idle
+    /// HTTP/1.1 keep-alive connections are closed sooner, by `header_read_timeout`.
+    pub idle_timeout: Duration,
+    /// The server pings each WebSocket this often.
+    pub ws_ping_interval: Duration,
+    /// A WebSocket that answers no ping (and takes no write) for this long is dead: closed.
+    pub ws_pong_timeout: Duration,
+    /// Publishes per second one connection may make (HTTP: 429 past it; WebSocket: the
+    /// server stops reading that socket until a token is there). 0: unlimited.
+    pub publish_rate_per_s: f64,
+    /// Publishes a connection may make at once before `publish_rate_per_s` applies.
+    pub publish_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +71,16 @@ impl Default for ServerConfig {
             default_longpoll_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(4),
+            publish_token: None,
+            allowed_origins: None,
+            max_connections_per_ip: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            idle_timeout: Duration::from_secs(60),
+            ws_ping_interval: Duration::from_secs(30),
+            ws_pong_timeout: Duration::from_secs(30),
+            publish_rate_per_s: 10_000.0,
+            publish_burst: 10_000,
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - [`router`]: one `match` on (method, path) that hands off to a transport.
 //! - [`transport`]: one file per transport, plus publish.
 //! - [`metrics`]: per-transport counters, `/metrics`.
+//! - [`guard`]: bounds against hostile clients (token, origins, per-address connections,
+//!   head size, slow and idle connections, publish rate), each refusal counted.
 //! - [`page`]: the browser page, compiled in.
 //!
 //! ```no_run
@@ -25,6 +27,7 @@
 
 pub mod config;
 pub mod feed;
+pub mod guard;
 pub mod metrics;
 pub mod page;
 pub mod router;
@@ -114,6 +117,7 @@ pub async fn serve_shared(
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
     connections.spawn(transport::publish::ticker(shared.clone()));
     let builder = Arc::new(http_builder(&shared.config));
+    let per_ip = guard::PerIpLimiter::new(shared.config.max_connections_per_ip);
 
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
@@ -137,10 +141,22 @@ pub async fn serve_shared(
             connections.spawn(refuse_busy(stream));
             continue;
         };
+        let Some(ip_slot) = per_ip.try_acquire(peer.ip()) else {
+            shared.metrics.reject(Rejection::PerIpLimit);
+            connections.spawn(guard::refuse(
+                stream,
+                "503 Service Unavailable",
+                "too many connections from your address (see --max-connections-per-ip)",
+            ));
+            continue;
+        };
         let shared = shared.clone();
         let builder = builder.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, shared, &builder).await;
+            let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
+            let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
+            let conn = Arc::new(conn);
+            serve_guarded(stream, conn, shared, &builder).await;
             drop(permit);
         });
     }
@@ -174,7 +190,10 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(64 * 1024);
+        // hyper's own hard limits (431 with an empty body, then close) sit well past the
+        // router's (431 with a JSON reason; see `guard::check_head`).
+        .max_headers(config.max_headers.saturating_mul(4).max(100))
+        .max_buf_size(config.max_header_bytes.saturating_mul(4).max(64 * 1024));
     builder.http2().timer(TokioTimer::new());
     builder
 }
@@ -191,14 +210,50 @@ pub async fn serve_connection<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
-    let io = TokioIo::new(CountingIo::new(stream, counter.clone()));
+    let conn = Arc::new(guard::ConnGuard::new(counter, &shared.config, None));
+    serve_guarded(stream, conn, shared, builder).await
+}
+
+/// [`serve_connection`] with its bounds state made by the caller: the socket is counted
+/// through `guard`, which the router finds in each request's extensions, and the connection
+/// is cut (and counted) when the guard's watchdog says it is slow or idle.
+async fn serve_guarded<S>(
+    stream: S,
+    conn_guard: Arc<guard::ConnGuard>,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let counter = conn_guard.counter().clone();
+    let io = TokioIo::new(CountingIo::new(stream, conn_guard.clone()));
     let mut shutdown = shared.shutdown.clone();
     let svc_shared = shared.clone();
-    let service = service_fn(move |req| router::route(req, svc_shared.clone(), counter.clone()));
+    let svc_guard = conn_guard.clone();
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(svc_guard.clone());
+        router::route(req, svc_shared.clone(), counter.clone())
+    });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
+    let cfg = &shared.config;
+    let watchdog = guard::watchdog(&conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
     tokio::select! {
-        _ = conn.as_mut() => {}
+        res = conn.as_mut() => match res {
+            Err(e) => {
+                if let Some(why) = guard::connection_error(e.as_ref()) {
+                    shared.metrics.reject(why);
+                }
+            }
+            // hyper ends an idle HTTP/1.1 keep-alive connection quietly when its header
+            // timer runs out; a clean end after that long a silence is that timeout (a
+            // client that hung up after as long a pause is counted too, harmlessly).
+            Ok(()) if conn_guard.idle_for() >= cfg.header_read_timeout => {
+                shared.metrics.reject(Rejection::IdleTimeout);
+            }
+            Ok(()) => {}
+        },
+        why = watchdog => shared.metrics.reject(why),
         _ = until_down(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;

@@ -45,6 +45,40 @@ struct Args {
     /// Seconds between SSE/stream heartbeats.
     #[arg(long, default_value_t = 15.0)]
     heartbeat: f64,
+    /// Bearer token that publishing needs (POST /publish, WebSocket text frames, POST /ticker);
+    /// WebSockets may pass it as ?token=. Default: anyone may publish.
+    #[arg(long, env = "PUSHLAB_PUBLISH_TOKEN")]
+    publish_token: Option<String>,
+    /// Web origins (comma-separated, e.g. https://lab.example,http://localhost:5173, or *)
+    /// allowed to open WebSockets, publish and read with CORS. Default: same-origin only.
+    #[arg(long, value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// Open connections one client address may hold; past it, 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections_per_ip: usize,
+    /// Largest request head (URI and header fields) in bytes; past it, 431.
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
+    /// Most header fields in a request; past it, 431.
+    #[arg(long, default_value_t = 64)]
+    max_headers: usize,
+    /// Seconds a connection may move no byte (with no request running) before it is closed;
+    /// must exceed --heartbeat.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds between the server's WebSocket pings.
+    #[arg(long, default_value_t = 30.0)]
+    ws_ping_interval: f64,
+    /// Seconds a WebSocket has to answer a ping (or take a write) before it is dropped.
+    #[arg(long, default_value_t = 30.0)]
+    ws_pong_timeout: f64,
+    /// Publishes per second one connection may make (HTTP: 429 past it; WebSocket: reading
+    /// pauses). 0: unlimited.
+    #[arg(long, default_value_t = 10_000.0)]
+    publish_rate: f64,
+    /// Publishes one connection may make at once before --publish-rate applies.
+    #[arg(long, default_value_t = 10_000)]
+    publish_burst: u32,
 }
 
 fn secs(name: &str, s: f64) -> anyhow::Result<Duration> {
@@ -80,8 +114,32 @@ async fn main() -> anyhow::Result<()> {
         max_topics: args.max_topics.max(1),
         header_read_timeout: secs("header-read-timeout", args.header_read_timeout)?,
         heartbeat_interval: secs("heartbeat", args.heartbeat)?,
+        publish_token: args.publish_token.filter(|t| !t.is_empty()),
+        allowed_origins: args.allowed_origins.map(|list| {
+            list.into_iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        }),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        max_header_bytes: args.max_header_bytes.max(256),
+        max_headers: args.max_headers.max(4),
+        idle_timeout: secs("idle-timeout", args.idle_timeout)?,
+        ws_ping_interval: secs("ws-ping-interval", args.ws_ping_interval)?,
+        ws_pong_timeout: secs("ws-pong-timeout", args.ws_pong_timeout)?,
+        publish_rate_per_s: args.publish_rate.max(0.0),
+        publish_burst: args.publish_burst.max(1),
         ..ServerConfig::default()
     };
+    if config.idle_timeout <= config.heartbeat_interval {
+        anyhow::bail!("--idle-timeout must exceed --heartbeat, or quiet streams would be cut");
+    }
+    if !args.bind.ip().is_loopback() && config.publish_token.is_none() {
+        tracing::warn!(
+            "listening on {} without --publish-token: anyone who reaches it may publish",
+            args.bind
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;

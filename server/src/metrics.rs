@@ -61,6 +61,8 @@ pub struct SlotCounters {
     pub bytes_written: AtomicU64,
 }
 
+const REJECTIONS: usize = 18;
+
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -73,10 +75,28 @@ pub enum Rejection {
     TopicLimit,
     WsMessageTooBig,
     WsProtocol,
+    /// Publish without the publish token (401, or close 1008 on a WebSocket).
+    Unauthorized,
+    /// WebSocket upgrade, publish or preflight from an origin not allowed (403).
+    OriginForbidden,
+    /// Past `max_connections_per_ip` (503).
+    PerIpLimit,
+    /// Request head over the size or count limit (431).
+    HeaderTooLarge,
+    /// Request head not complete in time (slowloris), connection closed.
+    HeaderTimeout,
+    /// Connection silent for too long, closed.
+    IdleTimeout,
+    /// WebSocket that answered no ping or took no write in time, closed.
+    WsDeadPeer,
+    /// Publish past the connection's rate (429; a WebSocket is paused instead).
+    PublishRate,
+    /// Publish body not received within the header-read timeout (408).
+    BodyTimeout,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 9] = [
+    pub const ALL: [Rejection; REJECTIONS] = [
         Rejection::ConnectionLimit,
         Rejection::BadRequest,
         Rejection::NotFound,
@@ -86,9 +106,19 @@ impl Rejection {
         Rejection::TopicLimit,
         Rejection::WsMessageTooBig,
         Rejection::WsProtocol,
+        Rejection::Unauthorized,
+        Rejection::OriginForbidden,
+        Rejection::PerIpLimit,
+        Rejection::HeaderTooLarge,
+        Rejection::HeaderTimeout,
+        Rejection::IdleTimeout,
+        Rejection::WsDeadPeer,
+        Rejection::PublishRate,
+        Rejection::BodyTimeout,
     ];
 
-    fn label(self) -> &'static str {
+    /// The `reason` label in `pushlab_rejected_total`.
+    pub fn label(self) -> &'static str {
         match self {
             Rejection::ConnectionLimit => "connection_limit",
             Rejection::BadRequest => "bad_request",
@@ -99,6 +129,15 @@ impl Rejection {
             Rejection::TopicLimit => "topic_limit",
             Rejection::WsMessageTooBig => "ws_message_too_big",
             Rejection::WsProtocol => "ws_protocol_error",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::OriginForbidden => "origin_forbidden",
+            Rejection::PerIpLimit => "per_ip_limit",
+            Rejection::HeaderTooLarge => "header_too_large",
+            Rejection::HeaderTimeout => "header_timeout",
+            Rejection::IdleTimeout => "idle_timeout",
+            Rejection::WsDeadPeer => "ws_dead_peer",
+            Rejection::PublishRate => "publish_rate",
+            Rejection::BodyTimeout => "body_timeout",
         }
     }
 }
@@ -107,7 +146,7 @@ impl Rejection {
 #[derive(Debug, Default)]
 pub struct Metrics {
     slots: [SlotCounters; SLOTS],
-    rejections: [AtomicU64; 9],
+    rejections: [AtomicU64; REJECTIONS],
     pub published_messages: AtomicU64,
 }
 

@@ -17,6 +17,7 @@ use pushlab_proto::cursor::check_topic;
 use pushlab_proto::Transport;
 
 use crate::feed::{FeedError, Topic};
+use crate::guard::{self, Admission, ConnGuard};
 use crate::http_util::{self, Body};
 use crate::metrics::{ConnCounter, Rejection, Slot};
 use crate::{page, transport, Shared};
@@ -47,9 +48,17 @@ pub async fn route(
         .slot(slot)
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // The bounds of `guard` (head size, CORS, origin, token, publish rate) come first.
+    let conn_guard = req.extensions().get::<Arc<ConnGuard>>().cloned();
+    let _in_flight = conn_guard.as_ref().map(|g| g.request());
+    let cfg = &shared.config;
+    let cors = match guard::admit(&req, cfg, &shared.metrics, slot, conn_guard.as_deref()) {
+        Admission::Pass(cors) => cors,
+        Admission::Answer(r) => return Ok(r),
+    };
 
     let method = req.method().clone();
-    let response = match (slot, topic) {
+    let mut response = match (slot, topic) {
         (Slot::Other, None) => match (&method, head) {
             (&Method::GET | &Method::HEAD, "healthz") => {
                 http_util::json(StatusCode::OK, r#"{"status":"ok"}"#)
@@ -91,6 +100,7 @@ pub async fn route(
         }
         (_, None) => not_found(&shared, &path),
     };
+    guard::decorate(&mut response, cors);
     Ok(response)
 }
 

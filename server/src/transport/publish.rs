@@ -37,7 +37,19 @@ pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Topic) -> R
     if declared.is_some_and(|n| n > max as u64) {
         return too_large();
     }
-    let body = match Limited::new(req.into_body(), max).collect().await {
+    // A body dribbled in byte by byte (slowloris on the body) gets as long as a head does.
+    let collect = Limited::new(req.into_body(), max).collect();
+    let Ok(body) = tokio::time::timeout(shared.config.header_read_timeout, collect).await else {
+        shared.metrics.reject(Rejection::BodyTimeout);
+        let mut r = http_util::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "message body not received in time",
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        return r;
+    };
+    let body = match body {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => {

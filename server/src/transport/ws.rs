@@ -14,8 +14,14 @@
 //! ```
 //!
 //! Closes: 1000 when the client closes, 1001 on shutdown, 1009 for a message over
-//! `max_message_bytes`, 1003 for binary frames, 1002 on protocol errors. A GET without
-//! `Upgrade` gets 426.
+//! `max_message_bytes`, 1003 for binary frames, 1002 on protocol errors, 1008 for a text frame
+//! on a connection that may not publish (`--publish-token` set and the upgrade request carried
+//! neither `Authorization: Bearer TOKEN` nor `?token=TOKEN`). A GET without `Upgrade` gets 426.
+//!
+//! Liveness: the server pings every `ws_ping_interval`; a peer that answers no ping within
+//! `ws_pong_timeout`, or whose socket takes no write for that long (a stalled reader), is
+//! dropped and counted as `ws_dead_peer`. Publishing past `publish_rate_per_s` is met with
+//! backpressure: the server stops reading the socket until the connection's bucket refills.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pushlab_proto::Transport;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -33,6 +40,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{bad_request, start_cursor, Q};
 use crate::feed::Topic;
+use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
 use crate::metrics::Rejection;
 use crate::Shared;
@@ -95,6 +103,7 @@ pub fn handle(
         Err(r) => return r,
     };
 
+    let may_publish = crate::guard::may_publish(&req, &shared.config, true);
     let upgrade = hyper::upgrade::on(&mut req);
     let session_shared = shared.clone();
     shared.tasks.spawn(async move {
@@ -107,7 +116,7 @@ pub fn handle(
                     Some(cfg),
                 )
                 .await;
-                session(ws, session_shared, topic, cursor).await;
+                session_with(ws, session_shared, topic, cursor, may_publish).await;
             }
             Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
         }
@@ -132,12 +141,23 @@ fn close(code: CloseCode, reason: &'static str) -> Message {
     }))
 }
 
-/// One WebSocket subscriber: pushes the topic from `cursor`, publishes what the client sends.
-pub async fn session<S>(
+/// One WebSocket subscriber: pushes the topic from `cursor`, publishes what the client sends
+/// (if no publish token is configured).
+pub async fn session<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, topic: Arc<Topic>, cursor: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let may_publish = shared.config.publish_token.is_none();
+    session_with(ws, shared, topic, cursor, may_publish).await
+}
+
+/// [`session`], told whether the client's text frames may publish.
+pub async fn session_with<S>(
     ws: WebSocketStream<S>,
     shared: Arc<Shared>,
     topic: Arc<Topic>,
     mut cursor: u64,
+    may_publish: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -146,43 +166,86 @@ pub async fn session<S>(
     let mut shutdown = shared.shutdown.clone();
     let counters = shared.metrics.transport(Transport::Ws);
     let cfg = &shared.config;
+    // A write that waits this long means the peer stopped reading (or is gone).
+    let write_timeout = cfg.ws_pong_timeout;
+    let mut next_ping = Instant::now() + cfg.ws_ping_interval;
+    let mut pong_due: Option<Instant> = None;
+    let mut bucket = TokenBucket::new(cfg.publish_rate_per_s, cfg.publish_burst);
+    let mut paused_until: Option<Instant> = None;
     loop {
         news.borrow_and_update();
         let read = topic.read_after(cursor, cfg.max_batch, cfg.max_subscriber_lag);
         cursor = read.cursor;
         if read.gap.is_some() || !read.entries.is_empty() {
-            if let Some(gap) = read.gap {
-                counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-                let notice = gap.notice_json();
-                let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
-                    .expect("gap notices are ASCII");
-                if sink.feed(Message::Text(text)).await.is_err() {
+            let write = async {
+                if let Some(gap) = read.gap {
+                    counters.gap_notices.fetch_add(1, Ordering::Relaxed);
+                    let notice = gap.notice_json();
+                    let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
+                        .expect("gap notices are ASCII");
+                    sink.feed(Message::Text(text)).await?;
+                }
+                for e in &read.entries {
+                    sink.feed(Message::Text(e.ws_text())).await?;
+                }
+                counters
+                    .delivered_messages
+                    .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
+                sink.flush().await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // The batch stays unsent: the subscriber resumes from its own cursor.
+                    shared.metrics.reject(Rejection::WsDeadPeer);
                     return;
                 }
             }
-            for e in &read.entries {
-                if sink.feed(Message::Text(e.ws_text())).await.is_err() {
-                    return;
-                }
-            }
-            counters
-                .delivered_messages
-                .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
-            if sink.flush().await.is_err() {
-                return;
-            }
-            continue;
         }
+        let ping_or_dead = pong_due.unwrap_or(next_ping);
         tokio::select! {
             changed = news.changed() => if changed.is_err() { break },
             _ = crate::until_down(&mut shutdown) => {
                 let _ = sink.send(close(CloseCode::Away, "server shutting down")).await;
                 break;
             }
-            msg = incoming.next() => match msg {
+            _ = tokio::time::sleep_until(ping_or_dead) => {
+                if pong_due.is_some() {
+                    shared.metrics.reject(Rejection::WsDeadPeer);
+                    break;
+                }
+                let ping = sink.send(Message::Ping(Default::default()));
+                match tokio::time::timeout(write_timeout, ping).await {
+                    Ok(Ok(())) => pong_due = Some(Instant::now() + cfg.ws_pong_timeout),
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        shared.metrics.reject(Rejection::WsDeadPeer);
+                        break;
+                    }
+                }
+            }
+            // Publish backpressure: while paused, the socket is not read at all.
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(ping_or_dead)), if paused_until.is_some() => {
+                paused_until = None;
+            }
+            msg = incoming.next(), if paused_until.is_none() => match msg {
                 Some(Ok(Message::Text(text))) => {
+                    if !may_publish {
+                        shared.metrics.reject(Rejection::Unauthorized);
+                        let _ = sink.send(close(CloseCode::Policy, "publishing needs the publish token")).await;
+                        break;
+                    }
                     shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
                     shared.feed.publish(&topic, text.as_str());
+                    if let Err(wait) = bucket.try_take(Instant::now()) {
+                        shared.metrics.reject(Rejection::PublishRate);
+                        paused_until = Some(Instant::now() + wait);
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => {
+                    pong_due = None;
+                    next_ping = Instant::now() + cfg.ws_ping_interval;
                 }
                 Some(Ok(Message::Binary(_))) => {
                     shared.metrics.reject(Rejection::WsProtocol);

@@ -1,0 +1,668 @@
+//! Bounds against hostile or broken clients: who may publish, which web origins may connect,
+//! how many connections one address may hold, how big a request head may be, how long a
+//! connection may sit silent, and how fast one connection may publish. Every refusal is
+//! counted in `/metrics` as `pushlab_rejected_total{reason=...}`.
+//!
+//! The lab is meant to be pointed at by load tools and browsers, so each bound has a default
+//! that never gets in the way of a measurement but keeps one client from holding the server.
+//!
+//! ```text
+//! POST /publish/t  (--publish-token set, no or wrong Bearer)  401 {"error":"..."}  WWW-Authenticate: Bearer
+//! GET /ws/t  Origin: https://evil.example                      403 {"error":"origin ... not allowed"}
+//! OPTIONS /publish/t  Origin + Access-Control-Request-Method  204 + Access-Control-Allow-* (allowed origin)
+//! 17 000 bytes of headers (--max-header-bytes 16384)          431 {"error":"..."}
+//! POST /publish/t past --publish-rate on this connection      429 {"error":"..."}  Retry-After: 1
+//! the 10 001st connection from one address                    503 {"error":"..."}  Retry-After: 1, closed
+//! nothing (or half a request line) for --header-read-timeout  connection closed
+//! no byte either way for --idle-timeout, no request running   connection closed
+//! ```
+//!
+//! Origins: with no `--allowed-origins`, a request without `Origin` (curl, load tools) or whose
+//! `Origin` names the same host and port as `Host` is allowed; any other origin may not open a
+//! WebSocket or publish (a cross-site page must not drive the lab), and gets no CORS headers
+//! on reads. An allowed origin is echoed in `Access-Control-Allow-Origin`, never `*`.
+//!
+//! Publish token: HTTP publishes need `Authorization: Bearer TOKEN`. A WebSocket may subscribe
+//! without it; its text frames publish only if the upgrade request carried the token (as
+//! `Authorization: Bearer TOKEN`, or `?token=TOKEN` since browsers cannot set headers on a
+//! WebSocket); otherwise the first text frame gets close 1008 (policy violation).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use pushlab_proto::{IoCounter, Transport};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::http_util::{self, Body};
+use crate::metrics::{ConnCounter, Metrics, Rejection, Slot};
+
+/// Counts open connections per client address; past `max` a new one is refused.
+#[derive(Debug)]
+pub struct PerIpLimiter {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its address's count, given back on drop.
+#[derive(Debug)]
+pub struct IpSlot {
+    limiter: Arc<PerIpLimiter>,
+    ip: IpAddr,
+}
+
+impl PerIpLimiter {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(PerIpLimiter {
+            max: max.max(1),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for `ip`, or `None` when it already holds `max` connections.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections `ip` holds now.
+    pub fn open(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Addresses with a connection open (the map never keeps an address at zero).
+    pub fn addresses(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A token bucket: `rate_per_s` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate_per_s: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket. A rate of 0 means unlimited.
+    pub fn new(rate_per_s: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            rate_per_s,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        if self.rate_per_s <= 0.0 {
+            return Ok(());
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate_per_s).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.rate_per_s,
+            ))
+        }
+    }
+}
+
+/// Per-connection state of the bounds: byte counting (forwarded to the metrics' counter),
+/// last activity, requests, the publish bucket and the address slot. It lives inside the
+/// socket wrapper, so it goes exactly when the socket closes (also after a WebSocket upgrade).
+#[derive(Debug)]
+pub struct ConnGuard {
+    counter: Arc<ConnCounter>,
+    born: Instant,
+    /// Milliseconds after `born` when a byte last moved.
+    last_activity_ms: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    publish: Mutex<TokenBucket>,
+    _ip: Option<IpSlot>,
+}
+
+impl ConnGuard {
+    pub fn new(counter: Arc<ConnCounter>, config: &ServerConfig, ip: Option<IpSlot>) -> Self {
+        ConnGuard {
+            counter,
+            born: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            publish: Mutex::new(TokenBucket::new(
+                config.publish_rate_per_s,
+                config.publish_burst,
+            )),
+            _ip: ip,
+        }
+    }
+
+    pub fn counter(&self) -> &Arc<ConnCounter> {
+        &self.counter
+    }
+
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Time since a byte last moved either way.
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    /// Marks a request as being handled until the returned guard drops.
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Takes a publish token from this connection's bucket.
+    pub fn take_publish(&self) -> Result<(), Duration> {
+        let mut b = self.publish.lock().unwrap_or_else(|e| e.into_inner());
+        b.try_take(Instant::now())
+    }
+}
+
+impl IoCounter for ConnGuard {
+    fn on_read(&self, n: u64) {
+        self.touch();
+        self.counter.on_read(n)
+    }
+    fn on_written(&self, n: u64) {
+        self.touch();
+        self.counter.on_written(n)
+    }
+}
+
+/// A request being handled; a connection with one is never idle.
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnGuard>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Completes with the reason when a connection must be cut: no request routed within
+/// `header_timeout` of the accept (a client that sends nothing, or stalls inside the first
+/// bytes where HTTP/1 and HTTP/2 are told apart and hyper's own header timer has not started),
+/// or no byte moved either way for `idle_timeout` while no request was being handled (idle
+/// HTTP/2, a streaming reader that stopped reading).
+pub async fn watchdog(
+    g: &ConnGuard,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+) -> Rejection {
+    tokio::time::sleep_until(g.born + header_timeout).await;
+    if g.requests() == 0 {
+        return Rejection::HeaderTimeout;
+    }
+    loop {
+        let idle = g.idle_for();
+        if idle >= idle_timeout && g.in_flight.load(Ordering::Relaxed) == 0 {
+            return Rejection::IdleTimeout;
+        }
+        let wait = idle_timeout
+            .saturating_sub(idle)
+            .max(Duration::from_millis(100));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Turns the error a hyper connection ended with into the bound it hit, if any.
+pub fn connection_error(err: &(dyn std::error::Error + 'static)) -> Option<Rejection> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Some(Rejection::HeaderTimeout);
+            }
+            if h.is_parse_too_large() {
+                return Some(Rejection::HeaderTooLarge);
+            }
+            if h.is_parse() {
+                return Some(Rejection::BadRequest);
+            }
+            return None;
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Answers a connection refused before HTTP starts (`status_line` like `503 Service
+/// Unavailable`) with a JSON reason, then closes it.
+pub async fn refuse(mut stream: TcpStream, status_line: &str, reason: &str) {
+    let body = serde_json::json!({ "error": reason }).to_string();
+    let response = format!(
+        "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// What the Origin header says about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginVerdict {
+    /// No Origin: not a browser's cross-origin request (curl, load tools, same-origin GET).
+    Absent,
+    /// Allowed; echoed in `Access-Control-Allow-Origin`.
+    Allowed(HeaderValue),
+    Forbidden(String),
+}
+
+fn host_of_origin(origin: &str) -> Option<&str> {
+    let rest = origin.split_once("://")?.1;
+    Some(rest.trim_end_matches('/'))
+}
+
+/// Judges the request's Origin against `--allowed-origins` (or same-origin by default).
+pub fn origin_verdict<B>(req: &Request<B>, config: &ServerConfig) -> OriginVerdict {
+    let Some(value) = req.headers().get(header::ORIGIN) else {
+        return OriginVerdict::Absent;
+    };
+    let Ok(origin) = value.to_str() else {
+        return OriginVerdict::Forbidden(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    };
+    let shown = || origin.chars().take(80).collect::<String>();
+    let allowed = match &config.allowed_origins {
+        Some(list) => list.iter().any(|a| {
+            a == "*"
+                || a.trim_end_matches('/')
+                    .eq_ignore_ascii_case(origin.trim_end_matches('/'))
+        }),
+        None => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            match (host_of_origin(origin), host) {
+                (Some(o), Some(h)) => o.eq_ignore_ascii_case(h),
+                _ => false,
+            }
+        }
+    };
+    if allowed {
+        OriginVerdict::Allowed(value.clone())
+    } else {
+        OriginVerdict::Forbidden(shown())
+    }
+}
+
+/// Compares without an early exit, so the token cannot be guessed byte by byte from timing.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let scheme = v.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| v[7..].trim_ascii())
+}
+
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// Whether a request may publish: no token configured, or it carries the right one (as a
+/// Bearer header; with `allow_query`, also as `?token=`).
+pub fn may_publish<B>(req: &Request<B>, config: &ServerConfig, allow_query: bool) -> bool {
+    let Some(token) = &config.publish_token else {
+        return true;
+    };
+    if bearer(req.headers()).is_some_and(|b| same_secret(b, token.as_bytes())) {
+        return true;
+    }
+    allow_query
+        && query_token(req.uri().query())
+            .is_some_and(|t| same_secret(t.as_bytes(), token.as_bytes()))
+}
+
+/// Checks a request head against `--max-header-bytes` and `--max-headers`.
+pub fn check_head<B>(req: &Request<B>, config: &ServerConfig) -> Result<(), String> {
+    let h = req.headers();
+    if h.len() > config.max_headers {
+        return Err(format!(
+            "{} header fields; at most {} allowed",
+            h.len(),
+            config.max_headers
+        ));
+    }
+    let bytes: usize = req.uri().to_string().len()
+        + h.iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if bytes > config.max_header_bytes {
+        return Err(format!(
+            "request head of about {bytes} bytes; at most {} allowed",
+            config.max_header_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// What [`admit`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    /// Go on; echo this origin in the CORS headers, if any.
+    Pass(Option<HeaderValue>),
+    /// Answer with this response instead (a refusal, or a CORS preflight).
+    Answer(Response<Body>),
+}
+
+fn refused(metrics: &Metrics, why: Rejection, status: StatusCode, reason: String) -> Admission {
+    metrics.reject(why);
+    Admission::Answer(http_util::error(status, reason))
+}
+
+/// Applies the request-level bounds before routing: head size (431), CORS preflight (204 or
+/// 403), origin of WebSocket upgrades and publishes (403), the publish token (401) and the
+/// connection's publish rate (429).
+pub fn admit<B>(
+    req: &Request<B>,
+    config: &ServerConfig,
+    metrics: &Metrics,
+    slot: Slot,
+    conn: Option<&ConnGuard>,
+) -> Admission {
+    if let Err(reason) = check_head(req, config) {
+        return refused(
+            metrics,
+            Rejection::HeaderTooLarge,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            reason,
+        );
+    }
+    let origin = origin_verdict(req, config);
+    if req.method() == Method::OPTIONS && origin != OriginVerdict::Absent {
+        return match origin {
+            OriginVerdict::Allowed(o) => Admission::Answer(preflight(o)),
+            OriginVerdict::Forbidden(o) => refused(
+                metrics,
+                Rejection::OriginForbidden,
+                StatusCode::FORBIDDEN,
+                format!("origin {o:?} is not allowed here (see --allowed-origins)"),
+            ),
+            OriginVerdict::Absent => unreachable!(),
+        };
+    }
+    // Changing the ticker's rate is publishing too.
+    let control =
+        req.uri().path() == "/ticker" && !matches!(*req.method(), Method::GET | Method::HEAD);
+    let guarded = control || matches!(slot, Slot::Publish | Slot::Transport(Transport::Ws));
+    if let (true, OriginVerdict::Forbidden(o)) = (guarded, &origin) {
+        return refused(
+            metrics,
+            Rejection::OriginForbidden,
+            StatusCode::FORBIDDEN,
+            format!(
+                "origin {o:?} may not publish or open a WebSocket here (see --allowed-origins)"
+            ),
+        );
+    }
+    if control && !may_publish(req, config, false) {
+        return unauthorized(metrics);
+    }
+    if slot == Slot::Publish && req.method() == Method::POST {
+        if !may_publish(req, config, false) {
+            return unauthorized(metrics);
+        }
+        if let Some(Err(wait)) = conn.map(ConnGuard::take_publish) {
+            metrics.reject(Rejection::PublishRate);
+            let mut r = http_util::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "publish rate of this connection is over {} messages/s; slow down",
+                    config.publish_rate_per_s
+                ),
+            );
+            let secs = wait.as_secs().max(1).to_string();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs).expect("digits"),
+            );
+            return Admission::Answer(r);
+        }
+    }
+    match origin {
+        OriginVerdict::Allowed(o) => Admission::Pass(Some(o)),
+        _ => Admission::Pass(None),
+    }
+}
+
+fn unauthorized(metrics: &Metrics) -> Admission {
+    metrics.reject(Rejection::Unauthorized);
+    let mut r = http_util::error(
+        StatusCode::UNAUTHORIZED,
+        "publishing needs Authorization: Bearer <publish token>",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Admission::Answer(r)
+}
+
+fn preflight(origin: HeaderValue) -> Response<Body> {
+    let mut r = Response::new(http_util::full(""));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, last-event-id"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    r
+}
+
+/// Adds the CORS headers for an allowed origin to a response.
+pub fn decorate(response: &mut Response<Body>, origin: Option<HeaderValue>) {
+    if let Some(o) = origin {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.append(header::VARY, HeaderValue::from_static("origin"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)], uri: &str) -> Request<()> {
+        let mut b = Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn origins_default_to_same_origin() {
+        let cfg = ServerConfig::default();
+        let same = req(
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+            "/ws/t",
+        );
+        assert!(matches!(
+            origin_verdict(&same, &cfg),
+            OriginVerdict::Allowed(_)
+        ));
+        let other = req(
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://evil.example"),
+            ],
+            "/ws/t",
+        );
+        assert!(matches!(
+            origin_verdict(&other, &cfg),
+            OriginVerdict::Forbidden(_)
+        ));
+        let null = req(&[("host", "a"), ("origin", "null")], "/");
+        assert!(matches!(
+            origin_verdict(&null, &cfg),
+            OriginVerdict::Forbidden(_)
+        ));
+        assert_eq!(origin_verdict(&req(&[], "/"), &cfg), OriginVerdict::Absent);
+        let listed = ServerConfig {
+            allowed_origins: Some(vec!["https://lab.example".into()]),
+            ..ServerConfig::default()
+        };
+        let ok = req(&[("host", "x"), ("origin", "https://LAB.example")], "/");
+        assert!(matches!(
+            origin_verdict(&ok, &listed),
+            OriginVerdict::Allowed(_)
+        ));
+        assert!(matches!(
+            origin_verdict(&same, &listed),
+            OriginVerdict::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn tokens() {
+        let cfg = ServerConfig {
+            publish_token: Some("s3cret".into()),
+            ..ServerConfig::default()
+        };
+        assert!(may_publish(
+            &req(&[("authorization", "Bearer s3cret")], "/"),
+            &cfg,
+            false
+        ));
+        assert!(may_publish(
+            &req(&[("authorization", "bearer  s3cret ")], "/"),
+            &cfg,
+            false
+        ));
+        assert!(!may_publish(
+            &req(&[("authorization", "Bearer s3cre")], "/"),
+            &cfg,
+            false
+        ));
+        assert!(!may_publish(
+            &req(&[("authorization", "Basic s3cret")], "/"),
+            &cfg,
+            false
+        ));
+        assert!(!may_publish(&req(&[], "/p?token=s3cret"), &cfg, false));
+        assert!(may_publish(
+            &req(&[], "/p?since=1&token=s3cret"),
+            &cfg,
+            true
+        ));
+        assert!(may_publish(&req(&[], "/"), &ServerConfig::default(), false));
+    }
+
+    #[test]
+    fn bucket_refills_at_its_rate() {
+        let mut b = TokenBucket::new(10.0, 2);
+        let t0 = Instant::now();
+        assert!(b.try_take(t0).is_ok());
+        assert!(b.try_take(t0).is_ok());
+        let wait = b.try_take(t0).unwrap_err();
+        assert!(wait <= Duration::from_millis(100));
+        assert!(b.try_take(t0 + Duration::from_millis(100)).is_ok());
+        let mut free = TokenBucket::new(0.0, 1);
+        assert!((0..1000).all(|_| free.try_take(t0).is_ok()));
+    }
+
+    #[test]
+    fn per_ip_slots_are_given_back() {
+        let l = PerIpLimiter::new(2);
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        let a = l.try_acquire(ip).unwrap();
+        let _b = l.try_acquire(ip).unwrap();
+        assert!(l.try_acquire(ip).is_none());
+        assert!(l.try_acquire("127.0.0.10".parse().unwrap()).is_some());
+        drop(a);
+        assert_eq!(l.open(ip), 1);
+        assert!(l.try_acquire(ip).is_some());
+    }
+
+    #[test]
+    fn head_limits() {
+        let cfg = ServerConfig {
+            max_headers: 3,
+            max_header_bytes: 200,
+            ..ServerConfig::default()
+        };
+        assert!(check_head(&req(&[("a", "1"), ("b", "2")], "/"), &cfg).is_ok());
+        assert!(check_head(
+            &req(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], "/"),
+            &cfg
+        )
+        .is_err());
+        let long = "x".repeat(300);
+        assert!(check_head(&req(&[("a", long.as_str())], "/"), &cfg).is_err());
+    }
+}
