@@ -19,6 +19,10 @@ const TOPIC_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 let pollEveryMs = 1000;
 
+// A server started with --publish-token wants it for chat frames and the ticker control: open
+// the page as /?token=TOKEN. Subscribing needs none.
+const TOKEN = new URLSearchParams(location.search).get('token');
+
 const $ = (sel, root = document) => root.querySelector(sel);
 
 const page = {
@@ -470,7 +474,8 @@ function showTicker(rate) {
 
 async function tickerRequest(method, query) {
   try {
-    const r = await fetch(`/ticker${query}`, { method });
+    const headers = TOKEN && method !== 'GET' ? { Authorization: `Bearer ${TOKEN}` } : {};
+    const r = await fetch(`/ticker${query}`, { method, headers });
     if (!r.ok) throw new Error(await errorText(r));
     const body = await r.json();
     showTicker(body.rate);
@@ -515,7 +520,8 @@ function joinRoom(room) {
   }
   clearTimeout(chat.retry);
   chat.room = room;
-  const ws = new WebSocket(`${wsBase()}/ws/${room}`);
+  const auth = TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : '';
+  const ws = new WebSocket(`${wsBase()}/ws/${room}${auth}`);
   chat.ws = ws;
   chatState('connecting', `joining "${room}"…`);
   ws.onopen = () => chatState('open', `in room "${room}" · readyState 1 OPEN`);
