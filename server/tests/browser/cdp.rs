@@ -35,6 +35,7 @@ const FLAGS: &[&str] = &[
     "--disable-component-update",
     "--disable-sync",
     "--disable-quic",
+    "--no-proxy-server",
     "--disable-dev-shm-usage",
     "--disable-extensions",
     "--hide-scrollbars",
