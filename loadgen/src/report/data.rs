@@ -1,0 +1,527 @@
+//! Reading result files and picking, out of everything found, the entries each chart and claim
+//! needs.
+//!
+//! A report directory may hold one `compare` run (five transports plus a few variants) or a whole
+//! sweep (hundreds of points), or both. Every [`TransportResult`] becomes one [`Entry`]; the
+//! selectors below then choose by the entry's own [`Scenario`] (each entry repeats it), never by
+//! file name, so files from several machines and commands mix freely.
+//!
+//! Selection rules, in one place so charts and verdicts agree:
+//! - the **baseline** is the scenario (clients, rate, payload, poll interval, target) run with
+//!   keep-alive on, minimal headers and HTTP/1.1 that covers the most transports; ties go to the
+//!   rate nearest 1 msg/s (the article's scenario), then to the most delivered messages;
+//! - a **variant** is the baseline scenario with keep-alive off, browser headers or h2c;
+//! - the **rate sweep** is the (clients, payload, poll interval) group with the most distinct
+//!   publish rates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use pushlab_proto::result::{Environment, RunResult, Scenario, TransportResult};
+use pushlab_proto::Transport;
+
+use super::ReportError;
+
+/// One transport's figures from one result file, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub source: PathBuf,
+    pub environment: Environment,
+    pub command: Vec<String>,
+    pub result: TransportResult,
+}
+
+/// How an entry departs from the plain HTTP/1.1, keep-alive, minimal-headers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Variant {
+    pub keep_alive_off: bool,
+    pub browser_headers: bool,
+    pub h2c: bool,
+}
+
+impl Variant {
+    pub const DEFAULT: Variant = Variant {
+        keep_alive_off: false,
+        browser_headers: false,
+        h2c: false,
+    };
+    pub const NO_KEEP_ALIVE: Variant = Variant {
+        keep_alive_off: true,
+        browser_headers: false,
+        h2c: false,
+    };
+    pub const BROWSER: Variant = Variant {
+        keep_alive_off: false,
+        browser_headers: true,
+        h2c: false,
+    };
+    pub const H2C: Variant = Variant {
+        keep_alive_off: false,
+        browser_headers: false,
+        h2c: true,
+    };
+
+    pub fn of(s: &Scenario) -> Variant {
+        Variant {
+            keep_alive_off: !s.keep_alive,
+            browser_headers: s.header_profile == "browser",
+            h2c: s.http_version.eq_ignore_ascii_case("h2c") || s.http_version.starts_with("h2"),
+        }
+    }
+
+    pub fn is_default(self) -> bool {
+        self == Variant::DEFAULT
+    }
+
+    /// Words for a legend or table cell: `""`, `"no keep-alive"`, `"browser headers, h2c"`.
+    pub fn describe(self) -> String {
+        let mut parts = Vec::new();
+        if self.keep_alive_off {
+            parts.push("no keep-alive");
+        }
+        if self.browser_headers {
+            parts.push("browser headers");
+        }
+        if self.h2c {
+            parts.push("h2c");
+        }
+        parts.join(", ")
+    }
+}
+
+/// The variables that make two entries comparable, besides transport and variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScenarioKey {
+    pub clients: u64,
+    /// Publish rate in thousandths of a message per second (exact for the rates people type).
+    pub rate_milli: u64,
+    pub payload_bytes: u64,
+    pub poll_interval_ms: u64,
+}
+
+impl ScenarioKey {
+    pub fn of(s: &Scenario) -> ScenarioKey {
+        ScenarioKey {
+            clients: s.clients,
+            rate_milli: (s.publish_rate_per_s * 1000.0).round().max(0.0) as u64,
+            payload_bytes: s.payload_bytes,
+            poll_interval_ms: s.poll_interval_ms,
+        }
+    }
+
+    pub fn rate_per_s(&self) -> f64 {
+        self.rate_milli as f64 / 1000.0
+    }
+
+    /// `100 clients, 1 msg/s, 100 B payload, poll every 1000 ms`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} clients, {} msg/s, {} B payload, poll every {} ms",
+            self.clients,
+            fmt_num(self.rate_per_s()),
+            self.payload_bytes,
+            self.poll_interval_ms
+        )
+    }
+}
+
+/// Every entry found under a directory.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    pub runs: Vec<(PathBuf, RunResult)>,
+    pub entries: Vec<Entry>,
+    /// Files that looked like results but could not be read, with why (reported, not fatal).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The chosen baseline scenario and its entry per transport.
+#[derive(Clone, Debug)]
+pub struct Baseline<'a> {
+    pub key: ScenarioKey,
+    pub per_transport: BTreeMap<Transport, &'a Entry>,
+}
+
+/// Entries of one transport along the publish rate, other variables fixed.
+#[derive(Clone, Debug)]
+pub struct RateSweep<'a> {
+    pub clients: u64,
+    pub payload_bytes: u64,
+    pub poll_interval_ms: u64,
+    pub series: BTreeMap<Transport, Vec<(f64, &'a Entry)>>,
+}
+
+impl<'a> RateSweep<'a> {
+    pub fn distinct_rates(&self) -> usize {
+        let rates: BTreeSet<u64> = self
+            .series
+            .values()
+            .flatten()
+            .map(|(r, _)| (r * 1000.0).round() as u64)
+            .collect();
+        rates.len()
+    }
+}
+
+/// The fewest distinct rates that make a rate chart worth drawing.
+pub const MIN_SWEEP_RATES: usize = 3;
+
+impl Dataset {
+    /// Reads every `*.json` under `dir`, recursively, that parses as a [`RunResult`]. JSON files
+    /// that are not results (a sweep spec, a schema) are listed in `skipped`.
+    pub fn load_dir(dir: &Path) -> Result<Dataset, ReportError> {
+        let mut files = Vec::new();
+        collect_json(dir, &mut files)?;
+        files.sort();
+        let mut set = Dataset::default();
+        for path in files {
+            let text = fs::read_to_string(&path).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            match serde_json::from_str::<RunResult>(&text) {
+                Ok(run) => set.push_run(path, run),
+                Err(e) => set.skipped.push((path, e.to_string())),
+            }
+        }
+        if set.entries.is_empty() {
+            return Err(ReportError::NoResults(dir.to_path_buf()));
+        }
+        Ok(set)
+    }
+
+    pub fn from_runs(runs: Vec<(PathBuf, RunResult)>) -> Dataset {
+        let mut set = Dataset::default();
+        for (path, run) in runs {
+            set.push_run(path, run);
+        }
+        set
+    }
+
+    fn push_run(&mut self, path: PathBuf, run: RunResult) {
+        for t in &run.transports {
+            self.entries.push(Entry {
+                source: path.clone(),
+                environment: run.environment.clone(),
+                command: run.command.clone(),
+                result: t.clone(),
+            });
+        }
+        self.runs.push((path, run));
+    }
+
+    /// The baseline scenario: see the module doc for the rule.
+    pub fn baseline(&self) -> Option<Baseline<'_>> {
+        let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
+            let slot = groups.entry(e.key()).or_default();
+            let t = e.result.transport;
+            // Of repeated runs of one point, keep the one with the most evidence.
+            if slot
+                .get(&t)
+                .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
+            {
+                slot.insert(t, e);
+            }
+        }
+        let score = |k: &ScenarioKey, m: &BTreeMap<Transport, &Entry>| {
+            let delivered: u64 = m.values().map(|e| e.result.delivered_messages).sum();
+            // Distance from 1 msg/s on a log scale, so 0.5 and 2 tie.
+            let off_one = (k.rate_per_s().max(1e-6)).log10().abs();
+            (
+                m.len(),
+                std::cmp::Reverse((off_one * 1e6) as u64),
+                delivered,
+            )
+        };
+        groups
+            .into_iter()
+            .max_by_key(|(k, m)| score(k, m))
+            .map(|(key, per_transport)| Baseline { key, per_transport })
+    }
+
+    /// The entry of `transport` run in the baseline scenario with `variant`.
+    pub fn variant(
+        &self,
+        key: &ScenarioKey,
+        transport: Transport,
+        variant: Variant,
+    ) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                e.result.transport == transport && e.variant() == variant && e.key() == *key
+            })
+            .max_by_key(|e| e.result.delivered_messages)
+    }
+
+    /// Every non-default variant present in the baseline scenario, in a stable order.
+    pub fn variants_of(&self, key: &ScenarioKey) -> Vec<(Transport, Variant, &Entry)> {
+        let mut found: BTreeMap<(Transport, Variant), &Entry> = BTreeMap::new();
+        for e in &self.entries {
+            let v = e.variant();
+            if v.is_default() || e.key() != *key {
+                continue;
+            }
+            let slot = found.entry((e.result.transport, v)).or_insert(e);
+            if e.result.delivered_messages > slot.result.delivered_messages {
+                *slot = e;
+            }
+        }
+        found.into_iter().map(|((t, v), e)| (t, v, e)).collect()
+    }
+
+    /// Default-variant entries of `transport` at any scenario, for claims that need a rate the
+    /// baseline lacks (a low rate for C1 and C4).
+    pub fn default_entries(&self, transport: Transport) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(move |e| e.result.transport == transport && e.variant().is_default())
+    }
+
+    /// The rate sweep: the (clients, payload, poll interval) group with the most distinct rates.
+    pub fn rate_sweep(&self) -> Option<RateSweep<'_>> {
+        type Group = (u64, u64, u64);
+        let mut rates: BTreeMap<Group, BTreeSet<u64>> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
+            let k = e.key();
+            rates
+                .entry((k.clients, k.payload_bytes, k.poll_interval_ms))
+                .or_default()
+                .insert(k.rate_milli);
+        }
+        let (group, _) = rates.into_iter().max_by_key(|(g, r)| (r.len(), g.0))?;
+        let mut series: BTreeMap<Transport, BTreeMap<u64, &Entry>> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
+            let k = e.key();
+            if (k.clients, k.payload_bytes, k.poll_interval_ms) != group {
+                continue;
+            }
+            let slot = series.entry(e.result.transport).or_default();
+            let old = slot.entry(k.rate_milli).or_insert(e);
+            if e.result.delivered_messages > old.result.delivered_messages {
+                *old = e;
+            }
+        }
+        Some(RateSweep {
+            clients: group.0,
+            payload_bytes: group.1,
+            poll_interval_ms: group.2,
+            series: series
+                .into_iter()
+                .map(|(t, m)| {
+                    let points = m.into_iter().map(|(r, e)| (r as f64 / 1000.0, e)).collect();
+                    (t, points)
+                })
+                .collect(),
+        })
+    }
+
+    /// Distinct environments (machine, commit) the entries came from, for the report's footer.
+    pub fn environments(&self) -> Vec<&Environment> {
+        let mut seen = Vec::<&Environment>::new();
+        for (_, run) in &self.runs {
+            if !seen.iter().any(|e| **e == run.environment) {
+                seen.push(&run.environment);
+            }
+        }
+        seen
+    }
+}
+
+impl Entry {
+    pub fn key(&self) -> ScenarioKey {
+        ScenarioKey::of(&self.result.scenario)
+    }
+
+    pub fn variant(&self) -> Variant {
+        Variant::of(&self.result.scenario)
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.result.transport
+    }
+
+    /// `short poll` or `short poll (browser headers)`.
+    pub fn label(&self) -> String {
+        let v = self.variant().describe();
+        if v.is_empty() {
+            self.transport().label().to_string()
+        } else {
+            format!("{} ({v})", self.transport().label())
+        }
+    }
+
+    /// Figures divided by delivered messages; 0 when nothing was delivered.
+    pub fn per_message(&self, count: u64) -> f64 {
+        ratio(count as f64, self.result.delivered_messages as f64)
+    }
+
+    pub fn empty_fraction(&self) -> f64 {
+        ratio(
+            self.result.empty_responses as f64,
+            self.result.http_requests as f64,
+        )
+    }
+
+    /// Length of one MESSAGE on the wire (payload + envelope), from the byte split.
+    pub fn message_bytes(&self) -> f64 {
+        let b = &self.result.bytes_per_message;
+        b.payload + b.envelope
+    }
+
+    /// Header, framing and handshake bytes per delivered message: what the article counts as
+    /// overhead (it leaves payload and TCP/IP out).
+    pub fn overhead_per_message(&self) -> f64 {
+        let b = &self.result.bytes_per_message;
+        b.headers + b.framing + b.handshake
+    }
+
+    /// Like [`Entry::overhead_per_message`] without the one-off handshake: what a connection
+    /// costs per message once it is open, the article's steady state.
+    pub fn steady_overhead_per_message(&self) -> f64 {
+        let b = &self.result.bytes_per_message;
+        b.headers + b.framing
+    }
+
+    /// Wall-clock seconds the counters cover (warmup included, as the counters are).
+    pub fn wall_s(&self) -> f64 {
+        self.result.scenario.duration_s + self.result.scenario.warmup_s
+    }
+
+    pub fn histogram(&self) -> Option<Histogram<u64>> {
+        decode_histogram(&self.result.histogram).ok()
+    }
+
+    pub fn p50_ms(&self) -> f64 {
+        self.result.latency_us.p50 as f64 / 1000.0
+    }
+
+    pub fn p99_ms(&self) -> f64 {
+        self.result.latency_us.p99 as f64 / 1000.0
+    }
+
+    /// Server memory per open connection, if the target exposed it.
+    pub fn rss_per_connection_bytes(&self) -> Option<f64> {
+        self.result
+            .server
+            .as_ref()
+            .map(|s| s.rss_bytes_per_connection)
+            .filter(|v| v.is_finite() && *v > 0.0)
+    }
+
+    pub fn cpu_us_per_1k(&self) -> Option<f64> {
+        self.result
+            .server_cpu_us_per_1k_messages
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    }
+}
+
+/// Decodes a base64 V2(+deflate) HDR histogram as the loadgen writes it.
+pub fn decode_histogram(b64: &str) -> Result<Histogram<u64>, String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64.trim()))
+        .map_err(|e| format!("base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut Cursor::new(raw))
+        .map_err(|e| format!("hdr histogram: {e:?}"))
+}
+
+/// `a / b`, or 0 when `b` is 0 (no evidence reads as no cost, and is flagged where it matters).
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// A number for prose and tables: at most 3 significant figures, no trailing zeros.
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    let a = v.abs();
+    let s = if a == 0.0 {
+        "0".to_string()
+    } else if a >= 1000.0 {
+        let r = v.round() as i64;
+        group_thousands(r)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 0.001 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
+    };
+    if s.contains('.') && !s.contains('e') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn group_thousands(n: i64) -> String {
+    let digits: Vec<char> = n.unsigned_abs().to_string().chars().collect();
+    let groups: Vec<String> = digits
+        .rchunks(3)
+        .rev()
+        .map(|c| c.iter().collect())
+        .collect();
+    let out = groups.join(",");
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for item in read {
+        let item = item.map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = item.path();
+        let kind = item.file_type().map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if kind.is_dir() {
+            collect_json(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(1234.4), "1,234");
+        assert_eq!(fmt_num(123.4), "123");
+        assert_eq!(fmt_num(12.34), "12.3");
+        assert_eq!(fmt_num(2.0), "2");
+        assert_eq!(fmt_num(0.0153), "0.015");
+        assert_eq!(fmt_num(1_526_000.0), "1,526,000");
+        assert_eq!(fmt_num(f64::NAN), "n/a");
+    }
+}

@@ -1,0 +1,180 @@
+//! `pushlab-loadgen report DIR`: reads every result JSON under a directory and writes the
+//! comparison table, six charts (PNG and SVG) and `REPORT.md`, which rules on each claim C1..C8
+//! of the design page from the figures alone.
+//!
+//! # Layout
+//! - [`data`]: loading, and choosing which entries each chart and claim reads (the baseline
+//!   scenario, its variants, the rate sweep);
+//! - [`claims`]: the verdicts, with every threshold named and explained;
+//! - [`charts`]: plotters drawings, one colour per transport kept across charts;
+//! - [`markdown`]: the tables and REPORT.md.
+//!
+//! ```text
+//! OUT/REPORT.md
+//! OUT/charts/bytes_per_message.{png,svg}    1 wire bytes per message, stacked by kind
+//! OUT/charts/latency_spectrum.{png,svg}     2 p50..p99.99 per transport, log axes
+//! OUT/charts/requests_per_message.{png,svg} 3 HTTP requests and TCP connects per message
+//! OUT/charts/bandwidth_vs_clients.{png,svg} 4 bandwidth at 1 msg/s vs the article's table
+//! OUT/charts/rate_sweep.{png,svg}           5 latency and bytes per message vs publish rate
+//! OUT/charts/server_cost.{png,svg}          6 server CPU per 1k messages, memory per connection
+//! ```
+
+pub mod charts;
+pub mod claims;
+pub mod data;
+#[doc(hidden)]
+pub mod fixture;
+pub mod markdown;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use claims::{ClaimResult, Verdict};
+pub use data::Dataset;
+
+/// What can stop a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no result JSON (RunResult) found under {0}")]
+    NoResults(PathBuf),
+    #[error("chart {chart}: {message}")]
+    Chart {
+        chart: &'static str,
+        message: String,
+    },
+}
+
+/// The six charts, in the issue's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Chart {
+    BytesPerMessage,
+    LatencySpectrum,
+    RequestsPerMessage,
+    BandwidthVsClients,
+    RateSweep,
+    ServerCost,
+}
+
+impl Chart {
+    pub const ALL: [Chart; 6] = [
+        Chart::BytesPerMessage,
+        Chart::LatencySpectrum,
+        Chart::RequestsPerMessage,
+        Chart::BandwidthVsClients,
+        Chart::RateSweep,
+        Chart::ServerCost,
+    ];
+
+    /// File name without extension.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Chart::BytesPerMessage => "bytes_per_message",
+            Chart::LatencySpectrum => "latency_spectrum",
+            Chart::RequestsPerMessage => "requests_per_message",
+            Chart::BandwidthVsClients => "bandwidth_vs_clients",
+            Chart::RateSweep => "rate_sweep",
+            Chart::ServerCost => "server_cost",
+        }
+    }
+
+    pub fn number(self) -> usize {
+        self as usize + 1
+    }
+
+    /// A short name for links.
+    pub fn name(self) -> &'static str {
+        match self {
+            Chart::BytesPerMessage => "wire bytes per message",
+            Chart::LatencySpectrum => "latency spectrum",
+            Chart::RequestsPerMessage => "requests and connects per message",
+            Chart::BandwidthVsClients => "bandwidth vs clients",
+            Chart::RateSweep => "publish-rate sweep",
+            Chart::ServerCost => "server cost",
+        }
+    }
+
+    /// `charts/NAME.png`, relative to the report.
+    pub fn png_path(self) -> String {
+        format!("charts/{}.png", self.stem())
+    }
+}
+
+/// What one chart came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChartOutcome {
+    Drawn {
+        png: PathBuf,
+        svg: PathBuf,
+    },
+    /// Not drawn, and why (the data lacked what it needs); REPORT.md says so.
+    Skipped(String),
+}
+
+/// How the report was asked for (printed in its footer).
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// The command line that produced the report, for the environment block.
+    pub command: String,
+}
+
+/// Everything a report wrote.
+#[derive(Clone, Debug)]
+pub struct ReportOutput {
+    pub report_md: PathBuf,
+    pub charts: Vec<(Chart, ChartOutcome)>,
+    pub claims: Vec<ClaimResult>,
+    /// Result files that were skipped, and data problems (losses) worth shouting about.
+    pub warnings: Vec<String>,
+}
+
+/// Reads `input` recursively and writes the report into `out`.
+pub fn report_dir(
+    input: &Path,
+    out: &Path,
+    opts: &ReportOptions,
+) -> Result<ReportOutput, ReportError> {
+    let data = Dataset::load_dir(input)?;
+    write_report(&data, input, out, opts)
+}
+
+/// Writes charts and REPORT.md for `data` into `out`.
+pub fn write_report(
+    data: &Dataset,
+    input: &Path,
+    out: &Path,
+    opts: &ReportOptions,
+) -> Result<ReportOutput, ReportError> {
+    let chart_dir = out.join("charts");
+    fs::create_dir_all(&chart_dir).map_err(|source| ReportError::Io {
+        path: chart_dir.clone(),
+        source,
+    })?;
+    let mut outcomes = Vec::new();
+    for chart in Chart::ALL {
+        outcomes.push((chart, charts::draw(chart, data, &chart_dir)?));
+    }
+    let claims = claims::judge_all(data);
+    let mut warnings: Vec<String> = data
+        .skipped
+        .iter()
+        .map(|(p, why)| format!("skipped {}: not a result file ({why})", p.display()))
+        .collect();
+    warnings.extend(markdown::correctness_warnings(data));
+    let text = markdown::report(data, input, &outcomes, &claims, &warnings, opts);
+    let report_md = out.join("REPORT.md");
+    fs::write(&report_md, text).map_err(|source| ReportError::Io {
+        path: report_md.clone(),
+        source,
+    })?;
+    Ok(ReportOutput {
+        report_md,
+        charts: outcomes,
+        claims,
+        warnings,
+    })
+}
