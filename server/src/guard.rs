@@ -156,6 +156,9 @@ pub struct ConnGuard {
     in_flight: AtomicU64,
     publish: Mutex<TokenBucket>,
     _ip: Option<IpSlot>,
+    /// The connection's place under `--max-connections`, held as long as the socket (a
+    /// WebSocket outlives the hyper connection that upgraded it).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ConnGuard {
@@ -171,7 +174,14 @@ impl ConnGuard {
                 config.publish_burst,
             )),
             _ip: ip,
+            _permit: None,
         }
+    }
+
+    /// Holds `permit` until the socket closes.
+    pub fn with_permit(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self._permit = Some(permit);
+        self
     }
 
     pub fn counter(&self) -> &Arc<ConnCounter> {

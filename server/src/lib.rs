@@ -155,9 +155,9 @@ pub async fn serve_shared(
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
-            let conn = Arc::new(conn);
+            // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
+            let conn = Arc::new(conn.with_permit(permit));
             serve_guarded(stream, conn, shared, &builder).await;
-            drop(permit);
         });
     }
 
