@@ -239,20 +239,21 @@ async fn serve_guarded<S>(
     let cfg = &shared.config;
     let watchdog = guard::watchdog(&conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
     tokio::select! {
-        res = conn.as_mut() => match res {
-            Err(e) => {
-                if let Some(why) = guard::connection_error(e.as_ref()) {
-                    shared.metrics.reject(why);
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                // hyper's header timer also ends idle HTTP/1.1 keep-alive connections: after
+                // a request, a timeout with no byte moved meanwhile is idleness, not a slow head.
+                let idle = conn_guard.requests() > 0
+                    && conn_guard.idle_for() >= cfg.header_read_timeout.mul_f32(0.9);
+                match guard::connection_error(e.as_ref()) {
+                    Some(Rejection::HeaderTimeout) if idle => {
+                        shared.metrics.reject(Rejection::IdleTimeout)
+                    }
+                    Some(why) => shared.metrics.reject(why),
+                    None => {}
                 }
             }
-            // hyper ends an idle HTTP/1.1 keep-alive connection quietly when its header
-            // timer runs out; a clean end after that long a silence is that timeout (a
-            // client that hung up after as long a pause is counted too, harmlessly).
-            Ok(()) if conn_guard.idle_for() >= cfg.header_read_timeout => {
-                shared.metrics.reject(Rejection::IdleTimeout);
-            }
-            Ok(()) => {}
-        },
+        }
         why = watchdog => shared.metrics.reject(why),
         _ = until_down(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
