@@ -1,0 +1,67 @@
+//! Publish to receive on loopback, one message per round, for each transport, beside a raw TCP
+//! ping-pong of the same message: the floor no transport can beat, in the same group so each
+//! ratio reads straight off (`cargo bench --bench e2e`; see `benches/support/e2e.rs`).
+//!
+//! ```text
+//! e2e_floor_tcp_pingpong_64b   MESSAGE to an echo task and back (one round trip)
+//! {transport}_e2e_64b          POST /publish ──> server ──> subscriber holds MESSAGE
+//!                              (poll: publish, then GET /poll: two round trips)
+//! ```
+//!
+//! Server and echo task run on a 2-worker tokio runtime; the client runs on the bench thread.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pushlab::e2e::{E2eRig, Floor, Server};
+use pushlab_proto::Transport;
+
+const DATA_BYTES: usize = 64;
+
+fn e2e(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group("e2e");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    let mut floor = rt.block_on(Floor::new(DATA_BYTES));
+    g.bench_function(format!("e2e_floor_tcp_pingpong_{DATA_BYTES}b"), |b| {
+        b.iter_custom(|rounds| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..rounds {
+                    total += floor.round().await;
+                }
+                total
+            })
+        })
+    });
+    drop(floor);
+
+    let server = rt.block_on(Server::start());
+    for transport in Transport::ALL {
+        let mut rig = rt.block_on(E2eRig::new(&server, transport, DATA_BYTES));
+        g.bench_function(format!("{transport}_e2e_{DATA_BYTES}b"), |b| {
+            b.iter_custom(|rounds| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..rounds {
+                        total += rig.round().await;
+                    }
+                    total
+                })
+            })
+        });
+    }
+    g.finish();
+    drop(server);
+}
+
+criterion_group!(benches, e2e);
+criterion_main!(benches);
