@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 use pushlab_proto::result::ByteSplit;
 use pushlab_proto::Transport;
@@ -164,24 +165,59 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
     }
 }
 
-/// Short category labels for crowded x axes.
-fn short_label(e: &Entry) -> String {
+/// Category labels as lines: the transport, then the variant (if any) below it. `short` uses
+/// the short names (`poll`, `WS`) for narrow panels.
+fn category_lines(e: &Entry, short: bool) -> Vec<String> {
+    let name = if short {
+        match e.transport() {
+            Transport::Poll => "poll",
+            Transport::LongPoll => "long poll",
+            Transport::Sse => "SSE",
+            Transport::Stream => "stream",
+            Transport::Ws => "WS",
+        }
+    } else {
+        e.transport().label()
+    };
+    let mut lines = vec![name.to_string()];
     let v = e.variant();
-    let mut parts = Vec::new();
     if v.keep_alive_off {
-        parts.push("no keep-alive");
+        lines.push("no keep-alive".into());
     }
     if v.browser_headers {
-        parts.push("browser");
+        lines.push("browser hdrs".into());
     }
     if v.h2c {
-        parts.push("h2c");
+        lines.push("h2c".into());
     }
-    if parts.is_empty() {
-        e.transport().label().to_string()
-    } else {
-        format!("{} ({})", e.transport().label(), parts.join(", "))
+    lines
+}
+
+/// Draws category labels centred under each bar, one line per entry of `labels[i]`, on `area`
+/// (which holds the chart whose plotting area is `plot`). Plotters' own tick labels are one
+/// line and collide when variants make them long.
+fn draw_category_labels<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, Shift>,
+    plot: &DrawingArea<DB, CT>,
+    axis: &KeyAxis,
+    labels: &[Vec<String>],
+    px: u32,
+) -> DrawResult {
+    let (xr, yr) = plot.get_pixel_range();
+    let base = area.get_base_pixel();
+    let style = (FONT, px)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, lines) in labels.iter().enumerate() {
+        let x = axis.map(&(i as f64), (xr.start, xr.end)) - base.0;
+        for (k, line) in lines.iter().enumerate() {
+            let y = yr.end - base.1 + 8 + k as i32 * (px as i32 + 3);
+            area.draw(&Text::new(line.clone(), (x, y), style.clone()))
+                .ctx()?;
+        }
     }
+    Ok(())
 }
 
 /// A linear f64 axis whose ticks are exactly the given points (categories, percentiles).
@@ -223,17 +259,6 @@ fn index_axis(n: usize) -> KeyAxis {
     }
 }
 
-fn category_formatter(labels: &[String]) -> impl Fn(&f64) -> String + '_ {
-    move |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-            labels[i as usize].clone()
-        } else {
-            String::new()
-        }
-    }
-}
-
 fn legend_box(colour: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], colour.filled())
 }
@@ -249,7 +274,7 @@ fn headroom(max: f64) -> f64 {
 
 /// Chart 1: wire bytes per delivered message, stacked by kind.
 struct BytesChart {
-    rows: Vec<(String, Transport, ByteSplit)>,
+    rows: Vec<(Vec<String>, Transport, ByteSplit)>,
     scenario: String,
 }
 
@@ -258,7 +283,13 @@ impl BytesChart {
         BytesChart {
             rows: rows
                 .iter()
-                .map(|e| (short_label(e), e.transport(), e.result.bytes_per_message))
+                .map(|e| {
+                    (
+                        category_lines(e, false),
+                        e.transport(),
+                        e.result.bytes_per_message,
+                    )
+                })
                 .collect(),
             scenario: rows.first().map(|e| e.key().describe()).unwrap_or_default(),
         }
@@ -269,22 +300,21 @@ impl Drawing for BytesChart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let n = self.rows.len();
         let max = self.rows.iter().map(|r| r.2.total()).fold(0.0, f64::max);
-        let labels: Vec<String> = self.rows.iter().map(|r| r.0.clone()).collect();
-        let fmt = category_formatter(&labels);
+        let labels: Vec<Vec<String>> = self.rows.iter().map(|r| r.0.clone()).collect();
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("Wire bytes per delivered message ({})", self.scenario),
                 (FONT, TITLE_PX - 4),
             )
             .margin(20)
-            .x_label_area_size(50)
+            .x_label_area_size(75)
             .y_label_area_size(90)
             .build_cartesian_2d(index_axis(n), 0.0..headroom(max))
             .ctx()?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&fmt)
+            .x_label_formatter(&|_| String::new())
             .y_label_formatter(&|v| fmt_num(*v))
             .x_desc("transport (bar outline and total in the transport's colour)")
             .y_desc("bytes per delivered message, both directions")
@@ -292,6 +322,13 @@ impl Drawing for BytesChart {
             .axis_desc_style((FONT, DESC_PX))
             .draw()
             .ctx()?;
+        draw_category_labels(
+            root,
+            chart.plotting_area(),
+            &index_axis(n),
+            &labels,
+            LABEL_PX - 1,
+        )?;
         for (k, (name, colour)) in KINDS.iter().enumerate() {
             let bars = self.rows.iter().enumerate().map(|(i, (_, _, b))| {
                 let v = kind_values(b);
@@ -318,8 +355,11 @@ impl Drawing for BytesChart {
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{} B", fmt_num(b.total())),
-                    (i as f64 - 0.3, b.total() + max * 0.05),
-                    (FONT, LABEL_PX).into_font().color(&c),
+                    (i as f64, b.total() + max * 0.015),
+                    (FONT, LABEL_PX)
+                        .into_font()
+                        .color(&c)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )))
                 .ctx()?;
         }
@@ -479,7 +519,7 @@ impl Drawing for LatencyChart {
 
 /// Chart 3: HTTP requests and TCP connects per delivered message.
 struct RequestsChart {
-    rows: Vec<(String, Transport, f64, f64)>,
+    rows: Vec<(Vec<String>, Transport, f64, f64)>,
     scenario: String,
 }
 
@@ -490,7 +530,7 @@ impl RequestsChart {
                 .iter()
                 .map(|e| {
                     (
-                        short_label(e),
+                        category_lines(e, false),
                         e.transport(),
                         e.per_message(e.result.http_requests),
                         e.per_message(e.result.tcp_connects),
@@ -517,8 +557,7 @@ impl Drawing for RequestsChart {
             (lo, hi)
         };
         let floor = lo / 3.0;
-        let labels: Vec<String> = self.rows.iter().map(|r| r.0.clone()).collect();
-        let fmt = category_formatter(&labels);
+        let labels: Vec<Vec<String>> = self.rows.iter().map(|r| r.0.clone()).collect();
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
@@ -528,14 +567,14 @@ impl Drawing for RequestsChart {
                 (FONT, TITLE_PX - 4),
             )
             .margin(20)
-            .x_label_area_size(50)
+            .x_label_area_size(75)
             .y_label_area_size(90)
             .build_cartesian_2d(index_axis(n), (floor..hi * 4.0).log_scale())
             .ctx()?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&fmt)
+            .x_label_formatter(&|_| String::new())
             .y_label_formatter(&|v| fmt_num(*v))
             .x_desc("transport")
             .y_desc("per delivered message (log scale)")
@@ -543,6 +582,13 @@ impl Drawing for RequestsChart {
             .axis_desc_style((FONT, DESC_PX))
             .draw()
             .ctx()?;
+        draw_category_labels(
+            root,
+            chart.plotting_area(),
+            &index_axis(n),
+            &labels,
+            LABEL_PX - 1,
+        )?;
         let grey = RGBColor(90, 90, 90);
         let bar = |i: usize, left: bool, v: f64| {
             let x0 = i as f64 + if left { -0.38 } else { 0.02 };
@@ -572,8 +618,11 @@ impl Drawing for RequestsChart {
                 chart
                     .draw_series(std::iter::once(Text::new(
                         fmt_num(v),
-                        (x, v.max(floor) * 1.35),
-                        (FONT, LABEL_PX - 3).into_font().color(&BLACK),
+                        (x + 0.18, v.max(floor) * 1.08),
+                        (FONT, LABEL_PX - 3)
+                            .into_font()
+                            .color(&BLACK)
+                            .pos(Pos::new(HPos::Center, VPos::Bottom)),
                     )))
                     .ctx()?;
             }
@@ -593,6 +642,8 @@ impl Drawing for RequestsChart {
 /// Chart 4: bandwidth against clients beside the article's table.
 struct BandwidthChart {
     projections: Vec<(Projection, f64)>,
+    /// Header and framing bytes only, the article's count: polling and WebSocket.
+    overhead: Vec<Projection>,
     /// (transport, clients, Mibit/s) measured at ~1 msg/s.
     measured: Vec<(Transport, f64, f64)>,
 }
@@ -612,9 +663,9 @@ impl BandwidthChart {
             };
             let rate = e.result.scenario.publish_rate_per_s;
             let label = if (rate - 1.0).abs() < 0.05 {
-                format!("{}: projected", short_label(e))
+                format!("{}: projected", e.label())
             } else {
-                format!("{}: projected from {} msg/s", short_label(e), fmt_num(rate))
+                format!("{}: projected from {} msg/s", e.label(), fmt_num(rate))
             };
             projections.push((
                 Projection {
@@ -630,8 +681,26 @@ impl BandwidthChart {
                 measured.push((t, e.result.clients as f64, mibit));
             }
         }
+        let mut overhead = Vec::new();
+        let poll = article_entry(data, Transport::Poll, Variant::BROWSER)
+            .or_else(|| article_entry(data, Transport::Poll, Variant::DEFAULT));
+        for e in poll
+            .into_iter()
+            .chain(article_entry(data, Transport::Ws, Variant::DEFAULT))
+        {
+            overhead.push(Projection {
+                label: format!(
+                    "{}: headers+framing only (the article's count), projected",
+                    e.label()
+                ),
+                transport: e.transport(),
+                bytes_per_message: e.steady_overhead_per_message(),
+                rate_per_s: 1.0,
+            });
+        }
         BandwidthChart {
             projections,
+            overhead,
             measured,
         }
     }
@@ -657,6 +726,10 @@ impl Drawing for BandwidthChart {
             ys.push(p.mibit_at(ARTICLE_CLIENTS[2] as f64));
         }
         ys.extend(self.measured.iter().map(|m| m.2));
+        for p in &self.overhead {
+            ys.push(p.mibit_at(ARTICLE_CLIENTS[0] as f64));
+            ys.push(p.mibit_at(ARTICLE_CLIENTS[2] as f64));
+        }
         let y_lo = ys
             .iter()
             .copied()
@@ -666,7 +739,7 @@ impl Drawing for BandwidthChart {
         let y_hi = ys.iter().copied().fold(0.0, f64::max) * 3.0;
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Bandwidth at 1 msg/s per client: the article's table and this lab's (all wire bytes)",
+                "Bandwidth at 1 msg/s per client: the article's table beside this lab's projections",
                 (FONT, TITLE_PX - 4),
             )
             .margin(20)
@@ -754,6 +827,23 @@ impl Drawing for BandwidthChart {
                     EmptyElement::at((x, y))
                         + PathElement::new(vec![(0, 0), (8, 0)], dashed_style)
                         + PathElement::new(vec![(12, 0), (20, 0)], dashed_style)
+                });
+        }
+        for p in &self.overhead {
+            let style = transport_colour(p.transport).stroke_width(2);
+            let pts: Vec<(f64, f64)> = ARTICLE_CLIENTS
+                .iter()
+                .map(|c| (*c as f64, p.mibit_at(*c as f64)))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(pts, 3, 4, style))
+                .ctx()?
+                .label(p.label.clone())
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (3, 0)], style)
+                        + PathElement::new(vec![(7, 0), (10, 0)], style)
+                        + PathElement::new(vec![(14, 0), (17, 0)], style)
                 });
         }
         if !self.measured.is_empty() {
@@ -920,7 +1010,7 @@ impl Drawing for RateChart {
 
 /// Chart 6: server CPU per 1,000 messages and memory per open connection.
 struct CostChart {
-    rows: Vec<(String, Transport, Option<f64>, Option<f64>)>,
+    rows: Vec<(Vec<String>, Transport, Option<f64>, Option<f64>)>,
     scenario: String,
 }
 
@@ -931,7 +1021,7 @@ impl CostChart {
                 .iter()
                 .map(|e| {
                     (
-                        short_label(e),
+                        category_lines(e, false),
                         e.transport(),
                         e.cpu_us_per_1k(),
                         e.rss_per_connection_bytes().map(|b| b / 1024.0),
@@ -951,9 +1041,9 @@ impl Drawing for CostChart {
                 (FONT, TITLE_PX - 4),
             )
             .ctx()?;
-        let panels = titled.split_evenly((1, 2));
+        let panels = titled.split_evenly((2, 1));
         let n = self.rows.len();
-        let labels: Vec<String> = self.rows.iter().map(|r| r.0.clone()).collect();
+        let labels: Vec<Vec<String>> = self.rows.iter().map(|r| r.0.clone()).collect();
         for (panel_i, panel) in panels.iter().enumerate() {
             let values: Vec<Option<f64>> = self
                 .rows
@@ -963,39 +1053,40 @@ impl Drawing for CostChart {
             let max = values.iter().flatten().copied().fold(0.0, f64::max);
             let (caption, y_desc) = if panel_i == 0 {
                 (
-                    "CPU per 1,000 delivered messages",
-                    "server CPU, us per 1,000 messages",
+                    "Server CPU per 1,000 delivered messages",
+                    "CPU us per 1,000 msgs",
                 )
             } else {
                 (
-                    "Memory per open connection",
-                    "server RSS growth, KiB per connection",
+                    "Server memory (RSS growth) per open connection",
+                    "RSS KiB per connection",
                 )
             };
             let mut chart = ChartBuilder::on(panel)
                 .caption(caption, (FONT, DESC_PX + 2))
                 .margin(15)
-                .x_label_area_size(90)
+                .x_label_area_size(42)
                 .y_label_area_size(80)
-                .build_cartesian_2d(index_axis(n), 0.0..headroom(max))
+                // Room above the bars for the legend.
+                .build_cartesian_2d(index_axis(n), 0.0..headroom(max) * 1.35)
                 .ctx()?;
-            let fmt = category_formatter(&labels);
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_label_formatter(&fmt)
+                .x_label_formatter(&|_| String::new())
                 .y_label_formatter(&|v| fmt_num(*v))
-                .x_label_style(
-                    (FONT, LABEL_PX - 3)
-                        .into_font()
-                        .transform(FontTransform::Rotate90)
-                        .color(&BLACK),
-                )
                 .y_desc(y_desc)
                 .label_style((FONT, LABEL_PX - 2))
                 .axis_desc_style((FONT, DESC_PX - 2))
                 .draw()
                 .ctx()?;
+            draw_category_labels(
+                panel,
+                chart.plotting_area(),
+                &index_axis(n),
+                &labels,
+                LABEL_PX - 3,
+            )?;
             for t in Transport::ALL {
                 let bars: Vec<_> = self
                     .rows
@@ -1016,15 +1107,18 @@ impl Drawing for CostChart {
                         )
                     }))
                     .ctx()?;
-                if panel_i == 1 {
+                if panel_i == 0 {
                     series.label(t.label()).legend(legend_box(c));
                 }
                 chart
                     .draw_series(bars.iter().map(|(i, v)| {
                         Text::new(
                             fmt_num(*v),
-                            (*i as f64 - 0.3, v + max * 0.04),
-                            (FONT, LABEL_PX - 3).into_font().color(&BLACK),
+                            (*i as f64, v + max * 0.015),
+                            (FONT, LABEL_PX - 3)
+                                .into_font()
+                                .color(&BLACK)
+                                .pos(Pos::new(HPos::Center, VPos::Bottom)),
                         )
                     }))
                     .ctx()?;
@@ -1034,13 +1128,16 @@ impl Drawing for CostChart {
                     chart
                         .draw_series(std::iter::once(Text::new(
                             "n/a",
-                            (i as f64 - 0.2, max * 0.05),
-                            (FONT, LABEL_PX - 3).into_font().color(&BLACK),
+                            (i as f64, max * 0.015),
+                            (FONT, LABEL_PX - 3)
+                                .into_font()
+                                .color(&BLACK)
+                                .pos(Pos::new(HPos::Center, VPos::Bottom)),
                         )))
                         .ctx()?;
                 }
             }
-            if panel_i == 1 {
+            if panel_i == 0 {
                 chart
                     .configure_series_labels()
                     .position(SeriesLabelPosition::UpperRight)
