@@ -18,6 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// One run (or several merged).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunResult {
     pub schema_version: u32,
     /// `pushlab-loadgen 0.1.0`.
@@ -45,6 +46,7 @@ fn one() -> u32 {
 
 /// Where and with what a run was made.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Environment {
     pub hostname: String,
     pub cpu_model: String,
@@ -63,6 +65,7 @@ pub struct Environment {
 /// The scenario one transport entry was measured under (repeated per entry so charts can put
 /// entries from different runs side by side without reading `config`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Scenario {
     pub clients: u64,
     pub publish_rate_per_s: f64,
@@ -81,6 +84,7 @@ pub struct Scenario {
 
 /// Wire bytes split by what they carry. As a total or per delivered message.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ByteSplit {
     /// The published data itself.
     pub payload: f64,
@@ -127,6 +131,7 @@ impl ByteSplit {
 
 /// Latency percentiles in microseconds, publish (intended send time) to whole message held.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Latency {
     pub count: u64,
     pub min: u64,
@@ -141,6 +146,7 @@ pub struct Latency {
 
 /// What the target spent, from its `/metrics` before and after (absent for peers without it).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerCost {
     pub cpu_seconds: f64,
     pub rss_bytes_before: u64,
@@ -154,6 +160,7 @@ pub struct ServerCost {
 
 /// One transport's figures in one run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TransportResult {
     pub transport: Transport,
     pub scenario: Scenario,
@@ -187,6 +194,14 @@ pub struct TransportResult {
     pub tcp_segments: Option<u64>,
     /// HDR histogram of latency_us, V2+deflate, base64.
     pub histogram: String,
+    /// Messages published in the measured window (after warmup); each subscriber should hold
+    /// one latency sample per such message.
+    #[serde(default)]
+    pub window_published_messages: u64,
+    /// Bytes read that no parser consumed (a connection cut mid-message); counted in
+    /// `bytes_total.framing` so the split still sums, and 0 in a clean run.
+    #[serde(default)]
+    pub unattributed_bytes: u64,
     #[serde(default)]
     pub notes: Vec<String>,
 }

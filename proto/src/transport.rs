@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A push transport. The order is the order reports and charts use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// `GET /poll/{topic}?since=SEQ`, answered at once.

@@ -1,0 +1,259 @@
+//! The command line: `run`, `merge`, and the hidden `serve` and `schema`. Raw flags become a
+//! checked [`RunConfig`] in [`RunArgs::into_config`] before anything runs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    parse_duration, parse_source_ips, parse_transports, HeaderProfile, RunConfig, Target,
+    TargetProfile,
+};
+use crate::error::ConfigError;
+
+/// Drives subscribers of every push transport against a server and measures bytes, latency
+/// and connections on the wire.
+#[derive(Parser, Debug)]
+#[command(name = "pushlab-loadgen", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run transports against a target and write a result.
+    Run(RunArgs),
+    /// Merge results of runs made on several machines into one.
+    Merge(MergeArgs),
+    /// Run a pushlab-server in this process (used by `compare` and tests for server cost).
+    #[command(hide = true)]
+    Serve(ServeArgs),
+    /// Print the JSON Schema of result files.
+    #[command(hide = true)]
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The server to measure.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// Transports to run: poll,longpoll,sse,stream,ws or all.
+    #[arg(long, default_value = "all")]
+    pub transports: String,
+    /// Subscribers per transport.
+    #[arg(long, default_value_t = 10)]
+    pub clients: u64,
+    /// Measured window (after warmup): 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Publishing before the measured window (delivered, not sampled).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Messages published per second (per topic).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Bytes of data per message (at least 19: the send-time stamp).
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+    /// Short-poll interval.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Long-poll hold time asked of the server, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub longpoll_timeout: u64,
+    /// One topic for every transport (default: a fresh lab-<transport>-<random> each).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// New connections per second while subscribers connect (default: all at once).
+    #[arg(long)]
+    pub ramp: Option<f64>,
+    /// Reuse connections for poll and long poll.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub keep_alive: OnOff,
+    /// Request headers: what curl sends, or what a desktop Chromium sends.
+    #[arg(long, value_enum, default_value_t = HeaderProfile::Minimal)]
+    pub header_profile: HeaderProfile,
+    /// Local addresses to spread client sockets over: 127.0.0.2-127.0.0.40 or a comma list.
+    #[arg(long)]
+    pub source_ips: Option<String>,
+    /// Write the JSON result here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run all transports at once instead of one after another.
+    #[arg(long)]
+    pub concurrent: bool,
+    /// The target's dialect.
+    #[arg(long, value_enum, default_value_t = TargetProfile::Pushlab)]
+    pub target_profile: TargetProfile,
+    /// No progress display and no table (the JSON is still written).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Test hook: each subscriber cuts its connection once after N messages.
+    #[arg(long, hide = true)]
+    pub drop_after: Option<u64>,
+}
+
+impl RunArgs {
+    /// Checks every flag and resolves the target.
+    pub fn into_config(self) -> Result<RunConfig, ConfigError> {
+        let target: Target = self.target.parse()?;
+        let mut c = RunConfig::new(target);
+        c.transports = parse_transports(&self.transports)?;
+        c.clients = self.clients;
+        c.duration = self.duration;
+        c.warmup = self.warmup;
+        c.rate_per_s = self.rate;
+        c.payload_bytes = self.payload_bytes;
+        c.poll_interval = self.poll_interval;
+        c.longpoll_timeout_s = self.longpoll_timeout;
+        c.topic = self.topic;
+        c.ramp_per_s = self.ramp;
+        c.keep_alive = self.keep_alive == OnOff::On;
+        c.header_profile = self.header_profile;
+        c.source_ips = match self.source_ips.as_deref() {
+            None => Vec::new(),
+            Some(s) => parse_source_ips(s).map_err(|why| ConfigError::Invalid {
+                flag: "--source-ips",
+                why,
+            })?,
+        };
+        if let Some(bad) = c.source_ips.iter().find(|ip| !ip.is_loopback()) {
+            return Err(ConfigError::Invalid {
+                flag: "--source-ips",
+                why: format!("{bad} is not a loopback address"),
+            });
+        }
+        c.concurrent = self.concurrent;
+        c.target_profile = self.target_profile;
+        c.progress = !self.quiet;
+        c.drop_after_messages = self.drop_after;
+        c.command = std::env::args().collect();
+        c.check()?;
+        Ok(c)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// Result files to merge.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged result.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// pushlab-server's flags (the lab's defaults; the ticker is off).
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    #[arg(long, default_value_t = 4096)]
+    pub history: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub max_batch: usize,
+    #[arg(long)]
+    pub max_subscriber_lag: Option<usize>,
+    #[arg(long, default_value_t = 0.0)]
+    pub tick_rate: f64,
+    #[arg(long, default_value_t = 64)]
+    pub tick_bytes: usize,
+    #[arg(long, default_value_t = 50_000)]
+    pub max_connections: usize,
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Seconds between SSE/stream heartbeats.
+    #[arg(long, default_value_t = 15.0)]
+    pub heartbeat: f64,
+}
+
+impl ServeArgs {
+    pub fn server_config(&self) -> Result<pushlab_server::ServerConfig, ConfigError> {
+        let history = self.history.max(1);
+        let heartbeat = Duration::try_from_secs_f64(self.heartbeat)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ConfigError::Invalid {
+                flag: "--heartbeat",
+                why: "must be a positive number of seconds".into(),
+            })?;
+        Ok(pushlab_server::ServerConfig {
+            history,
+            max_batch: self.max_batch.max(1),
+            max_subscriber_lag: self.max_subscriber_lag.unwrap_or(history).clamp(1, history),
+            tick_rate: self.tick_rate.max(0.0),
+            tick_bytes: self.tick_bytes,
+            max_connections: self.max_connections.max(1),
+            max_message_bytes: self.max_message_bytes.max(1),
+            heartbeat_interval: heartbeat,
+            ..pushlab_server::ServerConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunConfig, String> {
+        let cli = Cli::try_parse_from(["pushlab-loadgen", "run"].iter().chain(args).copied())
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run(r) => r.into_config().map_err(|e| e.to_string()),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let c = parse(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--transports",
+            "ws,sse",
+            "--duration",
+            "1500ms",
+            "--keep-alive",
+            "off",
+            "--header-profile",
+            "browser",
+            "--source-ips",
+            "127.0.0.2-127.0.0.3",
+        ])
+        .unwrap();
+        assert_eq!(c.transports.len(), 2);
+        assert_eq!(c.duration, Duration::from_millis(1500));
+        assert!(!c.keep_alive);
+        assert_eq!(c.header_profile, HeaderProfile::Browser);
+        assert_eq!(c.source_ips.len(), 2);
+    }
+
+    #[test]
+    fn bad_flags_say_which() {
+        assert!(parse(&["--transports", "smoke"])
+            .unwrap_err()
+            .contains("smoke"));
+        assert!(parse(&["--duration", "ten"])
+            .unwrap_err()
+            .contains("duration"));
+        assert!(parse(&["--source-ips", "10.0.0.1"])
+            .unwrap_err()
+            .contains("--source-ips"));
+        assert!(parse(&["--target", "ftp://x"])
+            .unwrap_err()
+            .contains("--target"));
+        assert!(parse(&["--target-profile", "nchan"])
+            .unwrap_err()
+            .contains("nchan"));
+    }
+}

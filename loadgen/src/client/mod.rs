@@ -1,0 +1,417 @@
+//! One subscriber per transport, all behind one trait ([`Subscriber`]), run by one driver
+//! ([`drive`]) that owns what they share: the cursor and sequence check, reconnects,
+//! latency samples, the stop rules, and the end-of-run close.
+//!
+//! | transport | a subscriber does |
+//! |---|---|
+//! | poll | `GET /poll/T?since=C` every `--poll-interval` on a fixed schedule |
+//! | longpoll | `GET /longpoll/T?since=C&timeout=S`, again at once when it returns |
+//! | sse | `GET /sse/T?since=S0`, reconnects with `Last-Event-ID: C` |
+//! | stream | `GET /stream/T?since=C`, reconnects with the new cursor |
+//! | ws | `GET /ws/T?since=C` + Upgrade, then frames; reconnects with the new cursor |
+//!
+//! Every socket is wrapped in the counting wrapper from connect to close, and each
+//! subscriber attributes what it parses to payload, envelope, headers, framing or handshake
+//! ([`Tally`]). At the end the driver checks that the attributed bytes add up to the counted
+//! ones; any difference is reported as `unattributed_bytes` (0 in a clean run).
+//!
+//! What the target speaks (paths, cursors, message format) is a [`Dialect`]; the pushlab
+//! dialect is [`PushlabDialect`]. Another server (nginx-nchan) is one more `Dialect`.
+
+pub mod dialect;
+pub mod poll;
+pub mod streaming;
+pub mod ws;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushlab_proto::{ByteCounter, Gap, Transport};
+use tokio::sync::watch;
+
+pub use dialect::{Dialect, PushlabDialect};
+
+use crate::config::{HeaderProfile, Target};
+use crate::headers::{request_head, RequestKind};
+use crate::http::{ClientError, Closing, Conn};
+use crate::record::{Arrival, OpenGuard, Recorder, SeqTracker, Tally};
+
+/// What a subscriber hands the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A whole message arrived at `at_ns`; `due_ns` is its intended send time, if stamped.
+    Message {
+        seq: u64,
+        due_ns: Option<u64>,
+        at_ns: u64,
+    },
+    /// The server says these seqs are gone.
+    Gap(Gap),
+}
+
+/// Settings every subscriber of one transport in one phase shares.
+#[derive(Debug)]
+pub struct ClientSettings {
+    pub target: Target,
+    pub transport: Transport,
+    pub topic: String,
+    /// Every subscriber starts here (`since=`): the topic's newest seq before publishing.
+    pub start_cursor: u64,
+    pub header_profile: HeaderProfile,
+    pub keep_alive: bool,
+    pub poll_interval: Duration,
+    pub longpoll_timeout_s: u64,
+    /// Subscribers of this transport (to spread poll phases).
+    pub clients: u64,
+    pub source_ips: Vec<IpAddr>,
+    pub dialect: Arc<dyn Dialect>,
+    pub drop_after_messages: Option<u64>,
+    /// How long a closing subscriber waits for the server to close its side.
+    pub close_timeout: Duration,
+}
+
+/// Where a phase stands, broadcast to its subscribers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signal {
+    /// The last seq published: a subscriber that has it is done.
+    pub target: Option<u64>,
+    /// Stop now, done or not.
+    pub stop: bool,
+}
+
+/// One subscriber's context: its settings, its byte tally and counters.
+#[derive(Debug)]
+pub struct ClientCtx {
+    pub id: u64,
+    pub s: Arc<ClientSettings>,
+    pub rec: Arc<Recorder>,
+    /// Bytes of all this subscriber's sockets.
+    pub counter: Arc<ByteCounter>,
+    pub tally: Tally,
+    pub segments: u64,
+    pub segments_known: bool,
+    pub source: Option<IpAddr>,
+}
+
+impl ClientCtx {
+    pub fn new(id: u64, s: Arc<ClientSettings>, rec: Arc<Recorder>) -> ClientCtx {
+        let source =
+            (!s.source_ips.is_empty()).then(|| s.source_ips[(id as usize) % s.source_ips.len()]);
+        ClientCtx {
+            id,
+            s,
+            rec,
+            counter: Arc::new(ByteCounter::default()),
+            tally: Tally::default(),
+            segments: 0,
+            segments_known: false,
+            source,
+        }
+    }
+
+    /// A new counted TCP connection to the target.
+    pub async fn connect(&mut self) -> Result<Conn, ClientError> {
+        let mut conn = Conn::connect(self.s.target.addr, self.source, self.counter.clone()).await?;
+        conn.guard = Some(OpenGuard::new(self.rec.clone()));
+        Ok(conn)
+    }
+
+    /// The subscription path for this subscriber's transport, resuming after `cursor`.
+    pub fn subscribe_path(&self, cursor: u64) -> String {
+        self.s.dialect.subscribe_path(
+            self.s.transport,
+            &self.s.topic,
+            cursor,
+            self.s.start_cursor,
+            self.s.longpoll_timeout_s,
+        )
+    }
+
+    /// Sends a request head (its bytes are `headers`, or `handshake` for an Upgrade).
+    pub async fn request(
+        &mut self,
+        conn: &mut Conn,
+        path: &str,
+        kind: RequestKind,
+        extra: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        let head = request_head(
+            "GET",
+            path,
+            &self.s.target.host_header,
+            self.s.header_profile,
+            kind,
+            self.s.keep_alive,
+            extra,
+        );
+        if kind == RequestKind::WebSocket {
+            self.tally.handshake += head.len() as u64;
+        } else {
+            self.tally.headers += head.len() as u64;
+        }
+        self.rec.http_requests.fetch_add(1, Ordering::Relaxed);
+        conn.send(&head).await
+    }
+
+    /// Notes what closing a connection found.
+    pub fn closed(&mut self, c: Closing) {
+        if let Some((out, inn)) = c.segments {
+            self.segments += out + inn;
+            self.segments_known = true;
+        }
+    }
+
+    /// Decodes one message, attributing its bytes to payload and envelope.
+    pub fn message(&mut self, bytes: &[u8], at_ns: u64) -> Result<Event, ClientError> {
+        let m = self.s.dialect.decode_message(bytes)?;
+        self.tally.payload += m.payload_bytes;
+        self.tally.envelope += bytes.len() as u64 - m.payload_bytes;
+        Ok(Event::Message {
+            seq: m.seq,
+            due_ns: m.due_ns,
+            at_ns,
+        })
+    }
+}
+
+/// Reads TCP_INFO and closes: for sockets dropped without the clean close.
+pub fn segments_of(conn: &Conn) -> Closing {
+    Closing {
+        segments: crate::net::tcp_segments(conn.io.get_ref()),
+        saw_eof: false,
+    }
+}
+
+/// A subscriber of one transport. The driver calls `open` (with the cursor to resume from),
+/// then `next` until it fails or the phase ends, then `close` once.
+///
+/// Every method must be cancel-safe at its await points (state lives in `self`): the driver
+/// drops a pending `next` when the phase's [`Signal`] changes and calls it again.
+pub trait Subscriber: Send {
+    /// Connects and subscribes from `cursor` (the last seq held). Events the subscription
+    /// answer already carries go to `out`.
+    fn open(
+        &mut self,
+        cx: &mut ClientCtx,
+        cursor: u64,
+        out: &mut Vec<Event>,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+
+    /// Waits for what comes next and appends it to `out` (possibly nothing, for an empty
+    /// poll). An error means the connection is gone; the driver will `open` again.
+    fn next(
+        &mut self,
+        cx: &mut ClientCtx,
+        cursor: u64,
+        out: &mut Vec<Event>,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+
+    /// Ends cleanly: shuts the write side, reads (and parses) until the server closes.
+    fn close(
+        &mut self,
+        cx: &mut ClientCtx,
+        out: &mut Vec<Event>,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Drops the connection at once, after `next` failed or to simulate a cut.
+    fn abort(&mut self, cx: &mut ClientCtx);
+}
+
+/// What one subscriber ended with.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub subscribed: bool,
+    pub lost: u64,
+    pub missing: String,
+}
+
+/// Runs one subscriber until the phase ends. Everything it counted is added to `cx.rec`.
+pub async fn drive<S: Subscriber>(
+    mut sub: S,
+    mut cx: ClientCtx,
+    mut signal: watch::Receiver<Signal>,
+    subscribed: Arc<tokio::sync::Notify>,
+) -> Outcome {
+    let rec = cx.rec.clone();
+    let mut tracker = SeqTracker::new(cx.s.start_cursor);
+    let mut outcome = Outcome::default();
+    let mut out: Vec<Event> = Vec::new();
+    let mut open = false;
+    let mut failures = 0u32;
+    let mut delivered = 0u64;
+    let mut dropped_once = false;
+    let mut samples: Vec<u64> = Vec::new();
+    loop {
+        let sig = *signal.borrow_and_update();
+        if sig.stop || sig.target.is_some_and(|t| tracker.cursor() >= t) {
+            break;
+        }
+        if !open {
+            match sub.open(&mut cx, tracker.cursor(), &mut out).await {
+                Ok(()) => {
+                    open = true;
+                    failures = 0;
+                    if !outcome.subscribed {
+                        outcome.subscribed = true;
+                        rec.subscribed.fetch_add(1, Ordering::Relaxed);
+                        subscribed.notify_one();
+                    }
+                }
+                Err(e) => {
+                    sub.abort(&mut cx);
+                    failures += 1;
+                    rec.errors.fetch_add(1, Ordering::Relaxed);
+                    rec.problem(format!("client {}: {e}", cx.id));
+                    if !outcome.subscribed && failures >= 3 {
+                        // Never got in: give up (the phase reports it).
+                        rec.gave_up.fetch_add(1, Ordering::Relaxed);
+                        subscribed.notify_one();
+                        break;
+                    }
+                    let backoff = Duration::from_millis(50 * (1 << failures.min(5)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = signal.changed() => {}
+                    }
+                    continue;
+                }
+            }
+        } else {
+            tokio::select! {
+                r = sub.next(&mut cx, tracker.cursor(), &mut out) => {
+                    if let Err(e) = r {
+                        sub.abort(&mut cx);
+                        open = false;
+                        rec.reconnects.fetch_add(1, Ordering::Relaxed);
+                        if !e.is_disconnect() {
+                            rec.errors.fetch_add(1, Ordering::Relaxed);
+                            rec.problem(format!("client {}: {e}", cx.id));
+                        }
+                    }
+                }
+                _ = signal.changed() => {}
+            }
+        }
+        delivered += absorb(&cx, &rec, &mut tracker, &mut out, &mut samples);
+        if let Some(n) = cx.s.drop_after_messages {
+            if open && !dropped_once && delivered >= n {
+                // Test hook: a cut connection, as a flaky network would make one.
+                dropped_once = true;
+                sub.abort(&mut cx);
+                open = false;
+                rec.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    if open {
+        sub.close(&mut cx, &mut out).await;
+    } else {
+        sub.abort(&mut cx);
+    }
+    absorb(&cx, &rec, &mut tracker, &mut out, &mut samples);
+
+    let target = signal.borrow().target.unwrap_or(tracker.cursor());
+    outcome.lost = tracker.lost(target);
+    if outcome.lost > 0 {
+        outcome.missing = tracker.describe_missing(target, 4);
+    }
+    rec.lost.fetch_add(outcome.lost, Ordering::Relaxed);
+    rec.duplicates
+        .fetch_add(tracker.duplicates, Ordering::Relaxed);
+    rec.out_of_order
+        .fetch_add(tracker.out_of_order, Ordering::Relaxed);
+    rec.gap_notices
+        .fetch_add(tracker.gap_notices, Ordering::Relaxed);
+
+    // Every byte counted must have been attributed by a parser.
+    let up = cx.counter.written();
+    let down = cx.counter.read();
+    rec.wire_up.fetch_add(up, Ordering::Relaxed);
+    rec.wire_down.fetch_add(down, Ordering::Relaxed);
+    let attributed = cx.tally.sum();
+    let wire = up + down;
+    if wire > attributed {
+        let rest = wire - attributed;
+        rec.unattributed.fetch_add(rest, Ordering::Relaxed);
+        cx.tally.framing += rest;
+    } else if attributed > wire {
+        rec.overattributed
+            .fetch_add(attributed - wire, Ordering::Relaxed);
+    }
+    rec.add_tally(&cx.tally);
+    rec.segments.fetch_add(cx.segments, Ordering::Relaxed);
+    if cx.segments_known {
+        rec.segments_known.store(true, Ordering::Relaxed);
+    }
+    rec.finished.fetch_add(1, Ordering::Relaxed);
+    outcome
+}
+
+/// Applies events: sequence check, delivered count, latency samples. Returns messages
+/// delivered (duplicates excluded).
+fn absorb(
+    cx: &ClientCtx,
+    rec: &Recorder,
+    tracker: &mut SeqTracker,
+    out: &mut Vec<Event>,
+    samples: &mut Vec<u64>,
+) -> u64 {
+    let mut delivered = 0;
+    for ev in out.drain(..) {
+        match ev {
+            Event::Gap(g) => tracker.on_gap(&g),
+            Event::Message { seq, due_ns, at_ns } => {
+                if tracker.on_message(seq) == Arrival::Duplicate {
+                    continue;
+                }
+                delivered += 1;
+                match due_ns {
+                    Some(due) if rec.window.contains(due) => {
+                        samples.push(at_ns.saturating_sub(due) / 1000);
+                    }
+                    Some(_) => {}
+                    None => {
+                        rec.foreign_messages.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    let _ = cx;
+    if delivered > 0 {
+        rec.delivered.fetch_add(delivered, Ordering::Relaxed);
+    }
+    rec.record_latencies(samples);
+    samples.clear();
+    delivered
+}
+
+/// Starts subscriber `id` of `s.transport` as a task.
+pub fn spawn(
+    tasks: &mut tokio::task::JoinSet<(Transport, u64, Outcome)>,
+    id: u64,
+    s: Arc<ClientSettings>,
+    rec: Arc<Recorder>,
+    signal: watch::Receiver<Signal>,
+    subscribed: Arc<tokio::sync::Notify>,
+) {
+    let t = s.transport;
+    let cx = ClientCtx::new(id, s, rec);
+    match t {
+        Transport::Poll | Transport::LongPoll => {
+            let sub = poll::PollSub::new(&cx);
+            tasks.spawn(async move { (t, id, drive(sub, cx, signal, subscribed).await) });
+        }
+        Transport::Sse | Transport::Stream => {
+            let sub = streaming::StreamingSub::new(t);
+            tasks.spawn(async move { (t, id, drive(sub, cx, signal, subscribed).await) });
+        }
+        Transport::Ws => {
+            let sub = ws::WsSub::default();
+            tasks.spawn(async move { (t, id, drive(sub, cx, signal, subscribed).await) });
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Checked run settings. Raw flags (see [`crate::cli::RunArgs`]) are turned into a
+//! [`RunConfig`] before anything runs, so a bad value is one clear error up front and never a
+//! half-finished run.
+//!
+//! ```text
+//! --duration 10s   --warmup 500ms   --poll-interval 1s   (also 2m, 1.5s, 250us)
+//! --source-ips 127.0.0.2-127.0.0.40   or   127.0.0.2,127.0.0.3
+//! --target http://127.0.0.1:8080
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+use pushlab_proto::Transport;
+use serde::Serialize;
+
+use crate::error::ConfigError;
+
+/// Request headers a subscriber sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderProfile {
+    /// What curl sends: Host, User-Agent, Accept.
+    Minimal,
+    /// What a current desktop Chromium sends for fetch, EventSource and WebSocket, with a
+    /// cookie of typical size (the classic ~871-byte poll figure).
+    Browser,
+}
+
+impl HeaderProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderProfile::Minimal => "minimal",
+            HeaderProfile::Browser => "browser",
+        }
+    }
+}
+
+/// Which server dialect the target speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetProfile {
+    /// pushlab-server's endpoints (`/poll/{topic}`, `/publish/{topic}`, ...).
+    Pushlab,
+    /// nginx with the nchan module (not implemented yet: see `client::dialect`).
+    Nchan,
+}
+
+impl TargetProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetProfile::Pushlab => "pushlab",
+            TargetProfile::Nchan => "nchan",
+        }
+    }
+}
+
+/// `http://HOST:PORT`, resolved once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// As given, normalised (`http://127.0.0.1:8080`).
+    pub url: String,
+    /// The `Host` header value (`127.0.0.1:8080`).
+    pub host_header: String,
+    #[serde(serialize_with = "ser_display")]
+    pub addr: SocketAddr,
+}
+
+fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl FromStr for Target {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| ConfigError::Target(format!("{s:?}: {why}"));
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("must start with http:// (https is not supported)"))?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+            return Err(bad("expected http://HOST:PORT with no path"));
+        }
+        let has_port = authority.parse::<SocketAddr>().is_ok()
+            || (!authority.starts_with('[')
+                && authority
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
+        let with_port = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve: {e}")))?
+            .next()
+            .ok_or_else(|| bad("resolves to no address"))?;
+        Ok(Target {
+            url: format!("http://{with_port}"),
+            host_header: with_port,
+            addr,
+        })
+    }
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s`, `250us`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 10s, 500ms, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use us, ms, s, m, h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
+}
+
+/// Parses `127.0.0.2-127.0.0.40` (inclusive range of IPv4) or a comma list of addresses.
+pub fn parse_source_ips(s: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: Ipv4Addr = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+            let b: Ipv4Addr = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("{b:?} is not an IPv4 address"))?;
+            let (lo, hi) = (u32::from(a), u32::from(b));
+            if lo > hi {
+                return Err(format!("range {part:?} runs backwards"));
+            }
+            if hi - lo >= 65_536 {
+                return Err(format!("range {part:?} holds more than 65536 addresses"));
+            }
+            out.extend((lo..=hi).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
+        } else {
+            out.push(
+                part.parse()
+                    .map_err(|_| format!("{part:?} is not an IP address"))?,
+            );
+        }
+    }
+    if out.is_empty() {
+        return Err("no address given".into());
+    }
+    Ok(out)
+}
+
+/// Parses `poll,longpoll,sse,stream,ws` or `all`, keeping report order and dropping repeats.
+pub fn parse_transports(s: &str) -> Result<Vec<Transport>, ConfigError> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(Transport::ALL.to_vec());
+    }
+    let mut out: Vec<Transport> = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let t: Transport =
+            name.parse()
+                .map_err(|e: pushlab_proto::transport::UnknownTransport| {
+                    ConfigError::Transport(e.to_string())
+                })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Transport("no transport given".into()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Everything one run needs, checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    pub target: Target,
+    pub transports: Vec<Transport>,
+    /// Subscribers per transport.
+    pub clients: u64,
+    /// Measured window, after warmup.
+    #[serde(rename = "duration_s", serialize_with = "ser_secs")]
+    pub duration: Duration,
+    #[serde(rename = "warmup_s", serialize_with = "ser_secs")]
+    pub warmup: Duration,
+    pub rate_per_s: f64,
+    pub payload_bytes: usize,
+    #[serde(rename = "poll_interval_s", serialize_with = "ser_secs")]
+    pub poll_interval: Duration,
+    /// Long-poll hold time asked of the server (`timeout=`), seconds.
+    pub longpoll_timeout_s: u64,
+    /// A fixed topic for every transport; `None`: a fresh `lab-<transport>-<random>` each.
+    pub topic: Option<String>,
+    /// New connections per second while clients connect; `None`: all at once.
+    pub ramp_per_s: Option<f64>,
+    pub keep_alive: bool,
+    pub header_profile: HeaderProfile,
+    /// Local addresses client sockets bind to, round-robin (empty: the kernel's choice).
+    pub source_ips: Vec<IpAddr>,
+    /// Run all transports at once rather than one after another.
+    pub concurrent: bool,
+    pub target_profile: TargetProfile,
+    /// Draw live progress (only honoured when stdout is a terminal).
+    pub progress: bool,
+    /// Test hook: every subscriber drops its connection abruptly once, after this many
+    /// delivered messages, then resumes from its cursor.
+    pub drop_after_messages: Option<u64>,
+    /// The command line, for the result file.
+    pub command: Vec<String>,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl RunConfig {
+    /// A config with the issue's defaults against `target` (used by tests and `compare`).
+    pub fn new(target: Target) -> RunConfig {
+        RunConfig {
+            target,
+            transports: Transport::ALL.to_vec(),
+            clients: 10,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            rate_per_s: 10.0,
+            payload_bytes: 64,
+            poll_interval: Duration::from_secs(1),
+            longpoll_timeout_s: 30,
+            topic: None,
+            ramp_per_s: None,
+            keep_alive: true,
+            header_profile: HeaderProfile::Minimal,
+            source_ips: Vec::new(),
+            concurrent: false,
+            target_profile: TargetProfile::Pushlab,
+            progress: false,
+            drop_after_messages: None,
+            command: Vec::new(),
+        }
+    }
+
+    /// Checks the settings against each other; every error names the flag to change.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |flag: &'static str, why: String| Err(ConfigError::Invalid { flag, why });
+        if self.clients == 0 || self.clients > 1_000_000 {
+            return bad(
+                "--clients",
+                format!("must be 1..=1000000, got {}", self.clients),
+            );
+        }
+        if self.duration.is_zero() {
+            return bad("--duration", "must be more than 0".into());
+        }
+        if !(self.rate_per_s > 0.0 && self.rate_per_s <= 1_000_000.0) {
+            return bad(
+                "--rate",
+                format!(
+                    "must be more than 0 and at most 1000000, got {}",
+                    self.rate_per_s
+                ),
+            );
+        }
+        if self.payload_bytes < crate::publisher::STAMP_BYTES || self.payload_bytes > 1 << 20 {
+            return bad(
+                "--payload-bytes",
+                format!(
+                    "must be {}..=1048576 (the data carries a {}-digit send time), got {}",
+                    crate::publisher::STAMP_BYTES,
+                    crate::publisher::STAMP_BYTES,
+                    self.payload_bytes
+                ),
+            );
+        }
+        if self.poll_interval < Duration::from_millis(1) {
+            return bad("--poll-interval", "must be at least 1ms".into());
+        }
+        if !(1..=120).contains(&self.longpoll_timeout_s) {
+            return bad("--longpoll-timeout", "must be 1..=120 seconds".into());
+        }
+        if let Some(t) = &self.topic {
+            if !pushlab_proto::valid_topic(t) {
+                return bad("--topic", format!("{t:?}: 1 to 64 of A-Z a-z 0-9 _ . -"));
+            }
+        }
+        if let Some(r) = self.ramp_per_s {
+            if !(r > 0.0 && r.is_finite()) {
+                return bad(
+                    "--ramp",
+                    format!("must be more than 0 connections/s, got {r}"),
+                );
+            }
+        }
+        if self.target_profile == TargetProfile::Nchan {
+            return bad(
+                "--target-profile",
+                "nchan is not implemented yet (only pushlab)".into(),
+            );
+        }
+        if self.transports.is_empty() {
+            return Err(ConfigError::Transport("no transport given".into()));
+        }
+        Ok(())
+    }
+
+    /// Subscribers open at once at the busiest moment.
+    pub fn peak_clients(&self) -> u64 {
+        if self.concurrent {
+            self.clients * self.transports.len() as u64
+        } else {
+            self.clients
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "s", "10x", "-1s", "1e400s", "ten"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_ips() {
+        let ips = parse_source_ips("127.0.0.2-127.0.0.4").unwrap();
+        assert_eq!(ips.len(), 3);
+        assert_eq!(ips[2], "127.0.0.4".parse::<IpAddr>().unwrap());
+        assert_eq!(parse_source_ips("127.0.0.2, 127.0.0.9").unwrap().len(), 2);
+        assert!(parse_source_ips("127.0.0.4-127.0.0.2").is_err());
+        assert!(parse_source_ips("nope").is_err());
+        assert!(parse_source_ips("").is_err());
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(parse_transports("all").unwrap(), Transport::ALL.to_vec());
+        assert_eq!(
+            parse_transports("ws,poll,ws").unwrap(),
+            vec![Transport::Poll, Transport::Ws]
+        );
+        let e = parse_transports("poll,smoke").unwrap_err().to_string();
+        assert!(e.contains("smoke"), "{e}");
+    }
+
+    #[test]
+    fn targets() {
+        let t: Target = "http://127.0.0.1:8080".parse().unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.host_header, "127.0.0.1:8080");
+        let t: Target = "http://127.0.0.1/".parse().unwrap();
+        assert_eq!(t.addr.port(), 80);
+        assert!("https://127.0.0.1:1".parse::<Target>().is_err());
+        assert!("127.0.0.1:1".parse::<Target>().is_err());
+        assert!("http://127.0.0.1:1/x".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn checks_name_the_flag() {
+        let mut c = RunConfig::new("http://127.0.0.1:1".parse().unwrap());
+        c.clients = 0;
+        assert!(c.check().unwrap_err().to_string().contains("--clients"));
+        c.clients = 1;
+        c.payload_bytes = 3;
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("--payload-bytes"));
+        c.payload_bytes = 64;
+        c.rate_per_s = 0.0;
+        assert!(c.check().unwrap_err().to_string().contains("--rate"));
+        c.rate_per_s = 1.0;
+        assert!(c.check().is_ok());
+    }
+}

@@ -1,0 +1,96 @@
+//! A pushlab-server in its own process, started from this very binary.
+//!
+//! The server's cost is read from its `/metrics` (process CPU and RSS). Were the server in the
+//! loadgen's process, those figures would include the loadgen. So `compare` and the tests that
+//! look at server cost run `pushlab-loadgen serve --bind 127.0.0.1:0` (a hidden subcommand
+//! that runs `pushlab_server::serve`) as a child process:
+//!
+//! ```text
+//! $ pushlab-loadgen serve --bind 127.0.0.1:0
+//! listening on http://127.0.0.1:40123
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::error::LoadgenError;
+
+/// The first line `serve` prints.
+pub const LISTENING_PREFIX: &str = "listening on http://";
+
+/// A server child process; killed when dropped.
+#[derive(Debug)]
+pub struct EmbeddedServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl EmbeddedServer {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server (SIGKILL) and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Starts `current_exe() serve --bind 127.0.0.1:0 ARGS...` and waits for its address.
+pub async fn spawn_embedded_server(args: &[String]) -> Result<EmbeddedServer, LoadgenError> {
+    let exe = std::env::current_exe().map_err(|e| LoadgenError::Io {
+        context: "finding this executable".into(),
+        source: e,
+    })?;
+    spawn_server_from(&exe, args).await
+}
+
+/// As [`spawn_embedded_server`] with an explicit `pushlab-loadgen` binary (tests pass
+/// `env!("CARGO_BIN_EXE_pushlab-loadgen")`, since their own executable is the test harness).
+pub async fn spawn_server_from(
+    exe: &Path,
+    args: &[String],
+) -> Result<EmbeddedServer, LoadgenError> {
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .arg("--bind")
+        .arg("127.0.0.1:0")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| LoadgenError::Io {
+            context: format!("starting {} serve", exe.display()),
+            source: e,
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .map_err(|_| LoadgenError::Other("the embedded server did not start within 20 s".into()))?
+        .map_err(|e| LoadgenError::Io {
+            context: "reading the embedded server's address".into(),
+            source: e,
+        })?
+        .ok_or_else(|| LoadgenError::Other("the embedded server exited before listening".into()))?;
+    let addr = line
+        .trim()
+        .strip_prefix(LISTENING_PREFIX)
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| {
+            LoadgenError::Other(format!(
+                "the embedded server said {line:?}, not its address"
+            ))
+        })?;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(EmbeddedServer { child, addr })
+}

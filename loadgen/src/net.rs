@@ -1,0 +1,177 @@
+//! Sockets for many clients: the open-file limit, source addresses, TCP_INFO, and the one
+//! clock every timestamp of a run is read from.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the soft limit now in force.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+    {
+        lim.rlim_cur as u64
+    }
+}
+
+/// Connects to `addr`, first binding to `source` when given (to spread sockets over several
+/// loopback addresses and pass the ephemeral-port limit of one). Sets TCP_NODELAY, as browsers
+/// do, so latency is the transport's and not Nagle's.
+pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await?
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Segments a socket sent and received, from Linux `TCP_INFO` (`tcpi_segs_out`,
+/// `tcpi_segs_in`), including SYN, FIN, pure ACKs and retransmissions. `None` off Linux or on
+/// error.
+pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain data; zeroes are a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: the fd is open for the lifetime of `stream`; info and len are ours.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        Some((info.tcpi_segs_out as u64, info.tcpi_segs_in as u64))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        None
+    }
+}
+
+/// TCP/IP header bytes per segment assumed for the `tcpip` share of the byte split: a 20-byte
+/// IPv4 header plus a 20-byte TCP header plus the 12-byte timestamp option Linux puts on every
+/// segment of a connection that negotiated it (it does by default, on loopback too). SYNs
+/// carry a few more option bytes and IPv6 adds 20; both are ignored, so the figure is an
+/// estimate, not a count. Link-layer bytes (Ethernet's 14 + 4, none on loopback) are left out.
+pub const TCPIP_HEADER_BYTES_PER_SEGMENT: u64 = 52;
+
+/// Nanoseconds since the Unix epoch, read from a monotonic clock anchored once to the wall
+/// clock, so the publisher's schedule and every receive time share one clock that never jumps.
+pub fn now_ns() -> u64 {
+    let (instant, wall_ns) = anchor();
+    wall_ns + instant.elapsed().as_nanos() as u64
+}
+
+/// The epoch-ns value of a monotonic instant on the same clock as [`now_ns`].
+pub fn instant_ns(at: Instant) -> u64 {
+    let (instant, wall_ns) = anchor();
+    match at.checked_duration_since(*instant) {
+        Some(d) => wall_ns + d.as_nanos() as u64,
+        None => wall_ns.saturating_sub(instant.duration_since(at).as_nanos() as u64),
+    }
+}
+
+fn anchor() -> &'static (Instant, u64) {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (Instant::now(), wall)
+    })
+}
+
+/// RFC 3339 UTC for a wall-clock time (no leap seconds, as the Unix clock).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            "2023-11-14T22:13:20Z"
+        );
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_near_the_wall() {
+        let a = now_ns();
+        let b = now_ns();
+        assert!(b >= a);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(wall.abs_diff(b) < 5_000_000_000);
+        let i = Instant::now();
+        assert!(instant_ns(i) >= b);
+    }
+}
