@@ -1008,9 +1008,12 @@ impl Drawing for RateChart {
     }
 }
 
+/// (label lines, transport, CPU us per 1k messages, RSS KiB per connection)
+type CostRow = (Vec<String>, Transport, Option<f64>, Option<f64>);
+
 /// Chart 6: server CPU per 1,000 messages and memory per open connection.
 struct CostChart {
-    rows: Vec<(Vec<String>, Transport, Option<f64>, Option<f64>)>,
+    rows: Vec<CostRow>,
     scenario: String,
 }
 
