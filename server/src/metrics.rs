@@ -245,6 +245,11 @@ impl Metrics {
         let (cpu, rss) = process_usage();
         let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
         let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        // Tasks alive in the server's runtime: a leak of connection tasks shows here (soak).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let tasks = rt.metrics().num_alive_tasks();
+            let _ = writeln!(out, "# HELP pushlab_runtime_alive_tasks Tasks alive in the server's runtime.\n# TYPE pushlab_runtime_alive_tasks gauge\npushlab_runtime_alive_tasks {tasks}");
+        }
         out
     }
 }
