@@ -172,6 +172,9 @@ pub struct ServeArgs {
     pub max_connections: usize,
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
+    /// Open connections per client IP at most (spread clients with --source-ips past it).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections_per_ip: usize,
     /// Seconds between SSE/stream heartbeats.
     #[arg(long, default_value_t = 15.0)]
     pub heartbeat: f64,
@@ -195,6 +198,7 @@ impl ServeArgs {
             tick_bytes: self.tick_bytes,
             max_connections: self.max_connections.max(1),
             max_message_bytes: self.max_message_bytes.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
             heartbeat_interval: heartbeat,
             ..pushlab_server::ServerConfig::default()
         })

@@ -223,6 +223,8 @@ pub struct RunConfig {
     /// Test hook: every subscriber drops its connection abruptly once, after this many
     /// delivered messages, then resumes from its cursor.
     pub drop_after_messages: Option<u64>,
+    /// The target runs inside this process (tests): its CPU and RSS include the loadgen's.
+    pub same_process_server: bool,
     /// The command line, for the result file.
     pub command: Vec<String>,
 }
@@ -253,6 +255,7 @@ impl RunConfig {
             target_profile: TargetProfile::Pushlab,
             progress: false,
             drop_after_messages: None,
+            same_process_server: false,
             command: Vec::new(),
         }
     }

@@ -46,7 +46,7 @@ impl EmbeddedServer {
 pub async fn spawn_embedded_server(args: &[String]) -> Result<EmbeddedServer, LoadgenError> {
     let exe = std::env::current_exe().map_err(|e| LoadgenError::Io {
         context: "finding this executable".into(),
-        source: e,
+        error: e,
     })?;
     spawn_server_from(&exe, args).await
 }
@@ -69,7 +69,7 @@ pub async fn spawn_server_from(
         .spawn()
         .map_err(|e| LoadgenError::Io {
             context: format!("starting {} serve", exe.display()),
-            source: e,
+            error: e,
         })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
@@ -78,7 +78,7 @@ pub async fn spawn_server_from(
         .map_err(|_| LoadgenError::Other("the embedded server did not start within 20 s".into()))?
         .map_err(|e| LoadgenError::Io {
             context: "reading the embedded server's address".into(),
-            source: e,
+            error: e,
         })?
         .ok_or_else(|| LoadgenError::Other("the embedded server exited before listening".into()))?;
     let addr = line

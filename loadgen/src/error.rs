@@ -19,12 +19,8 @@ pub enum ConfigError {
 pub enum LoadgenError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot connect to {target}: {source}")]
-    Unreachable {
-        target: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot connect to {target}: {error}")]
+    Unreachable { target: String, error: io::Error },
     #[error("{target} does not speak HTTP/1.1: {why}")]
     NotHttp { target: String, why: String },
     #[error("{target} reset or closed the connection during {during}")]
@@ -45,12 +41,8 @@ pub enum LoadgenError {
     },
     #[error("publishing to {target} failed: {why}")]
     Publish { target: String, why: String },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{context}: {error}")]
+    Io { context: String, error: io::Error },
     #[error("{0}")]
     Other(String),
 }

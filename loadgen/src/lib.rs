@@ -66,11 +66,11 @@ pub async fn serve(
         .await
         .map_err(|e| LoadgenError::Io {
             context: format!("binding {}", args.bind),
-            source: e,
+            error: e,
         })?;
     let addr = listener.local_addr().map_err(|e| LoadgenError::Io {
         context: "reading the bound address".into(),
-        source: e,
+        error: e,
     })?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}{addr}", embedded::LISTENING_PREFIX);

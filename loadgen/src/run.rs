@@ -58,8 +58,8 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
             "{} has no /metrics: server CPU, memory and byte counts are left out",
             config.target.url
         )),
-        Some(_) if config.target.addr.ip().is_loopback() => notes.push(
-            "server cost (CPU, RSS) is the whole target process: it includes the loadgen when the server runs in the same process".into(),
+        Some(_) if config.same_process_server => notes.push(
+            "the server runs inside the loadgen's process: its CPU and RSS figures include the loadgen's".into(),
         ),
         Some(_) => {}
     }

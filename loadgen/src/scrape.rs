@@ -74,7 +74,7 @@ pub async fn scrape(target: &Target) -> Result<Option<Scrape>, LoadgenError> {
         ClientError::Connect(source) => {
             crate::error::limit_error(&source, "connecting").unwrap_or(LoadgenError::Unreachable {
                 target: target.url.clone(),
-                source,
+                error: source,
             })
         }
         ClientError::NotHttp(why) => LoadgenError::NotHttp {
