@@ -90,3 +90,32 @@ async fn shutdown_ends_every_transport_cleanly_and_in_time() {
         "still accepting after shutdown"
     );
 }
+
+/// Readers that stopped reading cannot take a last chunk or a close frame; shutdown still
+/// returns within 5 s (the grace period, then the connections are dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_stalled_readers_returns_in_time() {
+    let server = start_server(test_config()).await;
+    let addr = server.addr;
+    let mut stalled = Vec::new();
+    for t in [Transport::Sse, Transport::Stream, Transport::Ws] {
+        stalled.push(
+            Subscriber::connect_small_buffer(addr, t, "flood", Some(0))
+                .await
+                .expect("subscribe"),
+        );
+    }
+    // Enough to fill every socket buffer on the way (see gap::stalled_reader...).
+    let data = "f".repeat(40 * 1024);
+    let mut p = Publisher::new(addr, "flood").await;
+    for _ in 0..200 {
+        p.publish(&data).await;
+    }
+    p.close().await;
+    let took = server.stop().await;
+    assert!(
+        took < Duration::from_secs(5),
+        "serve took {took:?} to return"
+    );
+    drop(stalled);
+}

@@ -10,7 +10,9 @@ use pushlab_proto::frame::{ws_header_len, PollBatch};
 use pushlab_proto::{Message, Transport};
 
 use crate::client::Subscriber;
-use crate::common::{get, latest_seq, sample, scrape, start_server, test_config, Publisher};
+use crate::common::{
+    fetch, get, latest_seq, req, sample, scrape, start_server, test_config, Publisher,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn longpoll_timeout_answers_an_empty_batch() {
@@ -59,6 +61,35 @@ async fn websocket_frame_header_is_two_bytes_under_126() {
     }
     p.close().await;
     ws.close().await;
+    server.stop().await;
+}
+
+/// No extension is negotiated even when the client offers one (a compressed frame would not
+/// cost 2 bytes of framing, and its payload would not be MESSAGE's bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_negotiates_no_extension() {
+    let server = start_server(test_config()).await;
+    let mut r = req(http::Method::GET, "/ws/x", Bytes::new());
+    for (k, v) in [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        (
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        ),
+    ] {
+        r.headers_mut().insert(k, v.parse().unwrap());
+    }
+    let r = fetch(server.addr, r).await;
+    assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(
+        r.headers()["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "RFC 6455's example key and accept"
+    );
+    assert!(r.headers().get("sec-websocket-extensions").is_none());
     server.stop().await;
 }
 
