@@ -28,6 +28,13 @@ pub enum Command {
     Run(RunArgs),
     /// Merge results of runs made on several machines into one.
     Merge(MergeArgs),
+    /// Start a server, run every transport and its variants, write results/latest/ (JSON,
+    /// charts, REPORT.md) and print the comparison.
+    Compare(crate::compare::CompareArgs),
+    /// Run a matrix of points from a spec file, one JSON per point (resumable).
+    Sweep(crate::sweep::SweepArgs),
+    /// Read every result JSON under DIR and write charts and REPORT.md.
+    Report(crate::report::ReportArgs),
     /// Run a pushlab-server in this process (used by `compare` and tests for server cost).
     #[command(hide = true)]
     Serve(ServeArgs),

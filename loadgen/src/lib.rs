@@ -47,7 +47,9 @@ pub mod scrape;
 pub mod summary;
 
 // Results (issue 4): `report`, `compare`, `sweep` and their charts and REPORT.md.
+pub mod compare;
 pub mod report;
+pub mod sweep;
 
 pub use config::RunConfig;
 pub use embedded::{spawn_embedded_server, spawn_server_from, EmbeddedServer};

@@ -25,6 +25,18 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Merge(args) => merge(args),
+            Command::Compare(args) => {
+                pushlab_loadgen::compare::cli(&args, &argv()).await?;
+                Ok(())
+            }
+            Command::Sweep(args) => {
+                pushlab_loadgen::sweep::cli(&args, &argv()).await?;
+                Ok(())
+            }
+            Command::Report(args) => {
+                pushlab_loadgen::report::cli(&args, &argv())?;
+                Ok(())
+            }
             Command::Serve(args) => {
                 pushlab_loadgen::serve(&args, shutdown_signal()).await?;
                 Ok(())
@@ -42,6 +54,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line as typed, for result files and reports.
+fn argv() -> Vec<String> {
+    std::env::args().collect()
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -115,6 +115,16 @@ pub enum ChartOutcome {
     Skipped(String),
 }
 
+/// The `report` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Directory to read result JSON from, recursively.
+    pub dir: PathBuf,
+    /// Where REPORT.md and charts/ go [default: DIR].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// How the report was asked for (printed in its footer).
 #[derive(Clone, Debug, Default)]
 pub struct ReportOptions {
@@ -140,6 +150,29 @@ pub fn report_dir(
 ) -> Result<ReportOutput, ReportError> {
     let data = Dataset::load_dir(input)?;
     write_report(&data, input, out, opts)
+}
+
+/// `report` as the binary runs it: writes the report and prints the claims table.
+pub fn cli(args: &ReportArgs, command: &[String]) -> Result<ReportOutput, ReportError> {
+    let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
+    let output = report_dir(
+        &args.dir,
+        &out,
+        &ReportOptions {
+            command: command.join(" "),
+        },
+    )?;
+    println!("{}", markdown::claims_table(&output.claims));
+    for w in &output.warnings {
+        eprintln!("report: warning: {w}");
+    }
+    for (chart, outcome) in &output.charts {
+        if let ChartOutcome::Skipped(why) = outcome {
+            eprintln!("report: chart {} not drawn: {why}", chart.number());
+        }
+    }
+    println!("wrote {}", output.report_md.display());
+    Ok(output)
 }
 
 /// Writes charts and REPORT.md for `data` into `out`.
