@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use pushlab_proto::Transport;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::{Ending, Event, Subscriber};
@@ -46,6 +46,19 @@ async fn shutdown_ends_every_transport_cleanly_and_in_time() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let mut silent = TcpStream::connect(addr).await.unwrap();
+    // A raw stream subscriber, to see the last chunk's very bytes.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    raw.write_all(b"GET /stream/t?since=0 HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw_got = Vec::new();
+    while !raw_got.ends_with(b"\"data\":\"before\"}\n\r\n") {
+        let n = tokio::time::timeout(HANG_GUARD, raw.read_buf(&mut raw_got))
+            .await
+            .expect("raw stream hung")
+            .unwrap();
+        assert!(n > 0, "raw stream closed early");
+    }
     // The long poll is held once the server has routed it.
     let metrics = server.shared.metrics.clone();
     while metrics
@@ -80,6 +93,15 @@ async fn shutdown_ends_every_transport_cleanly_and_in_time() {
         .await
         .expect("idle keep-alive connection left open")
         .unwrap();
+    tokio::time::timeout(HANG_GUARD, raw.read_to_end(&mut raw_got))
+        .await
+        .expect("raw stream left open")
+        .unwrap();
+    assert!(
+        raw_got.ends_with(b"\n\r\n0\r\n\r\n"),
+        "stream's last bytes: {:?}",
+        String::from_utf8_lossy(&raw_got[raw_got.len().saturating_sub(40)..])
+    );
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(HANG_GUARD, silent.read(&mut buf))
         .await
