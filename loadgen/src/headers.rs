@@ -1,9 +1,12 @@
 //! Request heads the subscribers send, by header profile.
 //!
-//! `minimal` is what `curl` sends. `browser` is what a desktop Chromium 131 on Linux sends for
-//! `fetch()` (poll, long poll, stream), `EventSource` (SSE) and `new WebSocket()`, including
-//! client hints, `sec-fetch-*`, and a 280-byte cookie (analytics plus a session, a typical
-//! size), so the classic "871 bytes of headers per poll" figure can be tested.
+//! `minimal` is what `curl` sends. `browser` is what Chromium sends for `fetch()` (poll, long
+//! poll, stream), `EventSource` (SSE) and `new WebSocket()`: the headers, order and case that
+//! `server/tests/browser.rs` captured from a real headless Chromium into
+//! `loadgen/fixtures/browser_headers.json` (client hints, `sec-fetch-*`, a typical 6-cookie
+//! `Cookie`), with Host, Origin and Referer naming the target and `HeadlessChrome/` written
+//! as a desktop Chromium's `Chrome/`. That is what the classic "871 bytes of headers per
+//! poll" figure is tested with.
 //!
 //! ```text
 //! GET /poll/lab?since=41 HTTP/1.1
@@ -22,11 +25,21 @@ pub enum RequestKind {
     WebSocket,
 }
 
-const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const CHROME_CH_UA: &str =
-    "\"Google Chrome\";v=\"131\", \"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"";
-/// A cookie of typical size: Google Analytics' two plus a framework session and CSRF token.
-const COOKIE: &str = "_ga=GA1.1.1844922157.1731590400; _ga_K2SPJK2C73=GS1.1.1731590400.3.1.1731594000.0.0.0; csrftoken=Xk3vQ9pLmN7rT2wY8zA4bC6dE1fG5hJ0kL9mN3pQ7rS; sessionid=8f2c1e9a7b3d4f6e0a5c2b8d9e1f3a7c; theme=dark; lang=en";
+/// The captured Chromium request headers, by request kind.
+#[derive(Debug, serde::Deserialize)]
+struct BrowserHeaders {
+    fetch: Vec<(String, String)>,
+    eventsource: Vec<(String, String)>,
+    websocket: Vec<(String, String)>,
+}
+
+fn browser_headers() -> &'static BrowserHeaders {
+    static H: std::sync::OnceLock<BrowserHeaders> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        serde_json::from_str(include_str!("../fixtures/browser_headers.json"))
+            .expect("loadgen/fixtures/browser_headers.json is valid")
+    })
+}
 
 /// Builds one request head (and nothing after it). `extra` headers go last.
 pub fn request_head(
@@ -52,10 +65,12 @@ pub fn request_head(
     add("Host", host);
     let origin = format!("http://{host}");
     let referer = format!("http://{host}/");
-    match (profile, kind) {
+    let no_capture: &[(String, String)] = &[];
+    let captured = match (profile, kind) {
         (HeaderProfile::Minimal, RequestKind::WebSocket) => {
             add("User-Agent", "curl/8.11.1");
             add("Accept", "*/*");
+            no_capture
         }
         (HeaderProfile::Minimal, _) => {
             add("User-Agent", "curl/8.11.1");
@@ -63,48 +78,38 @@ pub fn request_head(
             if !keep_alive {
                 add("Connection", "close");
             }
-        }
-        (HeaderProfile::Browser, RequestKind::WebSocket) => {
-            // Upgrade/Connection/Sec-WebSocket-* come from `extra`, in Chrome's order after Host.
-            add("Pragma", "no-cache");
-            add("Cache-Control", "no-cache");
-            add("User-Agent", CHROME_UA);
-            add("Origin", &origin);
-            add("Accept-Encoding", "gzip, deflate, br, zstd");
-            add("Accept-Language", "en-US,en;q=0.9");
-            add("Cookie", COOKIE);
+            no_capture
         }
         (HeaderProfile::Browser, kind) => {
-            add(
-                "Connection",
-                if keep_alive { "keep-alive" } else { "close" },
-            );
-            add("sec-ch-ua-platform", "\"Linux\"");
-            if kind == RequestKind::EventSource {
-                add("Cache-Control", "no-cache");
+            let captured = match kind {
+                RequestKind::Fetch => &browser_headers().fetch,
+                RequestKind::EventSource => &browser_headers().eventsource,
+                RequestKind::WebSocket => &browser_headers().websocket,
+            };
+            for (name, value) in captured {
+                if let Some((_, v)) = extra.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                    add(name, v);
+                    continue;
+                }
+                match name.to_ascii_lowercase().as_str() {
+                    "host" => {}
+                    "origin" => add(name, &origin),
+                    "referer" => add(name, &referer),
+                    "user-agent" => add(name, &value.replace("HeadlessChrome/", "Chrome/")),
+                    "connection" if kind != RequestKind::WebSocket && !keep_alive => {
+                        add(name, "close")
+                    }
+                    _ => add(name, value),
+                }
             }
-            add("User-Agent", CHROME_UA);
-            add("sec-ch-ua", CHROME_CH_UA);
-            add("sec-ch-ua-mobile", "?0");
-            add(
-                "Accept",
-                if kind == RequestKind::EventSource {
-                    "text/event-stream"
-                } else {
-                    "*/*"
-                },
-            );
-            add("Sec-Fetch-Site", "same-origin");
-            add("Sec-Fetch-Mode", "cors");
-            add("Sec-Fetch-Dest", "empty");
-            add("Referer", &referer);
-            add("Accept-Encoding", "gzip, deflate, br, zstd");
-            add("Accept-Language", "en-US,en;q=0.9");
-            add("Cookie", COOKIE);
+            captured
         }
-    }
+    };
+    // Extras the capture already placed went in its order, with our values.
     for (k, v) in extra {
-        add(k, v);
+        if !captured.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)) {
+            add(k, v);
+        }
     }
     h.push_str("\r\n");
     h.into_bytes()
@@ -155,5 +160,51 @@ mod tests {
         assert!(String::from_utf8(close)
             .unwrap()
             .contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn browser_heads_match_the_captured_chromium_sizes() {
+        // The capture ran on port 45463 with these paths; desktop "Chrome/" is 8 bytes
+        // shorter than the captured "HeadlessChrome/".
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../fixtures/browser_headers.json")).unwrap();
+        let host = "127.0.0.1:45463";
+        for (kind, key, path, extra) in [
+            (RequestKind::Fetch, "fetch", "/poll/ticker?since=0", vec![]),
+            (
+                RequestKind::EventSource,
+                "eventsource",
+                "/sse/ticker?since=0",
+                vec![],
+            ),
+            (
+                RequestKind::WebSocket,
+                "websocket",
+                "/ws/ticker?since=0",
+                vec![
+                    ("Upgrade", "websocket"),
+                    ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Version", "13"),
+                    ("Sec-WebSocket-Key", "e2zl164D1iAqkGjalnooHQ=="),
+                ],
+            ),
+        ] {
+            let head = request_head(
+                "GET",
+                path,
+                host,
+                HeaderProfile::Browser,
+                kind,
+                true,
+                &extra,
+            );
+            let captured = v["request_head_bytes"][key].as_u64().unwrap() as usize;
+            assert_eq!(
+                head.len() + 8,
+                captured,
+                "{key}: {}",
+                String::from_utf8_lossy(&head)
+            );
+        }
     }
 }
