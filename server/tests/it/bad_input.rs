@@ -10,6 +10,8 @@
 //! publish over --max-message-bytes                         413      non-UTF-8 publish  400
 //! GET /ws/t without Upgrade                                426
 //! WebSocket message over --max-message-bytes               close 1009
+//! WebSocket binary frame                                   close 1003
+//! a new topic past --max-topics                            503 + Retry-After
 //! past --max-connections                                   503 + Retry-After
 //! request head not sent within --header-read-timeout       connection closed
 //! ```
@@ -217,6 +219,7 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
 async fn bad_input_elsewhere() {
     let mut config = test_config();
     config.max_message_bytes = 1024;
+    config.max_topics = 12;
     config.header_read_timeout = Duration::from_secs(1);
     let max = config.max_message_bytes;
     let server = start_server(config).await;
@@ -323,6 +326,16 @@ async fn bad_input_elsewhere() {
     ws.ws_send("z".repeat(max * 256)).await;
     let end = ws.read_to_end().await;
     assert_eq!(end, Ending::WsClose(Some(1009)), "far oversized ws message");
+    // Binary frames are not spoken here: close 1003.
+    let mut ws = Subscriber::connect(addr, Transport::Ws, "big", None)
+        .await
+        .expect("ws");
+    ws.ws_send_binary(vec![1, 2, 3]).await;
+    assert_eq!(
+        ws.read_to_end().await,
+        Ending::WsClose(Some(1003)),
+        "binary frame"
+    );
 
     // Slow senders: nothing at all, half a request line, a head one byte at a time, and half
     // an HTTP/2 preface are all cut at the header-read timeout.
@@ -365,6 +378,19 @@ async fn bad_input_elsewhere() {
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     c.close().await;
+    // Topics are made on first use, up to --max-topics: past it 503 with Retry-After.
+    let max_topics = server.shared.config.max_topics;
+    let made = server.shared.feed.topic_count();
+    for i in made..max_topics {
+        let r = fetch(addr, req(Method::POST, &format!("/publish/n{i}"), "x")).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let r = get(addr, "/poll/one-too-many").await;
+    assert_json_error(&r, StatusCode::SERVICE_UNAVAILABLE, "past --max-topics");
+    assert!(r.headers().get("retry-after").is_some());
+    let r = get(addr, "/poll/t").await;
+    assert_eq!(r.status(), StatusCode::OK, "existing topics still served");
+
     let m = crate::common::scrape(addr).await;
     for reason in [
         "bad_request",
@@ -374,6 +400,8 @@ async fn bad_input_elsewhere() {
         "upgrade_required",
         "ws_message_too_big",
         "header_timeout",
+        "ws_protocol_error",
+        "topic_limit",
     ] {
         let key = format!("pushlab_rejected_total{{reason=\"{reason}\"}}");
         assert!(m.get(&key).is_some_and(|&n| n >= 1.0), "{key} not counted");

@@ -488,6 +488,16 @@ impl Subscriber {
             .expect("ws send");
     }
 
+    /// Sends a binary frame (ws only; the server speaks text).
+    pub async fn ws_send_binary(&mut self, bytes: Vec<u8>) {
+        let Conn::Ws(ws) = &mut self.conn else {
+            panic!("not a WebSocket")
+        };
+        ws.send(WsMessage::Binary(bytes.into()))
+            .await
+            .expect("ws send");
+    }
+
     /// Drops the socket at once, unread bytes and all (a cut connection).
     pub fn cut(&mut self) {
         match std::mem::replace(&mut self.conn, Conn::Closed) {
