@@ -2,9 +2,10 @@
 //! feed, router, transport handlers and hyper/tungstenite writers into in-memory sockets
 //! (`cargo bench --bench fanout`; see `benches/support/fanout.rs`).
 //!
-//! `{transport}_fanout_c{subscribers}_{data}b`: time for one publish to reach everyone, on a
-//! current-thread runtime (one core); throughput is delivered messages per second. The
-//! subscribers are set up before the timed rounds and live for the whole bench.
+//! `{transport}_fanout_c{subscribers}_{data}b`: time for one publish to reach everyone (poll and
+//! long poll: each subscriber's request included), on a current-thread runtime (one core);
+//! throughput is delivered messages per second. The subscribers are set up before the timed
+//! rounds and live for the whole bench.
 
 use std::time::Duration;
 

@@ -177,8 +177,9 @@ for group in groups:
     elif group == "fanout":
         lines += [
             "One publish delivered to c subscribers through the real server stack (hyper, "
-            "router, transport, feed) into in-memory sockets, one core. Ratio: per-delivery "
-            "time over the fastest transport at the same c.",
+            "router, transport, feed) into in-memory sockets, one core; poll and long poll "
+            "include each subscriber's request. Ratio: per-delivery time over the fastest "
+            "transport at the same c.",
             "",
             "| bench | median per publish (95% CI) | per delivered message | delivered/s "
             "| × fastest at same c |",

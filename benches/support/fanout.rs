@@ -11,9 +11,14 @@
 //! sse, stream, ws   opened once (GET /sse/bench, GET /stream/bench, Upgrade), then per round:
 //!                   publish ──> every open body or session wakes and writes its framing
 //! poll              per round: publish, then every subscriber sends GET /poll/bench?since=S
-//! longpoll          per round: every subscriber sends GET /longpoll/bench?since=S (held,
-//!                   untimed), then publish ──> every held request is answered
+//! longpoll          per round: every subscriber sends GET /longpoll/bench?since=S, which
+//!                   the server holds; then publish ──> every held request is answered
 //! ```
+//!
+//! A round is timed from its first request (poll, long poll) or the publish (streams) until
+//! every subscriber has been written the message: what one delivery to everyone costs the
+//! server, requests included, since a polling transport pays one per message. (How long a
+//! held long poll takes to answer a publish is `benches/e2e.rs`'s question.)
 //!
 //! Run it on a current-thread runtime: a round then measures the CPU the server spends on one
 //! delivery to everyone, on one core, without scheduler noise from other threads.
@@ -212,8 +217,7 @@ impl FanoutRig {
         }
     }
 
-    /// One publish delivered to every subscriber; returns the time it took (for long polling
-    /// the held requests are sent first, untimed).
+    /// One publish delivered to every subscriber; returns the time it took.
     pub async fn deliver(&self) -> Duration {
         let since = self.topic.latest_seq();
         let seq = since + 1;
@@ -234,18 +238,15 @@ impl FanoutRig {
                 t0
             }
             Transport::LongPoll => {
-                let asked = self
-                    .shared
-                    .metrics
-                    .transport(self.transport)
-                    .requests
-                    .load(Ordering::Relaxed);
+                let counters = self.shared.metrics.transport(self.transport);
+                let asked = counters.requests.load(Ordering::Relaxed);
                 let request = format!(
                     "GET /longpoll/bench?since={since}&timeout=120 HTTP/1.1\r\nhost: bench\r\n\r\n"
                 );
+                // Timed from the requests: each delivery costs a long poll a whole request.
+                let t0 = Instant::now();
                 self.push_all(request.as_bytes());
                 self.requests_reach(asked + n as u64).await;
-                let t0 = Instant::now();
                 self.shared.feed.publish(&self.topic, &self.data);
                 t0
             }
