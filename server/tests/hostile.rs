@@ -22,3 +22,5 @@ mod bounds;
 mod faults;
 #[path = "hostile/fuzz_smoke.rs"]
 mod fuzz_smoke;
+#[path = "hostile/soak.rs"]
+mod soak;
