@@ -156,7 +156,12 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
             None => skip("no rate sweep in the data"),
         },
         Chart::ServerCost => {
-            let c = CostChart::new(&rows);
+            // At the largest scale the data holds: small runs cost too little to resolve.
+            let scale: Vec<&Entry> = data
+                .largest_scale()
+                .map(|b| b.per_transport.values().copied().collect())
+                .unwrap_or_default();
+            let c = CostChart::new(&scale);
             if c.rows.iter().all(|r| r.2.is_none() && r.3.is_none()) {
                 return skip("the target reported no /metrics CPU or memory figures");
             }
@@ -1009,7 +1014,8 @@ impl Drawing for RateChart {
 }
 
 /// (label lines, transport, CPU us per 1k messages, RSS KiB per connection)
-type CostRow = (Vec<String>, Transport, Option<f64>, Option<f64>);
+/// Also: whether each figure is above its resolution (`~` marks those that are not).
+type CostRow = (Vec<String>, Transport, Option<f64>, Option<f64>, [bool; 2]);
 
 /// Chart 6: server CPU per 1,000 messages and memory per open connection.
 struct CostChart {
@@ -1028,6 +1034,7 @@ impl CostChart {
                         e.transport(),
                         e.cpu_us_per_1k(),
                         e.rss_per_connection_bytes().map(|b| b / 1024.0),
+                        [e.cpu_resolved(), e.rss_per_connection_resolved().is_some()],
                     )
                 })
                 .collect(),
@@ -1040,7 +1047,10 @@ impl Drawing for CostChart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let titled = root
             .titled(
-                &format!("Server cost by transport ({})", self.scenario),
+                &format!(
+                    "Server cost by transport ({}; ~ = below /metrics resolution)",
+                    self.scenario
+                ),
                 (FONT, TITLE_PX - 4),
             )
             .ctx()?;
@@ -1113,10 +1123,16 @@ impl Drawing for CostChart {
                 if panel_i == 0 {
                     series.label(t.label()).legend(legend_box(c));
                 }
+                let resolved = |i: usize| self.rows[i].4[panel_i];
                 chart
                     .draw_series(bars.iter().map(|(i, v)| {
+                        let text = if resolved(*i) {
+                            fmt_num(*v)
+                        } else {
+                            format!("~{}", fmt_num(*v))
+                        };
                         Text::new(
-                            fmt_num(*v),
+                            text,
                             (*i as f64, v + max * 0.015),
                             (FONT, LABEL_PX - 3)
                                 .into_font()

@@ -159,6 +159,60 @@ fn ws_reference<'a>(
         .or_else(|| base_entry(base, Transport::Ws))
 }
 
+/// How one figure stands against another times a factor, given measurement error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Against {
+    /// At least `factor` times, even at the error bars' worst.
+    Above,
+    /// Under `factor` times, even at the error bars' best.
+    Below,
+    /// The error bars straddle the factor: not judged.
+    Unresolved,
+}
+
+/// Server CPU per message of `a` against `b`: the measured ratio and how it stands against
+/// `factor` with one 10 ms tick of error on each side. None without CPU figures.
+pub fn cpu_against(a: &Entry, b: &Entry, factor: f64) -> Option<(f64, Against)> {
+    let (a_lo, a_mid, a_hi) = a.cpu_us_per_1k_bounds()?;
+    let (b_lo, b_mid, b_hi) = b.cpu_us_per_1k_bounds()?;
+    let mid = ratio(a_mid, b_mid);
+    let worst = ratio(a_lo, b_hi);
+    let best = if b_lo > 0.0 {
+        a_hi / b_lo
+    } else {
+        f64::INFINITY
+    };
+    let against = if worst >= factor {
+        Against::Above
+    } else if best < factor {
+        Against::Below
+    } else {
+        Against::Unresolved
+    };
+    Some((mid, against))
+}
+
+fn cpu_text(a: &Entry, b: &Entry, against: Against) -> String {
+    let v = |e: &Entry| {
+        let s = fmt_num(e.cpu_us_per_1k().unwrap_or(0.0));
+        if e.cpu_resolved() {
+            s
+        } else {
+            format!("~{s}")
+        }
+    };
+    format!(
+        "server CPU {} vs {} us per 1k messages{}",
+        v(a),
+        v(b),
+        if against == Against::Unresolved {
+            " (too few 10 ms ticks to compare)"
+        } else {
+            ""
+        }
+    )
+}
+
 fn pct(f: f64) -> String {
     format!("{}%", fmt_num(f * 100.0))
 }
@@ -199,7 +253,8 @@ fn c1(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     let empty = p.empty_fraction();
     let ws = ws_reference(data, base, p);
     let bytes_ratio = ws.map(|w| ratio(total_bpm(p), total_bpm(w)));
-    let cpu_ratio = ws.and_then(|w| Some(ratio(p.cpu_us_per_1k()?, w.cpu_us_per_1k()?)));
+    let cpu = ws.and_then(|w| cpu_against(p, w, WASTE_FACTOR));
+    let cpu_ratio = cpu.map(|c| c.0);
     let mut measured = format!(
         "at {} msg/s, polling every {} ms: {} of {} responses empty",
         fmt_num(p.result.scenario.publish_rate_per_s),
@@ -215,13 +270,8 @@ fn c1(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
             times(r)
         );
     }
-    if let (Some(w), Some(r)) = (ws, cpu_ratio) {
-        measured += &format!(
-            "; server CPU {} vs {} us per 1k messages ({})",
-            fmt_num(p.cpu_us_per_1k().unwrap_or(0.0)),
-            fmt_num(w.cpu_us_per_1k().unwrap_or(0.0)),
-            times(r)
-        );
+    if let (Some(w), Some((r, against))) = (ws, cpu) {
+        measured += &format!("; {} ({})", cpu_text(p, w, against), times(r));
     }
     // Where the sweep says polls start coming back mostly empty.
     let mostly_empty_rates: Vec<f64> = data
@@ -233,7 +283,11 @@ fn c1(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
 
     let most_empty = empty > MOST;
     let bytes_wasted = bytes_ratio.map(|r| r >= WASTE_FACTOR);
-    let cpu_wasted = cpu_ratio.map(|r| r >= WASTE_FACTOR);
+    let cpu_wasted = match cpu.map(|c| c.1) {
+        Some(Against::Above) => Some(true),
+        Some(Against::Below) => Some(false),
+        _ => None,
+    };
     let headline = format!(
         "{} of polls empty at {} msg/s{}",
         pct(empty),
@@ -626,56 +680,77 @@ fn c4(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     }
 }
 
-fn c5(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
+fn c5(data: &Dataset, _base: Option<&Baseline<'_>>) -> Judged {
     let charts = vec![Chart::ServerCost, Chart::RequestsPerMessage];
-    let Some(stream) = base_entry(base, Transport::Stream) else {
+    // High concurrency: the largest scale at which streaming ran, against WebSocket there.
+    let Some(scale) = data.largest_scale() else {
         return no_data("a chunked-stream run", charts);
     };
-    let ws = base_entry(base, Transport::Ws);
+    let Some(stream) = scale
+        .per_transport
+        .get(&Transport::Stream)
+        .copied()
+        .or_else(|| {
+            data.default_entries(Transport::Stream)
+                .max_by_key(|e| (e.result.clients, e.result.delivered_messages))
+        })
+    else {
+        return no_data("a chunked-stream run", charts);
+    };
+    let ws = data.variant(&stream.key(), Transport::Ws, Variant::DEFAULT);
     let r = &stream.result;
     let connects_per_client = ratio(r.tcp_connects as f64, r.clients as f64);
     let one_connection = connects_per_client <= ONE_CONNECTION_PER_CLIENT;
-    let mem = stream.rss_per_connection_bytes();
-    let ws_mem = ws.and_then(|w| w.rss_per_connection_bytes());
-    let cpu = stream.cpu_us_per_1k();
-    let ws_cpu = ws.and_then(|w| w.cpu_us_per_1k());
+    let kib = |v: f64| format!("{} KiB", fmt_num(v / 1024.0));
+    let mem_shown = |e: &Entry| match (
+        e.rss_per_connection_bytes(),
+        e.rss_per_connection_resolved(),
+    ) {
+        (_, Some(v)) => kib(v),
+        (Some(v), None) => format!(
+            "~{} (under {} of growth: RSS noise)",
+            kib(v),
+            kib(super::data::MIN_RSS_GROWTH_BYTES)
+        ),
+        (None, _) => "n/a".into(),
+    };
     let mut measured = format!(
-        "{} connects and peak {} open for {} clients",
+        "at {} clients: {} connects and peak {} open; server memory {} per connection (WebSocket: {})",
+        fmt_num(r.clients as f64),
         fmt_num(r.tcp_connects as f64),
         fmt_num(r.peak_open_connections as f64),
-        fmt_num(r.clients as f64)
+        mem_shown(stream),
+        ws.map(mem_shown).unwrap_or_else(|| "n/a".into())
     );
+    let cpu = ws.and_then(|w| cpu_against(stream, w, COMPARABLE_FACTOR));
+    if let (Some(w), Some((_, against))) = (ws, cpu) {
+        measured += &format!("; {}", cpu_text(stream, w, against));
+    }
+    let mem = stream.rss_per_connection_resolved();
+    let ws_mem = ws.and_then(|w| w.rss_per_connection_resolved());
     if let Some(m) = mem {
         measured += &format!(
-            "; server memory {} KiB per connection (WebSocket: {}), {} GiB at {} clients",
-            fmt_num(m / 1024.0),
-            ws_mem
-                .map(|w| format!("{} KiB", fmt_num(w / 1024.0)))
-                .unwrap_or_else(|| "n/a".into()),
+            "; {} GiB at {} clients",
             fmt_num(m * PROJECT_CLIENTS / (1u64 << 30) as f64),
             fmt_num(PROJECT_CLIENTS)
         );
     }
-    if let Some(c) = cpu {
-        measured += &format!(
-            "; CPU {} us per 1k messages (WebSocket: {})",
-            fmt_num(c),
-            ws_cpu.map(fmt_num).unwrap_or_else(|| "n/a".into())
-        );
-    }
-    let mem_ratio = mem.zip(ws_mem).map(|(a, b)| ratio(a, b));
-    let cpu_ratio = cpu.zip(ws_cpu).map(|(a, b)| ratio(a, b));
-    let heavier = mem_ratio.is_some_and(|x| x > COMPARABLE_FACTOR)
-        || cpu_ratio.is_some_and(|x| x > COMPARABLE_FACTOR);
     let headline = format!(
-        "{} connects per client; {} KiB per connection (WebSocket {})",
+        "{} connects per client at {} clients; {} per connection (WebSocket {})",
         fmt_num(connects_per_client),
-        mem.map(|m| fmt_num(m / 1024.0))
+        fmt_num(r.clients as f64),
+        stream
+            .rss_per_connection_bytes()
+            .map(kib)
             .unwrap_or_else(|| "n/a".into()),
-        ws_mem
-            .map(|m| format!("{} KiB", fmt_num(m / 1024.0)))
+        ws.and_then(|w| w.rss_per_connection_bytes())
+            .map(kib)
             .unwrap_or_else(|| "n/a".into())
     );
+    let mem_ratio = mem.zip(ws_mem).map(|(a, b)| ratio(a, b));
+    let heavier = mem_ratio.is_some_and(|x| x > COMPARABLE_FACTOR)
+        || cpu.is_some_and(|c| c.1 == Against::Above);
+    let judged_something = mem_ratio.is_some() || cpu.is_some_and(|c| c.1 != Against::Unresolved);
     let (verdict, reason) = if !one_connection {
         (
             Verdict::DoesNotHold,
@@ -685,22 +760,25 @@ fn c5(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
                 fmt_num(ONE_CONNECTION_PER_CLIENT)
             ),
         )
-    } else if mem_ratio.is_none() && cpu_ratio.is_none() {
+    } else if !judged_something {
         (
             Verdict::HoldsOnlyWhen(
-                "read as one connection per client; the target reported no server cost to judge strain"
+                "read as one connection per client; the server's cost at this scale was below what /metrics resolves"
                     .into(),
             ),
-            "one long connection per client; no /metrics figures for memory or CPU".into(),
+            format!(
+                "one long connection per client; memory growth under {} and CPU within a few 10 ms ticks cannot tell streaming from WebSocket (a larger --clients can)",
+                kib(super::data::MIN_RSS_GROWTH_BYTES)
+            ),
         )
     } else if heavier {
         (
             Verdict::Holds,
             format!(
-                "one connection per client, and streaming cost {} WebSocket's memory and {} its CPU per message (more than {})",
-                mem_ratio.map(times).unwrap_or_else(|| "n/a".into()),
-                cpu_ratio.map(times).unwrap_or_else(|| "n/a".into()),
-                times(COMPARABLE_FACTOR)
+                "one connection per client, and streaming cost more than {} WebSocket's (memory {}, CPU {})",
+                times(COMPARABLE_FACTOR),
+                mem_ratio.map(times).unwrap_or_else(|| "not resolved".into()),
+                cpu.map(|c| times(c.0)).unwrap_or_else(|| "n/a".into())
             ),
         )
     } else {
@@ -711,8 +789,8 @@ fn c5(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
             ),
             format!(
                 "one connection per client; memory {} and CPU {} WebSocket's, within {}: the cost is of holding connections, which SSE and WebSocket share",
-                mem_ratio.map(times).unwrap_or_else(|| "n/a".into()),
-                cpu_ratio.map(times).unwrap_or_else(|| "n/a".into()),
+                mem_ratio.map(times).unwrap_or_else(|| "not resolved".into()),
+                cpu.map(|c| times(c.0)).unwrap_or_else(|| "n/a".into()),
                 times(COMPARABLE_FACTOR)
             ),
         )
@@ -737,11 +815,16 @@ fn c6(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     };
     let interval = interval_ms(p) as f64;
     let ws = ws_reference(data, base, p);
+    let browser = data.variant(&p.key(), Transport::Poll, Variant::BROWSER);
+    let ws_browser = data.variant(&p.key(), Transport::Ws, Variant::BROWSER);
     let near_rt = p.p99_ms() <= interval * (1.0 + NEAR_REALTIME_SLACK);
     let bytes_ratio = ws.map(|w| ratio(total_bpm(p), total_bpm(w)));
-    let cpu_ratio = ws.and_then(|w| Some(ratio(p.cpu_us_per_1k()?, w.cpu_us_per_1k()?)));
-    let measured = format!(
-        "polling every {} ms ({} a minute) at {} msg/s: p50 {} ms, p99 {} ms{}; {} requests and {} B per delivered message{}{}",
+    let browser_ratio = browser
+        .zip(ws_browser.or(ws))
+        .map(|(b, w)| ratio(total_bpm(b), total_bpm(w)));
+    let cpu = ws.and_then(|w| cpu_against(p, w, WASTE_FACTOR));
+    let mut measured = format!(
+        "polling every {} ms ({} a minute) at {} msg/s: p50 {} ms, p99 {} ms{}; {} requests and {} B per delivered message{}",
         interval_ms(p),
         fmt_num(60_000.0 / interval.max(1.0)),
         fmt_num(p.result.scenario.publish_rate_per_s),
@@ -754,12 +837,28 @@ fn c6(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
         bytes_ratio
             .map(|r| format!(", {} WebSocket's bytes", times(r)))
             .unwrap_or_default(),
-        cpu_ratio
-            .map(|r| format!(", {} its server CPU", times(r)))
-            .unwrap_or_default()
     );
-    let wastes = bytes_ratio.is_some_and(|r| r >= WASTE_FACTOR)
-        && cpu_ratio.is_none_or(|r| r >= WASTE_FACTOR);
+    if let Some(r) = browser_ratio {
+        measured += &format!(" ({} with browser headers)", times(r));
+    }
+    if let (Some(w), Some((r, against))) = (ws, cpu) {
+        measured += &format!("; {} ({})", cpu_text(p, w, against), times(r));
+    }
+    let headline = format!(
+        "p50 {} ms, p99 {} ms polling every {} ms; {} WebSocket's bytes, {} its server CPU",
+        fmt_num(p.p50_ms()),
+        fmt_num(p.p99_ms()),
+        interval_ms(p),
+        bytes_ratio.map(times).unwrap_or_else(|| "n/a".into()),
+        cpu.map(|c| times(c.0)).unwrap_or_else(|| "n/a".into())
+    );
+    let client_waste = bytes_ratio.map(|r| r >= WASTE_FACTOR);
+    let browser_waste = browser_ratio.is_some_and(|r| r >= WASTE_FACTOR);
+    let server_waste = match cpu.map(|c| c.1) {
+        Some(Against::Above) => Some(true),
+        Some(Against::Below) => Some(false),
+        _ => None,
+    };
     let not_minute = if interval_ms(p) != 1000 {
         format!(
             " (this run polled every {} ms, not once a second)",
@@ -768,43 +867,58 @@ fn c6(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     } else {
         String::new()
     };
-    let headline = format!(
-        "p50 {} ms, p99 {} ms polling every {} ms; {} WebSocket's bytes",
-        fmt_num(p.p50_ms()),
-        fmt_num(p.p99_ms()),
-        interval_ms(p),
-        bytes_ratio.map(times).unwrap_or_else(|| "n/a".into())
-    );
-    let (verdict, reason) = match (near_rt, wastes) {
-        (true, true) => (
-            Verdict::Holds,
-            format!(
-                "p99 {} ms stays within one interval (+{}), and polling spent at least {} WebSocket's resources per message{not_minute}",
-                fmt_num(p.p99_ms()),
-                pct(NEAR_REALTIME_SLACK),
-                times(WASTE_FACTOR)
-            ),
-        ),
-        (true, false) if ws.is_none() => (
-            Verdict::HoldsOnlyWhen("read as near real-time; no WebSocket run to weigh the waste against".into()),
-            format!("p99 {} ms within one interval{not_minute}", fmt_num(p.p99_ms())),
-        ),
-        (true, false) => (
-            Verdict::HoldsOnlyWhen("read as near real-time; its cost stayed under twice WebSocket's".into()),
-            format!(
-                "bytes {} and CPU {} WebSocket's (waste threshold {}){not_minute}",
-                bytes_ratio.map(times).unwrap_or_else(|| "n/a".into()),
-                cpu_ratio.map(times).unwrap_or_else(|| "n/a".into()),
-                times(WASTE_FACTOR)
-            ),
-        ),
-        (false, _) => (
+    let bytes_txt = bytes_ratio.map(times).unwrap_or_else(|| "n/a".into());
+    let cpu_txt = cpu.map(|c| times(c.0)).unwrap_or_else(|| "n/a".into());
+    let (verdict, reason) = match (near_rt, client_waste, server_waste) {
+        (false, _, _) => (
             Verdict::DoesNotHold,
             format!(
                 "p99 {} ms exceeded one poll interval ({} ms) by more than {}: polling fell behind{not_minute}",
                 fmt_num(p.p99_ms()),
                 interval_ms(p),
                 pct(NEAR_REALTIME_SLACK)
+            ),
+        ),
+        (true, None, _) => (
+            Verdict::HoldsOnlyWhen("read as near real-time; no WebSocket run to weigh the waste against".into()),
+            format!("p99 {} ms within one interval{not_minute}", fmt_num(p.p99_ms())),
+        ),
+        (true, Some(true), Some(true)) => (
+            Verdict::Holds,
+            format!(
+                "p99 {} ms stays within one interval (+{}), and polling spent {bytes_txt} WebSocket's bytes and {cpu_txt} its server CPU per message (waste threshold {}){not_minute}",
+                fmt_num(p.p99_ms()),
+                pct(NEAR_REALTIME_SLACK),
+                times(WASTE_FACTOR)
+            ),
+        ),
+        (true, Some(false), Some(true)) => (
+            Verdict::HoldsOnlyWhen(if browser_waste {
+                "counting the server's work, or browser-sized headers: with curl-sized headers the client's bytes stay under twice WebSocket's".into()
+            } else {
+                "counting the server's work: the client's bytes stay under twice WebSocket's".into()
+            }),
+            format!(
+                "near real-time (p99 {} ms within one interval); server CPU per message {cpu_txt} WebSocket's, but bytes only {bytes_txt} (threshold {}){}: with one message per poll, few polls are wasted{not_minute}",
+                fmt_num(p.p99_ms()),
+                times(WASTE_FACTOR),
+                browser_ratio
+                    .map(|r| format!(", {} with browser headers", times(r)))
+                    .unwrap_or_default()
+            ),
+        ),
+        (true, Some(true), _) => (
+            Verdict::HoldsOnlyWhen("counting bytes: the server's CPU per message was not shown to be twice WebSocket's".into()),
+            format!(
+                "near real-time; bytes {bytes_txt} WebSocket's, server CPU {cpu_txt}{}{not_minute}",
+                if server_waste.is_none() { " (not resolved)" } else { "" }
+            ),
+        ),
+        (true, Some(false), _) => (
+            Verdict::HoldsOnlyWhen("read as near real-time: at one message per poll its cost stayed under twice WebSocket's".into()),
+            format!(
+                "bytes {bytes_txt} and server CPU {cpu_txt} WebSocket's (waste threshold {}){not_minute}",
+                times(WASTE_FACTOR)
             ),
         ),
     };
@@ -1153,7 +1267,9 @@ mod tests {
 
     #[test]
     fn c5_turns_on_streaming_being_heavier_than_websocket() {
-        let s = fixture::scenario(1.0);
+        // Enough clients that memory growth and CPU ticks resolve.
+        let mut s = fixture::scenario(1.0);
+        s.clients = 1000;
         let mut synth = Synth::new(s);
         let same = fixture::run_of(vec![
             synth.result(Transport::Stream),
@@ -1183,7 +1299,9 @@ mod tests {
         let light = fixture::run(fixture::scenario(1.0), &[Transport::Poll, Transport::Ws]);
         let r = judge(vec![(PathBuf::from("a.json"), light)]);
         assert!(matches!(verdict_of(&r, "C6"), Verdict::HoldsOnlyWhen(_)));
-        let mut synth = Synth::new(fixture::scenario(1.0));
+        let mut big = fixture::scenario(1.0);
+        big.clients = 1000;
+        let mut synth = Synth::new(big);
         synth.header_bytes_per_exchange = 900.0;
         let mut run = fixture::run_of(vec![
             synth.result(Transport::Poll),
@@ -1194,6 +1312,37 @@ mod tests {
         run.transports[0].latency_us.p99 = 3_000_000;
         let r = judge(vec![(PathBuf::from("a.json"), run)]);
         assert_eq!(verdict_of(&r, "C6"), Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn cpu_ticks_bound_what_can_be_compared() {
+        let mut a = fixture::run(fixture::scenario(1.0), &[Transport::Poll, Transport::Ws]);
+        let set = |r: &mut pushlab_proto::result::RunResult, i: usize, cpu_s: f64| {
+            let t = &mut r.transports[i];
+            t.server_cpu_us_per_1k_messages = Some(cpu_s * 1e9 / t.delivered_messages as f64);
+            t.server.as_mut().expect("server").cpu_seconds = cpu_s;
+        };
+        // 30 ticks against 3: even at the error bars' worst, over twice.
+        set(&mut a, 0, 0.30);
+        set(&mut a, 1, 0.03);
+        let d = Dataset::from_runs(vec![(PathBuf::from("a.json"), a.clone())]);
+        let (p, w) = (&d.entries[0], &d.entries[1]);
+        assert_eq!(cpu_against(p, w, 2.0).map(|c| c.1), Some(Against::Above));
+        // 3 ticks against 2: the bars straddle 2x.
+        set(&mut a, 0, 0.03);
+        set(&mut a, 1, 0.02);
+        let d = Dataset::from_runs(vec![(PathBuf::from("a.json"), a.clone())]);
+        let (p, w) = (&d.entries[0], &d.entries[1]);
+        assert_eq!(
+            cpu_against(p, w, 2.0).map(|c| c.1),
+            Some(Against::Unresolved)
+        );
+        // 100 ticks against 100: clearly under 2x.
+        set(&mut a, 0, 1.0);
+        set(&mut a, 1, 1.0);
+        let d = Dataset::from_runs(vec![(PathBuf::from("a.json"), a)]);
+        let (p, w) = (&d.entries[0], &d.entries[1]);
+        assert_eq!(cpu_against(p, w, 2.0).map(|c| c.1), Some(Against::Below));
     }
 
     #[test]

@@ -167,6 +167,16 @@ impl<'a> RateSweep<'a> {
     }
 }
 
+/// One tick of Linux process CPU accounting (USER_HZ = 100), the resolution of
+/// `process_cpu_seconds_total`.
+pub const CPU_TICK_S: f64 = 0.01;
+/// Server CPU comes from `/proc` in 10 ms ticks. A figure resting on fewer than 20 ticks is
+/// quantised by more than 5% and is shown with `~` and kept out of verdicts.
+pub const MIN_CPU_SECONDS: f64 = 0.2;
+/// RSS moves in pages and allocator chunks, and freed memory of an earlier phase is reused.
+/// Growth under 2 MiB in total says little about memory per connection: shown, not judged.
+pub const MIN_RSS_GROWTH_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
+
 /// The fewest distinct rates that make a rate chart worth drawing.
 pub const MIN_SWEEP_RATES: usize = 3;
 
@@ -321,6 +331,29 @@ impl Dataset {
         })
     }
 
+    /// The default-variant scenario with the most clients that at least two transports ran,
+    /// with its entries in transport order: server cost is judged and drawn at the largest
+    /// scale the data holds (C5 is about high concurrency). Falls back to the baseline.
+    pub fn largest_scale(&self) -> Option<Baseline<'_>> {
+        let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
+            let slot = groups.entry(e.key()).or_default();
+            let t = e.result.transport;
+            if slot
+                .get(&t)
+                .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
+            {
+                slot.insert(t, e);
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, m)| m.len() >= 2)
+            .max_by_key(|(k, m)| (k.clients, m.len(), std::cmp::Reverse(k.rate_milli)))
+            .map(|(key, per_transport)| Baseline { key, per_transport })
+            .or_else(|| self.baseline())
+    }
+
     /// Distinct environments (machine, commit) the entries came from, for the report's footer.
     pub fn environments(&self) -> Vec<&Environment> {
         let mut seen = Vec::<&Environment>::new();
@@ -412,6 +445,36 @@ impl Entry {
             .as_ref()
             .map(|s| s.rss_bytes_per_connection)
             .filter(|v| v.is_finite() && *v > 0.0)
+    }
+
+    /// Server memory per connection, only when the total growth is above RSS noise.
+    pub fn rss_per_connection_resolved(&self) -> Option<f64> {
+        let per = self.rss_per_connection_bytes()?;
+        (per * self.result.peak_open_connections as f64 >= MIN_RSS_GROWTH_BYTES).then_some(per)
+    }
+
+    /// Whether the server CPU behind this entry is enough ticks to compare.
+    pub fn cpu_resolved(&self) -> bool {
+        self.result
+            .server
+            .as_ref()
+            .is_some_and(|s| s.cpu_seconds >= MIN_CPU_SECONDS)
+    }
+
+    /// Server CPU per 1k messages, only when resolved (see [`MIN_CPU_SECONDS`]).
+    pub fn cpu_us_per_1k_resolved(&self) -> Option<f64> {
+        self.cpu_us_per_1k().filter(|_| self.cpu_resolved())
+    }
+
+    /// Server CPU per 1k messages as (low, measured, high), the bounds one tick either side.
+    pub fn cpu_us_per_1k_bounds(&self) -> Option<(f64, f64, f64)> {
+        let mid = self.cpu_us_per_1k()?;
+        let delivered = self.result.delivered_messages as f64;
+        if delivered <= 0.0 {
+            return None;
+        }
+        let tick = CPU_TICK_S * 1e6 * 1000.0 / delivered;
+        Some(((mid - tick).max(0.0), mid, mid + tick))
     }
 
     pub fn cpu_us_per_1k(&self) -> Option<f64> {

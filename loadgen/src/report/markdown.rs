@@ -25,6 +25,19 @@ pub fn comparison_table(entries: &[&Entry]) -> String {
         let b = &r.bytes_per_message;
         let ms = |us: u64| fmt_num(us as f64 / 1000.0);
         let empty = format!("{}%", fmt_num(e.empty_fraction() * 100.0));
+        // `~`: below what /metrics resolves (10 ms CPU ticks, RSS noise); see report::data.
+        let approx = |resolved: bool| if resolved { "" } else { "~" };
+        let cpu = e
+            .cpu_us_per_1k()
+            .map(|v| format!("{}{}", approx(e.cpu_resolved()), fmt_num(v)))
+            .unwrap_or_else(|| "n/a".into());
+        let rss = e
+            .rss_per_connection_bytes()
+            .map(|v| {
+                let resolved = e.rss_per_connection_resolved().is_some();
+                format!("{}{}", approx(resolved), fmt_num(v / 1024.0))
+            })
+            .unwrap_or_else(|| "n/a".into());
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {}/{}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -48,10 +61,8 @@ pub fn comparison_table(entries: &[&Entry]) -> String {
             fmt_num(e.per_message(r.http_requests)),
             fmt_num(e.per_message(r.tcp_connects)),
             empty,
-            e.cpu_us_per_1k().map(fmt_num).unwrap_or_else(|| "n/a".into()),
-            e.rss_per_connection_bytes()
-                .map(|v| fmt_num(v / 1024.0))
-                .unwrap_or_else(|| "n/a".into()),
+            cpu,
+            rss,
         );
     }
     s
@@ -161,7 +172,17 @@ pub fn report(
             b.key.describe()
         );
         s.push_str(&comparison_table(&baseline_rows(data)));
-        s.push('\n');
+        s.push_str("\n`~`: below what `/metrics` resolves (fewer than 20 CPU ticks of 10 ms, or under 2 MiB of RSS growth): shown, not used in verdicts.\n\n");
+        if let Some(big) = data.largest_scale().filter(|l| l.key != b.key) {
+            let _ = writeln!(
+                s,
+                "At the largest scale in the data (**{}**), where server cost resolves best:\n",
+                big.key.describe()
+            );
+            let rows: Vec<&Entry> = big.per_transport.values().copied().collect();
+            s.push_str(&comparison_table(&rows));
+            s.push('\n');
+        }
     }
 
     s.push_str("## Verdicts\n\n");
