@@ -9,11 +9,14 @@
 //! ```
 //!
 //! Server and echo task run on a 2-worker tokio runtime; the client runs on the bench thread.
+//! Group `e2e` times rounds by the wall clock (latency, noisy on a shared machine); group
+//! `e2e_cpu` (`{transport}_e2e_cpu_64b`, `e2e_cpu_floor_tcp_pingpong_64b`) times the same
+//! rounds by the CPU time of the whole process: client, server and the kernel's loopback work.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pushlab::e2e::{E2eRig, Floor, Server};
+use pushlab::e2e::{Cost, E2eRig, Floor, Server};
 use pushlab_proto::Transport;
 
 const DATA_BYTES: usize = 64;
@@ -24,43 +27,49 @@ fn e2e(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut g = c.benchmark_group("e2e");
-    g.sample_size(30)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
+    // The same rounds twice: wall time in `e2e` (latency), process CPU time in `e2e_cpu`
+    // (what a message costs client and server together, whatever else the machine runs).
+    for (group, cpu) in [("e2e", false), ("e2e_cpu", true)] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(30)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3))
+            .throughput(Throughput::Elements(1));
+        let pick = move |cost: Cost| if cpu { cost.cpu } else { cost.wall };
+        let infix = if cpu { "e2e_cpu" } else { "e2e" };
 
-    let mut floor = rt.block_on(Floor::new(DATA_BYTES));
-    g.bench_function(format!("e2e_floor_tcp_pingpong_{DATA_BYTES}b"), |b| {
-        b.iter_custom(|rounds| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..rounds {
-                    total += floor.round().await;
-                }
-                total
-            })
-        })
-    });
-    drop(floor);
-
-    let server = rt.block_on(Server::start());
-    for transport in Transport::ALL {
-        let mut rig = rt.block_on(E2eRig::new(&server, transport, DATA_BYTES));
-        g.bench_function(format!("{transport}_e2e_{DATA_BYTES}b"), |b| {
+        let mut floor = rt.block_on(Floor::new(DATA_BYTES));
+        g.bench_function(format!("{infix}_floor_tcp_pingpong_{DATA_BYTES}b"), |b| {
             b.iter_custom(|rounds| {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..rounds {
-                        total += rig.round().await;
+                        total += pick(floor.round().await);
                     }
                     total
                 })
             })
         });
+        drop(floor);
+
+        let server = rt.block_on(Server::start());
+        for transport in Transport::ALL {
+            let mut rig = rt.block_on(E2eRig::new(&server, transport, DATA_BYTES));
+            g.bench_function(format!("{transport}_{infix}_{DATA_BYTES}b"), |b| {
+                b.iter_custom(|rounds| {
+                    rt.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..rounds {
+                            total += pick(rig.round().await);
+                        }
+                        total
+                    })
+                })
+            });
+        }
+        g.finish();
+        drop(server);
     }
-    g.finish();
-    drop(server);
 }
 
 criterion_group!(benches, e2e);

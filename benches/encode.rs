@@ -11,13 +11,14 @@
 //! ```
 //!
 //! Each bench includes encoding the message itself, so the framing's own cost is the
-//! difference from `message_encode_*`. Throughput is the bytes produced.
+//! difference from `message_encode_*`. Throughput is the bytes produced. Timed in the bench
+//! thread's CPU time, so time the machine gives to other processes does not count.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pushlab::{data_of, TOPIC};
+use pushlab::{cpu_iter, data_of, TOPIC};
 use pushlab_proto::encode_message;
 use pushlab_proto::frame::{ndjson_line, poll_batch, sse_event};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -37,15 +38,21 @@ fn encode(c: &mut Criterion) {
 
         g.throughput(Throughput::Bytes(one.len() as u64));
         g.bench_function(format!("message_encode_{size}b"), |b| {
-            b.iter(|| encode_message(black_box(TOPIC), black_box(42), TS, black_box(data)))
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    encode_message(black_box(TOPIC), black_box(42), TS, black_box(data))
+                })
+            })
         });
 
         let batch1 = poll_batch(42, None, &[&one[..]]);
         g.throughput(Throughput::Bytes(batch1.len() as u64));
         g.bench_function(format!("poll_encode_batch1_{size}b"), |b| {
-            b.iter(|| {
-                let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
-                poll_batch(42, None, &[&m.bytes[..]])
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
+                    poll_batch(42, None, &[&m.bytes[..]])
+                })
             })
         });
 
@@ -56,27 +63,33 @@ fn encode(c: &mut Criterion) {
             poll_batch(141, None, &batch100).len() as u64
         ));
         g.bench_function(format!("poll_encode_batch100_{size}b"), |b| {
-            b.iter(|| {
-                let msgs: Vec<_> = (42..142)
-                    .map(|seq| encode_message(TOPIC, black_box(seq), TS, black_box(data)).bytes)
-                    .collect();
-                poll_batch(141, None, &msgs)
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    let msgs: Vec<_> = (42..142)
+                        .map(|seq| encode_message(TOPIC, black_box(seq), TS, black_box(data)).bytes)
+                        .collect();
+                    poll_batch(141, None, &msgs)
+                })
             })
         });
 
         g.throughput(Throughput::Bytes(sse_event(42, &one).len() as u64));
         g.bench_function(format!("sse_encode_{size}b"), |b| {
-            b.iter(|| {
-                let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
-                sse_event(m.seq, &m.bytes)
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
+                    sse_event(m.seq, &m.bytes)
+                })
             })
         });
 
         g.throughput(Throughput::Bytes(ndjson_line(&one).len() as u64));
         g.bench_function(format!("stream_encode_{size}b"), |b| {
-            b.iter(|| {
-                let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
-                ndjson_line(&m.bytes)
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
+                    ndjson_line(&m.bytes)
+                })
             })
         });
 
@@ -87,13 +100,15 @@ fn encode(c: &mut Criterion) {
             .expect("format into a Vec");
         g.throughput(Throughput::Bytes(out.len() as u64));
         g.bench_function(format!("ws_encode_{size}b"), |b| {
-            b.iter(|| {
-                let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
-                out.clear();
-                Frame::message(m.bytes, OpCode::Data(Data::Text), true)
-                    .format(&mut out)
-                    .expect("format into a Vec");
-                black_box(out.len())
+            b.iter_custom(|iters| {
+                cpu_iter(iters, || {
+                    let m = encode_message(TOPIC, black_box(42), TS, black_box(data));
+                    out.clear();
+                    Frame::message(m.bytes, OpCode::Data(Data::Text), true)
+                        .format(&mut out)
+                        .expect("format into a Vec");
+                    black_box(out.len())
+                })
             })
         });
     }

@@ -31,7 +31,44 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{bench_config, data_of, seq_in, TOPIC};
+use crate::{bench_config, data_of, process_cpu_now, seq_in, TOPIC};
+
+/// What one round cost: publish-to-receive time, and the CPU time the whole process (client,
+/// server, kernel work on their behalf) spent meanwhile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, other: Cost) {
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+    }
+}
+
+struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            cpu: process_cpu_now(),
+            wall: Instant::now(),
+        }
+    }
+
+    fn stop(&self) -> Cost {
+        let wall = self.wall.elapsed();
+        Cost {
+            wall,
+            cpu: process_cpu_now() - self.cpu,
+        }
+    }
+}
 
 /// Longest any wait may take before the bench gives up (a hang guard, not a measurement).
 const HANG_LIMIT: Duration = Duration::from_secs(30);
@@ -279,8 +316,8 @@ impl E2eRig {
         rig
     }
 
-    /// One publish received by the subscriber; returns publish-to-receive time.
-    pub async fn round(&mut self) -> Duration {
+    /// One publish received by the subscriber; returns what it cost.
+    pub async fn round(&mut self) -> Cost {
         let since = self.cursor;
         if let Subscriber::LongPoll(conn) = &mut self.subscriber {
             // The held request goes out untimed; the round starts once the server has it.
@@ -296,7 +333,7 @@ impl E2eRig {
                 std::thread::yield_now();
             }
         }
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         self.publisher.send(&self.publish).await;
         let (elapsed, got) = match &mut self.subscriber {
             Subscriber::Poll(conn) => {
@@ -306,7 +343,7 @@ impl E2eRig {
                     format!("GET /poll/{TOPIC}?since={since} HTTP/1.1\r\nhost: bench\r\n\r\n");
                 conn.send(request.as_bytes()).await;
                 let (status, batch) = conn.read_response().await;
-                let elapsed = t0.elapsed();
+                let elapsed = t0.stop();
                 assert_eq!(status, 200);
                 assert_eq!(seq_in(&batch), Some(seq), "poll batch lacks seq {seq}");
                 self.cursor = seq;
@@ -315,11 +352,11 @@ impl E2eRig {
             Subscriber::LongPoll(conn) => {
                 let (status, batch) = conn.read_response().await;
                 assert_eq!(status, 200);
-                (t0.elapsed(), seq_in(&batch))
+                (t0.stop(), seq_in(&batch))
             }
             Subscriber::Sse(sub) | Subscriber::Stream(sub) => {
                 let event = sub.next_message().await;
-                (t0.elapsed(), seq_in(&event))
+                (t0.stop(), seq_in(&event))
             }
             Subscriber::Ws(ws) => {
                 let msg = tokio::time::timeout(HANG_LIMIT, ws.next())
@@ -330,7 +367,7 @@ impl E2eRig {
                 let Message::Text(text) = msg else {
                     panic!("expected a text frame, got {msg:?}")
                 };
-                (t0.elapsed(), seq_in(text.as_bytes()))
+                (t0.stop(), seq_in(text.as_bytes()))
             }
         };
         let (status, body) = self.publisher.read_response().await;
@@ -387,11 +424,11 @@ impl Floor {
     }
 
     /// One round trip.
-    pub async fn round(&mut self) -> Duration {
-        let t0 = Instant::now();
+    pub async fn round(&mut self) -> Cost {
+        let t0 = Stopwatch::start();
         self.stream.write_all(&self.ping).await.expect("ping");
         self.stream.read_exact(&mut self.pong).await.expect("pong");
-        let elapsed = t0.elapsed();
+        let elapsed = t0.stop();
         debug_assert_eq!(self.pong[..], self.ping[..]);
         elapsed
     }

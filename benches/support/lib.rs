@@ -43,6 +43,39 @@ pub fn bench_config() -> ServerConfig {
     }
 }
 
+/// CPU time this thread has used. Benches whose work all runs on the bench thread (encode, and
+/// fan-out on a current-thread runtime) are timed with it rather than the wall clock, so time
+/// the machine gives to other processes does not count.
+pub fn thread_cpu_now() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time every thread of this process has used (user and system, kernel work done on its
+/// behalf included): what a loopback round costs the client and server together.
+pub fn process_cpu_now() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into; both clock ids exist on Linux.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Times `iters` calls of `f` in this thread's CPU time (for `Bencher::iter_custom`).
+pub fn cpu_iter<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
+    let t0 = thread_cpu_now();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    thread_cpu_now() - t0
+}
+
 /// Published data of exactly `bytes` bytes (plain ASCII: no JSON escaping inflates it).
 pub fn data_of(bytes: usize) -> String {
     pushlab_server::transport::publish::ticker_data(0, bytes)
