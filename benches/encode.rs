@@ -28,9 +28,9 @@ const TS: u64 = 1_763_790_000_123_456_789;
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
-    g.sample_size(50)
+    g.sample_size(100)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1));
+        .measurement_time(Duration::from_secs(2));
     for size in [64, 1024] {
         let data = data_of(size);
         let data = data.as_str();
