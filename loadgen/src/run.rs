@@ -509,6 +509,12 @@ async fn run_phase(
             }
             _ => None,
         };
+        if server.is_some_and(|s| s.rss_bytes_per_connection == 0.0) {
+            tnotes.push(
+                "server RSS did not grow while subscribers were connected (memory freed by an earlier phase was reused): memory per connection not measured; run this transport alone on a fresh server"
+                    .into(),
+            );
+        }
         if server.is_some() && phase.len() > 1 {
             tnotes.push(
                 "--concurrent: server CPU and memory are the whole phase's, shared by all transports"

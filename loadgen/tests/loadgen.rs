@@ -343,4 +343,18 @@ fn bad_input_ends_with_one_clear_line() {
             "{args:?}: short error: {stderr}"
         );
     }
+    // An open-file limit too low for --clients: refused up front, naming the flag.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 100 && exec {BIN} run --quiet --clients 500 --target http://{free}"
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("open files") && stderr.contains("--clients"),
+        "{stderr}"
+    );
 }
