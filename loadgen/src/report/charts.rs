@@ -512,7 +512,7 @@ impl Drawing for LatencyChart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::MiddleRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font((FONT, LEGEND_PX))
@@ -526,6 +526,9 @@ impl Drawing for LatencyChart {
 struct RequestsChart {
     rows: Vec<(Vec<String>, Transport, f64, f64)>,
     scenario: String,
+    /// Messages each client received in the baseline run (what a persistent connection's one
+    /// request is spread over).
+    messages_per_client: f64,
 }
 
 impl RequestsChart {
@@ -543,6 +546,11 @@ impl RequestsChart {
                 })
                 .collect(),
             scenario: rows.first().map(|e| e.key().describe()).unwrap_or_default(),
+            messages_per_client: rows
+                .first()
+                .map(|e| e.per_message(e.result.clients).recip())
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0),
         }
     }
 }
@@ -581,7 +589,10 @@ impl Drawing for RequestsChart {
             .disable_x_mesh()
             .x_label_formatter(&|_| String::new())
             .y_label_formatter(&|v| fmt_num(*v))
-            .x_desc("transport")
+            .x_desc(format!(
+                "transport (SSE, stream, WebSocket: one request per client, spread over the {} messages each received)",
+                fmt_num(self.messages_per_client)
+            ))
             .y_desc("per delivered message (log scale)")
             .label_style((FONT, LABEL_PX - 2))
             .axis_desc_style((FONT, DESC_PX))

@@ -5,6 +5,7 @@
 //! explained. A verdict is one of: holds, holds only when CONDITION, does not hold, or no data
 //! (the runs needed were not in the directory; the report says which).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use pushlab_proto::frame::ws_header_len;
@@ -485,7 +486,7 @@ fn c2(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     }
 }
 
-fn c3(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
+fn c3(data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
     let charts = vec![Chart::BytesPerMessage, Chart::RequestsPerMessage];
     let Some(ws) = base_entry(base, Transport::Ws) else {
         return no_data("a WebSocket run", charts);
@@ -507,6 +508,25 @@ fn c3(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
         fmt_num(r.clients as f64),
         fmt_num(handshake_per_conn)
     );
+    // Other message sizes in the data: the header grows at 126 and 65,536 bytes.
+    let longer: Vec<String> = data
+        .default_entries(Transport::Ws)
+        .filter(|e| e.message_bytes() >= 126.0 && e.result.delivered_messages > 0)
+        .map(|e| {
+            format!(
+                "{} B for {}-byte messages",
+                fmt_num(e.result.bytes_per_message.framing),
+                fmt_num(e.message_bytes())
+            )
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let measured = if longer.is_empty() {
+        measured
+    } else {
+        format!("{measured}; framing {}", longer.join(", "))
+    };
     let framing_ok = framing <= expected_down + WS_FRAMING_SLACK_BYTES;
     let one_handshake = connects_per_client <= ONE_CONNECTION_PER_CLIENT;
     let headline = format!(
@@ -549,12 +569,13 @@ fn c3(_data: &Dataset, base: Option<&Baseline<'_>>) -> Judged {
         (
             Verdict::Holds,
             format!(
-                "{} B of framing per message (<= {} + {} slack) after {} handshake per client; client-to-server frames are masked and cost {} B",
+                "{} B of framing per message (<= {} + {} slack) after {} handshake per client; client-to-server frames are masked and cost {} B; messages of 126 bytes or more need a 4-byte header{}",
                 fmt_num(framing),
                 expected_down,
                 WS_FRAMING_SLACK_BYTES,
                 fmt_num(connects_per_client),
-                expected_up
+                expected_up,
+                if longer.is_empty() { String::new() } else { format!(" (measured: {})", longer.join(", ")) }
             ),
         )
     };

@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! OUT/REPORT.md
+//! OUT/CLAIMS.md                             the claims table alone (for README)
 //! OUT/charts/bytes_per_message.{png,svg}    1 wire bytes per message, stacked by kind
 //! OUT/charts/latency_spectrum.{png,svg}     2 p50..p99.99 per transport, log axes
 //! OUT/charts/requests_per_message.{png,svg} 3 HTTP requests and TCP connects per message
@@ -199,6 +200,12 @@ pub fn write_report(
         .collect();
     warnings.extend(markdown::correctness_warnings(data));
     let text = markdown::report(data, input, &outcomes, &claims, &warnings, opts);
+    // The claims table alone, for README (scripts/reproduce.sh splices it in).
+    let claims_md = out.join("CLAIMS.md");
+    fs::write(&claims_md, markdown::claims_table(&claims)).map_err(|source| ReportError::Io {
+        path: claims_md.clone(),
+        source,
+    })?;
     let report_md = out.join("REPORT.md");
     fs::write(&report_md, text).map_err(|source| ReportError::Io {
         path: report_md.clone(),
