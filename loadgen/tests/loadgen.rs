@@ -17,11 +17,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
 
 /// An in-process pushlab-server on port 0 (fine where server CPU does not matter).
 async fn start_server() -> SocketAddr {
+    start_server_with(pushlab_server::ServerConfig::default()).await
+}
+
+async fn start_server_with(config: pushlab_server::ServerConfig) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(pushlab_server::serve(
         listener,
-        pushlab_server::ServerConfig::default(),
+        config,
         std::future::pending::<()>(),
     ));
     addr
@@ -128,8 +132,8 @@ fn committed_schema_is_the_generated_one() {
 }
 
 /// Two full runs of all five transports (keep-alive with minimal headers against a server
-/// child process, so server cost is the server's own; then no keep-alive with browser headers
-/// in process): exact bytes both times, valid JSON, and their merge.
+/// child process, so server cost is the server's own; then no keep-alive, browser headers,
+/// heartbeats and pings, in process): exact bytes both times, valid JSON, and their merge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_counts_exactly_and_results_merge() {
     let server = pushlab_loadgen::spawn_server_from(std::path::Path::new(BIN), &[])
@@ -160,7 +164,13 @@ async fn every_transport_counts_exactly_and_results_merge() {
     );
     server.stop().await;
 
-    let addr = start_server().await;
+    // Frequent heartbeats and WebSocket pings: their bytes must be attributed too.
+    let addr = start_server_with(pushlab_server::ServerConfig {
+        heartbeat_interval: Duration::from_millis(20),
+        ws_ping_interval: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
     let mut cfg = short_config(addr);
     cfg.keep_alive = false;
     cfg.header_profile = HeaderProfile::Browser;
@@ -177,6 +187,13 @@ async fn every_transport_counts_exactly_and_results_merge() {
             > poll.bytes_total.headers / poll.http_requests as f64 + 500.0,
         "browser headers are much larger than curl's"
     );
+
+    for t in [Transport::Sse, Transport::Stream, Transport::Ws] {
+        assert!(
+            by(&b, t).bytes_per_message.framing > by(&a, t).bytes_per_message.framing,
+            "{t}: heartbeats or pings add framing"
+        );
+    }
 
     let schema = committed_schema();
     validate(&schema, &a);
