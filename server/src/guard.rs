@@ -397,7 +397,9 @@ pub fn check_head<B>(req: &Request<B>, config: &ServerConfig) -> Result<(), Stri
             config.max_headers
         ));
     }
-    let bytes: usize = req.uri().to_string().len()
+    let uri = req.uri();
+    let bytes: usize = uri.path().len()
+        + uri.query().map_or(0, str::len)
         + h.iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>();
