@@ -159,6 +159,8 @@ pub struct Recorder {
     pub wire_down: AtomicU64,
     pub unattributed: AtomicU64,
     pub overattributed: AtomicU64,
+    /// Closes where the server did not close its side within the close timeout.
+    pub unclean_closes: AtomicU64,
     pub segments: AtomicU64,
     pub segments_known: AtomicBool,
     tally: Mutex<Tally>,
@@ -196,6 +198,7 @@ impl Recorder {
             wire_down: AtomicU64::new(0),
             unattributed: AtomicU64::new(0),
             overattributed: AtomicU64::new(0),
+            unclean_closes: AtomicU64::new(0),
             segments: AtomicU64::new(0),
             segments_known: AtomicBool::new(false),
             tally: Mutex::new(Tally::default()),

@@ -34,7 +34,7 @@ use crate::record::{encode_histogram, latency_of, Recorder};
 use crate::scrape::{scrape, Scrape};
 
 /// How long a closing subscriber waits for the server to close its side.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs every transport of `config` and returns the result (losses are in the result, not
 /// errors: see [`RunResult::notes`] and each transport's counters).
@@ -451,6 +451,12 @@ async fn run_phase(
         if unattributed > 0 {
             tnotes.push(format!(
                 "{unattributed} bytes were read but not parsed (connections cut mid-message); counted as framing"
+            ));
+        }
+        let unclean = Recorder::get(&rec.unclean_closes);
+        if unclean > 0 {
+            tnotes.push(format!(
+                "{unclean} connections were not closed by the server within {CLOSE_TIMEOUT:?} of ours: bytes it sent later are not counted"
             ));
         }
         let over = Recorder::get(&rec.overattributed);

@@ -57,11 +57,13 @@ fn assert_exact(r: &RunResult) {
         let server = t.server.expect("pushlab-server has /metrics");
         assert_eq!(
             t.wire_bytes_up, server.server_bytes_read,
-            "{name}: client up == server read"
+            "{name}: client up == server read ({:?})",
+            t.notes
         );
         assert_eq!(
             t.wire_bytes_down, server.server_bytes_written,
-            "{name}: client down == server written"
+            "{name}: client down == server written ({:?})",
+            t.notes
         );
         assert!(t.window_published_messages > 0, "{name}");
         assert_eq!(

@@ -156,6 +156,14 @@ impl ClientCtx {
         conn.send(&head).await
     }
 
+    /// Notes what a clean close (FIN, read to EOF) found.
+    pub fn finished(&mut self, c: Closing) {
+        if !c.saw_eof {
+            self.rec.unclean_closes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.closed(c);
+    }
+
     /// Notes what closing a connection found.
     pub fn closed(&mut self, c: Closing) {
         if let Some((out, inn)) = c.segments {

@@ -56,7 +56,7 @@ impl PollSub {
     async fn retire(&mut self, cx: &mut ClientCtx) {
         if let Some(mut conn) = self.conn.take() {
             let closing = conn.finish(cx.s.close_timeout).await;
-            cx.closed(closing);
+            cx.finished(closing);
         }
         self.spent = false;
     }
@@ -174,7 +174,7 @@ impl Subscriber for PollSub {
             // Whatever answer was on its way is in the buffer now: parse it.
             let _ = self.read_response(cx, out).await;
         }
-        cx.closed(closing);
+        cx.finished(closing);
         self.conn = None;
         self.pending = None;
     }

@@ -192,7 +192,7 @@ impl Subscriber for StreamingSub {
         };
         let closing = conn.finish(cx.s.close_timeout).await;
         let _ = self.process(cx, out);
-        cx.closed(closing);
+        cx.finished(closing);
         self.conn = None;
     }
 

@@ -123,7 +123,7 @@ impl WsSub {
         let raw = ws.get_mut();
         let _ = tokio::time::timeout(cx.s.close_timeout, raw.inner.shutdown()).await;
         let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(cx.s.close_timeout, async {
+        let saw_eof = tokio::time::timeout(cx.s.close_timeout, async {
             loop {
                 match tokio::io::AsyncReadExt::read(&mut raw.inner, &mut sink).await {
                     Ok(0) | Err(_) => break,
@@ -131,10 +131,11 @@ impl WsSub {
                 }
             }
         })
-        .await;
+        .await
+        .is_ok();
         Closing {
             segments: crate::net::tcp_segments(raw.inner.get_ref()),
-            saw_eof: true,
+            saw_eof,
         }
     }
 }
@@ -248,7 +249,7 @@ impl Subscriber for WsSub {
         })
         .await;
         let closing = self.finish_raw(cx).await;
-        cx.closed(closing);
+        cx.finished(closing);
         self.settle_written(cx);
         self.ws = None;
     }
