@@ -8,10 +8,11 @@
 //!                              (poll: publish, then GET /poll: two round trips)
 //! ```
 //!
-//! Server and echo task run on a 2-worker tokio runtime; the client runs on the bench thread.
+//! Server, echo task and clients share one current-thread tokio runtime on the bench thread.
 //! Group `e2e` times rounds by the wall clock (latency, noisy on a shared machine); group
 //! `e2e_cpu` (`{transport}_e2e_cpu_64b`, `e2e_cpu_floor_tcp_pingpong_64b`) times the same
-//! rounds by the CPU time of the whole process: client, server and the kernel's loopback work.
+//! rounds by that thread's CPU time: client, server and the kernel's loopback work, without
+//! the time the machine gave to other processes.
 
 use std::time::Duration;
 
@@ -22,12 +23,11 @@ use pushlab_proto::Transport;
 const DATA_BYTES: usize = 64;
 
 fn e2e(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // The same rounds twice: wall time in `e2e` (latency), process CPU time in `e2e_cpu`
+    // The same rounds twice: wall time in `e2e` (latency), thread CPU time in `e2e_cpu`
     // (what a message costs client and server together, whatever else the machine runs).
     for (group, cpu) in [("e2e", false), ("e2e_cpu", true)] {
         let mut g = c.benchmark_group(group);

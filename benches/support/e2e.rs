@@ -1,7 +1,9 @@
 //! Publish to receive over 127.0.0.1, one message per round, and the floor beside it.
 //!
 //! The server is the real one ([`pushlab_server::serve_shared`] on `127.0.0.1:0`), in-process
-//! on the bench's tokio runtime. The clients are deliberately minimal but real: raw HTTP/1.1
+//! on the bench's current-thread tokio runtime, beside the clients: each round is then one
+//! thread's straight path through client, kernel loopback and server, with no cross-thread
+//! wake-ups whose cost would depend on what else the (shared, 2-core) machine is running. The clients are deliberately minimal but real: raw HTTP/1.1
 //! over a `TcpStream` (responses parsed with `httparse`, chunked bodies decoded) and
 //! tokio-tungstenite for WebSocket, driven directly by the bench task so a client library's
 //! own task hops do not blur what the transport costs.
@@ -31,10 +33,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{bench_config, data_of, process_cpu_now, seq_in, TOPIC};
+use crate::{bench_config, data_of, seq_in, thread_cpu_now, TOPIC};
 
-/// What one round cost: publish-to-receive time, and the CPU time the whole process (client,
-/// server, kernel work on their behalf) spent meanwhile.
+/// What one round cost: publish-to-receive time, and the CPU time the bench thread (client,
+/// server, and the kernel's loopback work on their behalf, all on a current-thread runtime)
+/// spent meanwhile.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cost {
     pub wall: Duration,
@@ -56,7 +59,7 @@ struct Stopwatch {
 impl Stopwatch {
     fn start() -> Stopwatch {
         Stopwatch {
-            cpu: process_cpu_now(),
+            cpu: thread_cpu_now(),
             wall: Instant::now(),
         }
     }
@@ -65,7 +68,7 @@ impl Stopwatch {
         let wall = self.wall.elapsed();
         Cost {
             wall,
-            cpu: process_cpu_now() - self.cpu,
+            cpu: thread_cpu_now() - self.cpu,
         }
     }
 }
@@ -330,7 +333,7 @@ impl E2eRig {
             let started = Instant::now();
             while requests.load(Ordering::Relaxed) == asked {
                 assert!(started.elapsed() < HANG_LIMIT, "long poll never arrived");
-                std::thread::yield_now();
+                tokio::task::yield_now().await;
             }
         }
         let t0 = Stopwatch::start();

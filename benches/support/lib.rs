@@ -43,25 +43,17 @@ pub fn bench_config() -> ServerConfig {
     }
 }
 
-/// CPU time this thread has used. Benches whose work all runs on the bench thread (encode, and
-/// fan-out on a current-thread runtime) are timed with it rather than the wall clock, so time
-/// the machine gives to other processes does not count.
+/// CPU time this thread has used (user and system: the kernel's work on its behalf counts).
+/// Benches whose work all runs on the bench thread (encode; fan-out and e2e on a
+/// current-thread runtime) are timed with it, so time the machine gives to other processes
+/// does not count.
 pub fn thread_cpu_now() -> Duration {
-    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// CPU time every thread of this process has used (user and system, kernel work done on its
-/// behalf included): what a loopback round costs the client and server together.
-pub fn process_cpu_now() -> Duration {
-    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let clock = libc::CLOCK_THREAD_CPUTIME_ID;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec to write into; both clock ids exist on Linux.
+    // SAFETY: `ts` is a valid timespec to write into, and the clock id exists on Linux.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
