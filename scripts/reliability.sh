@@ -63,7 +63,7 @@ for line in open("/proc/cpuinfo"):
         break
 mem_gib = int(open("/proc/meminfo").readline().split()[1]) / 1048576
 commit = sh("git", "rev-parse", "--short", "HEAD")
-dirty = " (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""
+dirty = " (with uncommitted changes to the server)" if sh("git", "status", "--porcelain", "--untracked-files=no", "--", "server", "proto", "scripts") else ""
 
 def md(s):
     return str(s).replace("|", "\\|").replace("\n", " ")
