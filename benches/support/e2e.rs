@@ -300,9 +300,17 @@ impl E2eRig {
             Transport::Ws => {
                 let tcp = TcpStream::connect(addr).await.expect("connect");
                 tcp.set_nodelay(true).expect("nodelay");
-                let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws/bench"), tcp)
-                    .await
-                    .expect("websocket handshake");
+                // The server's buffer sizes: tungstenite zero-fills its whole read buffer
+                // (128 KiB by default) before every read, which would bill the client's
+                // memset to the transport.
+                let config = pushlab_server::transport::ws::ws_config(64 * 1024);
+                let (ws, _) = tokio_tungstenite::client_async_with_config(
+                    format!("ws://{addr}/ws/bench"),
+                    tcp,
+                    Some(config),
+                )
+                .await
+                .expect("websocket handshake");
                 Subscriber::Ws(Box::new(ws))
             }
         };
