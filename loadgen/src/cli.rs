@@ -263,7 +263,7 @@ mod tests {
         assert!(parse(&["--target", "ftp://x"])
             .unwrap_err()
             .contains("--target"));
-        assert!(parse(&["--target-profile", "nchan"])
+        assert!(parse(&["--target-profile", "nchan", "--topic", "x"])
             .unwrap_err()
             .contains("nchan"));
     }

@@ -44,7 +44,7 @@ impl HeaderProfile {
 pub enum TargetProfile {
     /// pushlab-server's endpoints (`/poll/{topic}`, `/publish/{topic}`, ...).
     Pushlab,
-    /// nginx with the nchan module (not implemented yet: see `client::dialect`).
+    /// nginx with the nchan module (`scripts/nchan/nginx.conf.template`; see `client::nchan`).
     Nchan,
 }
 
@@ -311,10 +311,13 @@ impl RunConfig {
                 );
             }
         }
-        if self.target_profile == TargetProfile::Nchan {
+        if self.target_profile == TargetProfile::Nchan && self.topic.is_some() {
+            // The loadgen numbers nchan's messages from 1 and subscribers start at the
+            // channel's oldest message: an old channel would mix in messages of earlier runs.
             return bad(
-                "--target-profile",
-                "nchan is not implemented yet (only pushlab)".into(),
+                "--topic",
+                "cannot be used with --target-profile nchan (each transport needs a fresh channel)"
+                    .into(),
             );
         }
         if self.transports.is_empty() {

@@ -66,15 +66,21 @@ pub fn request_head(
     let origin = format!("http://{host}");
     let referer = format!("http://{host}/");
     let no_capture: &[(String, String)] = &[];
+    // As `curl -H 'Accept: ...'`: an extra Accept replaces curl's (nchan needs
+    // `text/event-stream` for SSE).
+    let accept = extra
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        .map_or("*/*", |(_, v)| *v);
     let captured = match (profile, kind) {
         (HeaderProfile::Minimal, RequestKind::WebSocket) => {
             add("User-Agent", "curl/8.11.1");
-            add("Accept", "*/*");
+            add("Accept", accept);
             no_capture
         }
         (HeaderProfile::Minimal, _) => {
             add("User-Agent", "curl/8.11.1");
-            add("Accept", "*/*");
+            add("Accept", accept);
             if !keep_alive {
                 add("Connection", "close");
             }
@@ -107,7 +113,8 @@ pub fn request_head(
     };
     // Extras the capture already placed went in its order, with our values.
     for (k, v) in extra {
-        if !captured.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)) {
+        let placed = profile == HeaderProfile::Minimal && k.eq_ignore_ascii_case("accept");
+        if !placed && !captured.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)) {
             add(k, v);
         }
     }
@@ -160,6 +167,24 @@ mod tests {
         assert!(String::from_utf8(close)
             .unwrap()
             .contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn an_extra_accept_replaces_the_profiles() {
+        for profile in [HeaderProfile::Minimal, HeaderProfile::Browser] {
+            let head = request_head(
+                "GET",
+                "/sub/sse/t",
+                "h",
+                profile,
+                RequestKind::Fetch,
+                true,
+                &[("Accept", "text/event-stream")],
+            );
+            let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+            assert_eq!(head.matches("\r\naccept:").count(), 1, "{head}");
+            assert!(head.contains("\r\naccept: text/event-stream\r\n"), "{head}");
+        }
     }
 
     #[test]

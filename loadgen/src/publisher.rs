@@ -10,6 +10,9 @@
 //! 1763790000123456789.............................................
 //! ```
 //!
+//! What is posted and what the answer means is the target's [`Dialect`]'s: nginx-nchan gets
+//! `POST /pub/{topic}` with the whole MESSAGE, numbered here (see `client::nchan`).
+//!
 //! # No coordinated omission
 //!
 //! Message `k` is due at `start + k / rate` whatever happened to message `k - 1`; its data
@@ -27,6 +30,7 @@ use std::time::Duration;
 use pushlab_proto::ByteCounter;
 use tokio::time::Instant;
 
+use crate::client::Dialect;
 use crate::config::Target;
 use crate::error::LoadgenError;
 use crate::http::{BodyLen, ClientError, Conn};
@@ -100,11 +104,21 @@ pub struct Published {
     pub max_behind: Duration,
 }
 
-/// Publishes messages `0..total` to `path` (`/publish/{topic}`) per `schedule`; those from
-/// `window_first` on are due in the measured window.
+/// Where a publisher posts, in which dialect.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    pub dialect: Arc<dyn Dialect>,
+    pub topic: String,
+    /// The seq the first message gets: the topic's newest before the run, plus one (a target
+    /// that numbers nothing itself, nchan, is told the seq in the message).
+    pub first_seq: u64,
+}
+
+/// Publishes messages `0..total` to `feed` per `schedule`; those from `window_first` on are
+/// due in the measured window.
 pub async fn publish(
     target: &Target,
-    path: &str,
+    feed: &Feed,
     schedule: Schedule,
     total: u64,
     window_first: u64,
@@ -112,17 +126,23 @@ pub async fn publish(
 ) -> Result<Published, LoadgenError> {
     let mut out = Published::default();
     let mut conn: Option<Conn> = None;
+    let path = feed.dialect.publish_path(&feed.topic);
+    let mut next_seq = feed.first_seq;
     for k in 0..total {
         let due = schedule.due(k);
         tokio::time::sleep_until(due).await;
         out.max_behind = out
             .max_behind
             .max(Instant::now().saturating_duration_since(due));
-        let data = stamp(crate::net::instant_ns(due.into_std()), payload_bytes);
+        let due_ns = crate::net::instant_ns(due.into_std());
+        let data = stamp(due_ns, payload_bytes);
+        let body = feed
+            .dialect
+            .publish_body(&feed.topic, next_seq, due_ns, &data);
         let mut attempt = 0;
         let seq = loop {
             attempt += 1;
-            match publish_one(&mut conn, target, path, &data).await {
+            match publish_one(&mut conn, target, &path, &body, feed, next_seq).await {
                 Ok(seq) => break Some(seq),
                 Err(e) => {
                     conn = None;
@@ -142,6 +162,7 @@ pub async fn publish(
             }
         };
         if let Some(seq) = seq {
+            next_seq = seq + 1;
             out.published += 1;
             if k >= window_first {
                 out.window_published += 1;
@@ -158,7 +179,9 @@ async fn publish_one(
     conn: &mut Option<Conn>,
     target: &Target,
     path: &str,
-    data: &str,
+    body: &crate::client::dialect::PublishBody,
+    feed: &Feed,
+    seq: u64,
 ) -> Result<u64, PublishError> {
     let err = |e: ClientError| {
         let s = e.to_string();
@@ -173,37 +196,22 @@ async fn publish_one(
     }
     let c = conn.as_mut().expect("connected above");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
         target.host_header,
-        data.len()
+        body.content_type,
+        body.body.len()
     );
     let mut req = head.into_bytes();
-    req.extend_from_slice(data.as_bytes());
+    req.extend_from_slice(&body.body);
     c.send(&req).await.map_err(err)?;
     let head = c.read_head().await.map_err(err)?;
-    let (body, _) = c.read_body(head.body, 64 * 1024).await.map_err(err)?;
+    let (answer, _) = c.read_body(head.body, 64 * 1024).await.map_err(err)?;
     if head.body == BodyLen::UntilEof || head.close {
         *conn = None;
     }
-    if head.status != 202 && head.status != 200 {
-        let e = ClientError::Status {
-            status: head.status,
-            body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        };
-        return Err(err(e));
-    }
-    #[derive(serde::Deserialize)]
-    struct Ack {
-        seq: u64,
-    }
-    serde_json::from_slice::<Ack>(&body)
-        .map(|a| a.seq)
-        .map_err(|e| {
-            err(ClientError::Protocol(format!(
-                "publish answer {:?}: {e}",
-                crate::http::preview(&body)
-            )))
-        })
+    feed.dialect
+        .publish_answer(&feed.topic, seq, head.status, &answer)
+        .map_err(err)
 }
 
 #[cfg(test)]

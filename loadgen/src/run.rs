@@ -23,7 +23,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::{self, ClientSettings, Dialect, Outcome, PushlabDialect, Signal};
+use crate::client::{self, ClientSettings, Dialect, Outcome, Signal};
 use crate::config::RunConfig;
 use crate::error::LoadgenError;
 use crate::http::Conn;
@@ -51,7 +51,7 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
         )));
     }
     let mut notes = Vec::new();
-    let dialect: Arc<dyn Dialect> = Arc::new(PushlabDialect);
+    let dialect = client::dialect_for(config.target_profile);
     let metrics = scrape(&config.target).await?;
     match &metrics {
         None => notes.push(format!(
@@ -314,12 +314,16 @@ async fn run_phase(
     let mut publishers: JoinSet<(usize, Result<Published, LoadgenError>)> = JoinSet::new();
     for (i, topic) in topics.iter().enumerate() {
         let target = cfg.target.clone();
-        let path = dialect.publish_path(&topic.name);
+        let feed = publisher::Feed {
+            dialect: dialect.clone(),
+            topic: topic.name.clone(),
+            first_seq: topic.start_cursor + 1,
+        };
         let payload = cfg.payload_bytes;
         publishers.spawn(async move {
             (
                 i,
-                publisher::publish(&target, &path, schedule, total, window_first, payload).await,
+                publisher::publish(&target, &feed, schedule, total, window_first, payload).await,
             )
         });
     }

@@ -10,9 +10,9 @@
 //! MESSAGE = {"topic":"T","seq":42,"ts":TS,"data":"..."}
 //! ```
 //!
-//! An nchan dialect would map these to its `/sub/...` locations and carry the cursor in
-//! `If-Modified-Since`/`If-None-Match` or `Last-Event-ID` (message ids are `time:tag`), and
-//! decode raw data with the seq taken from its message id.
+//! nginx-nchan is [`super::nchan::NchanDialect`]: its `/sub/...` locations, cursors carried in
+//! `If-Modified-Since`/`If-None-Match` or `Last-Event-ID` (message ids are `time:tag`), and a
+//! publisher that numbers the messages itself.
 
 use std::borrow::Cow;
 use std::fmt::Debug;
@@ -20,7 +20,7 @@ use std::fmt::Debug;
 use pushlab_proto::frame::{GapNotice, PollBatch};
 use pushlab_proto::{Gap, Transport};
 
-use crate::http::{preview, ClientError};
+use crate::http::{preview, ClientError, Head};
 use crate::publisher::parse_stamp;
 
 /// One decoded message.
@@ -39,6 +39,16 @@ pub struct Batch {
     pub gap: Option<Gap>,
     /// (message, encoded bytes of it) in order.
     pub messages: Vec<(Decoded, u64)>,
+    /// The server may hold more right now: a short poll asks again at once instead of waiting
+    /// for its next tick (nchan's intervalpoll answers one message per request).
+    pub more: bool,
+}
+
+/// A publish request's body, as a dialect builds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishBody {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
 }
 
 /// A target's protocol.
@@ -55,21 +65,51 @@ pub trait Dialect: Send + Sync + Debug {
         start_cursor: u64,
         longpoll_timeout_s: u64,
     ) -> String;
-    /// Extra request headers that carry the cursor (SSE reconnects: `Last-Event-ID`).
-    fn resume_headers(
+    /// Extra request headers of a subscription: the cursor (SSE reconnects: `Last-Event-ID`)
+    /// and whatever the target needs to pick the transport. `token` is the target's own cursor
+    /// for the last message held, when it sent one ([`Dialect::token_from_head`], SSE `id:`).
+    fn subscribe_headers(
         &self,
         transport: Transport,
         cursor: u64,
+        token: Option<&str>,
         first: bool,
     ) -> Vec<(String, String)>;
+    /// The target's cursor in a poll response's head, if it puts one there (nchan:
+    /// `Last-Modified` + `Etag`).
+    fn token_from_head(&self, _head: &Head) -> Option<String> {
+        None
+    }
+    /// A poll or long-poll status that means "nothing new" rather than an error (nchan: `304`,
+    /// and `408` when a long poll times out).
+    fn no_news(&self, _status: u16) -> bool {
+        false
+    }
     /// The publish path for `topic`.
     fn publish_path(&self, topic: &str) -> String;
+    /// What the publisher posts for message `seq` (the seq it expects, counted from the
+    /// topic's start) with intended send time `due_ns` and `data`.
+    fn publish_body(&self, topic: &str, seq: u64, due_ns: u64, data: &str) -> PublishBody;
+    /// Reads the answer to publishing `seq`: the seq the message got, or why it failed.
+    fn publish_answer(
+        &self,
+        topic: &str,
+        seq: u64,
+        status: u16,
+        body: &[u8],
+    ) -> Result<u64, ClientError>;
     /// Decodes one message as the streaming transports carry it.
     fn decode_message(&self, bytes: &[u8]) -> Result<Decoded, ClientError>;
     /// A gap notice, if `bytes` is one (stream lines, WebSocket frames, SSE `gap` events).
     fn decode_gap(&self, bytes: &[u8]) -> Option<Gap>;
-    /// Decodes a poll or long-poll body.
-    fn decode_batch(&self, body: &[u8]) -> Result<Batch, ClientError>;
+    /// Decodes a poll or long-poll body (a `200`).
+    fn decode_batch(&self, head: &Head, body: &[u8]) -> Result<Batch, ClientError>;
+    /// Where the first whole item of a decoded chunked-stream body ends: `(item bytes, bytes
+    /// consumed)`, `None` until one is complete. pushlab: NDJSON (an empty line is a
+    /// heartbeat).
+    fn next_stream_item(&self, body: &[u8]) -> Result<Option<(usize, usize)>, ClientError> {
+        Ok(body.iter().position(|&b| b == b'\n').map(|nl| (nl, nl + 1)))
+    }
 }
 
 /// pushlab-server's protocol.
@@ -100,10 +140,11 @@ impl Dialect for PushlabDialect {
         }
     }
 
-    fn resume_headers(
+    fn subscribe_headers(
         &self,
         transport: Transport,
         cursor: u64,
+        _token: Option<&str>,
         first: bool,
     ) -> Vec<(String, String)> {
         if transport == Transport::Sse && !first {
@@ -115,6 +156,37 @@ impl Dialect for PushlabDialect {
 
     fn publish_path(&self, topic: &str) -> String {
         format!("/publish/{topic}")
+    }
+
+    /// The data alone: the server numbers and wraps it.
+    fn publish_body(&self, _topic: &str, _seq: u64, _due_ns: u64, data: &str) -> PublishBody {
+        PublishBody {
+            content_type: "text/plain; charset=utf-8",
+            body: data.as_bytes().to_vec(),
+        }
+    }
+
+    /// `202 {"seq":SEQ}`.
+    fn publish_answer(
+        &self,
+        _topic: &str,
+        _seq: u64,
+        status: u16,
+        body: &[u8],
+    ) -> Result<u64, ClientError> {
+        if status != 202 && status != 200 {
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Ack {
+            seq: u64,
+        }
+        serde_json::from_slice::<Ack>(body)
+            .map(|a| a.seq)
+            .map_err(|e| ClientError::Protocol(format!("publish answer {:?}: {e}", preview(body))))
     }
 
     fn decode_message(&self, bytes: &[u8]) -> Result<Decoded, ClientError> {
@@ -149,7 +221,7 @@ impl Dialect for PushlabDialect {
             .map(|n| n.gap)
     }
 
-    fn decode_batch(&self, body: &[u8]) -> Result<Batch, ClientError> {
+    fn decode_batch(&self, _head: &Head, body: &[u8]) -> Result<Batch, ClientError> {
         let batch = PollBatch::parse(body).map_err(|e| {
             ClientError::Protocol(format!("not a poll batch ({e}): {:?}", preview(body)))
         })?;
@@ -172,6 +244,7 @@ impl Dialect for PushlabDialect {
         Ok(Batch {
             gap: batch.gap,
             messages,
+            more: false,
         })
     }
 }
@@ -207,10 +280,15 @@ mod tests {
         assert_eq!(PushlabDialect.decode_gap(b"{\"topic\":1}"), None);
         let a = encode_message("t", 5, 1, "x");
         let body = pushlab_proto::frame::poll_batch(5, Some(gap), std::slice::from_ref(&a.bytes));
-        let b = PushlabDialect.decode_batch(&body).unwrap();
+        let head = crate::http::parse_head(&mut bytes::BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+        ))
+        .unwrap()
+        .unwrap();
+        let b = PushlabDialect.decode_batch(&head, &body).unwrap();
         assert_eq!(b.gap, Some(gap));
         assert_eq!(b.messages[0].1, a.bytes.len() as u64);
-        assert!(PushlabDialect.decode_batch(b"[]").is_err());
+        assert!(PushlabDialect.decode_batch(&head, b"[]").is_err());
     }
 
     #[test]
@@ -228,9 +306,11 @@ mod tests {
             d.subscribe_path(Transport::Sse, "t", 4, 0, 30),
             "/sse/t?since=0"
         );
-        assert!(d.resume_headers(Transport::Sse, 4, true).is_empty());
+        assert!(d
+            .subscribe_headers(Transport::Sse, 4, None, true)
+            .is_empty());
         assert_eq!(
-            d.resume_headers(Transport::Sse, 4, false)[0].1,
+            d.subscribe_headers(Transport::Sse, 4, None, false)[0].1,
             "4".to_string()
         );
     }

@@ -16,9 +16,10 @@
 //! ones; any difference is reported as `unattributed_bytes` (0 in a clean run).
 //!
 //! What the target speaks (paths, cursors, message format) is a [`Dialect`]; the pushlab
-//! dialect is [`PushlabDialect`]. Another server (nginx-nchan) is one more `Dialect`.
+//! dialect is [`PushlabDialect`], nginx-nchan's is [`NchanDialect`] ([`dialect_for`]).
 
 pub mod dialect;
+pub mod nchan;
 pub mod poll;
 pub mod streaming;
 pub mod ws;
@@ -33,8 +34,9 @@ use pushlab_proto::{ByteCounter, Gap, Transport};
 use tokio::sync::watch;
 
 pub use dialect::{Dialect, PushlabDialect};
+pub use nchan::NchanDialect;
 
-use crate::config::{HeaderProfile, Target};
+use crate::config::{HeaderProfile, Target, TargetProfile};
 use crate::headers::{request_head, RequestKind};
 use crate::http::{ClientError, Closing, Conn};
 use crate::record::{Arrival, OpenGuard, Recorder, SeqTracker, Tally};
@@ -73,6 +75,14 @@ pub struct ClientSettings {
     pub close_timeout: Duration,
 }
 
+/// The dialect of a `--target-profile` (one per run: it may keep state, see [`NchanDialect`]).
+pub fn dialect_for(profile: TargetProfile) -> Arc<dyn Dialect> {
+    match profile {
+        TargetProfile::Pushlab => Arc::new(PushlabDialect),
+        TargetProfile::Nchan => Arc::new(NchanDialect::default()),
+    }
+}
+
 /// Where a phase stands, broadcast to its subscribers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Signal {
@@ -94,6 +104,9 @@ pub struct ClientCtx {
     pub segments: u64,
     pub segments_known: bool,
     pub source: Option<IpAddr>,
+    /// The target's own cursor for the last message held, when it sends one on the wire
+    /// (nchan's `time:tag` id); the dialect turns it into resume headers.
+    pub token: Option<String>,
 }
 
 impl ClientCtx {
@@ -109,6 +122,7 @@ impl ClientCtx {
             segments: 0,
             segments_known: false,
             source,
+            token: None,
         }
     }
 

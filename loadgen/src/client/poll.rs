@@ -12,7 +12,15 @@
 //! request sends `Connection: close` on a new connection that is read to its end.
 //!
 //! Short-poll subscribers spread their phases over the interval (subscriber `i` of `n` polls
-//! at `i/n` of it), as independent clients would, instead of polling in lockstep.
+//! at `i/n` of it), as independent clients would, instead of polling in lockstep. A target
+//! that answers one message per request (nchan's intervalpoll, [`Batch::more`]) is asked
+//! again at once after each message; only a "nothing new" answer waits for the next tick.
+//!
+//! A dialect may answer "nothing new" with a status ([`Dialect::no_news`]: nchan's `304`, a
+//! long poll's `408`): an empty response whose body, if any, is framing.
+//!
+//! [`Batch::more`]: super::dialect::Batch::more
+//! [`Dialect::no_news`]: super::Dialect::no_news
 
 use std::time::Duration;
 
@@ -37,6 +45,8 @@ pub struct PollSub {
     pending: Option<Option<Head>>,
     ticker: Option<Interval>,
     first_tick: Duration,
+    /// The last answer said there may be more: ask again without waiting for the tick.
+    again: bool,
 }
 
 impl PollSub {
@@ -50,6 +60,7 @@ impl PollSub {
             pending: None,
             ticker: None,
             first_tick,
+            again: false,
         }
     }
 
@@ -83,6 +94,16 @@ impl PollSub {
         if head.close || !cx.s.keep_alive {
             self.spent = true;
         }
+        if let Some(token) = cx.s.dialect.token_from_head(&head) {
+            cx.token = Some(token);
+        }
+        if cx.s.dialect.no_news(head.status) {
+            cx.tally.framing += body.len() as u64;
+            cx.rec
+                .empty_responses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
         if head.status != 200 {
             cx.tally.framing += body.len() as u64;
             return Err(ClientError::Status {
@@ -90,7 +111,7 @@ impl PollSub {
                 body: crate::http::preview(&body),
             });
         }
-        let batch = match cx.s.dialect.decode_batch(&body) {
+        let batch = match cx.s.dialect.decode_batch(&head, &body) {
             Ok(b) => b,
             Err(e) => {
                 cx.tally.framing += body.len() as u64;
@@ -98,6 +119,7 @@ impl PollSub {
             }
         };
         let at_ns = crate::net::now_ns();
+        self.again = batch.more;
         if let Some(g) = batch.gap {
             out.push(Event::Gap(g));
         }
@@ -148,7 +170,7 @@ impl Subscriber for PollSub {
         out: &mut Vec<Event>,
     ) -> Result<(), ClientError> {
         if self.pending.is_none() {
-            if let Some(t) = self.ticker.as_mut() {
+            if let Some(t) = self.ticker.as_mut().filter(|_| !self.again) {
                 t.tick().await;
             }
             if self.spent {
@@ -158,9 +180,17 @@ impl Subscriber for PollSub {
                 self.conn = Some(cx.connect().await?);
             }
             let path = cx.subscribe_path(cursor);
+            let extra =
+                cx.s.dialect
+                    .subscribe_headers(self.transport, cursor, cx.token.as_deref(), false);
+            let extra: Vec<(&str, &str)> = extra
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let conn = self.conn.as_mut().expect("connected above");
             self.pending = Some(None);
-            cx.request(conn, &path, RequestKind::Fetch, &[]).await?;
+            self.again = false;
+            cx.request(conn, &path, RequestKind::Fetch, &extra).await?;
         }
         self.read_response(cx, out).await
     }

@@ -11,6 +11,8 @@
 //! `framing`; of the decoded body, each message is payload and envelope and everything else
 //! (`id:`/`data:` lines, blank lines, `retry:`, heartbeats, gap notices, newlines) is
 //! `framing`. When the stream ends or breaks, the subscriber reconnects from its cursor.
+//! Where a chunked-stream item ends is the dialect's ([`super::Dialect::next_stream_item`]:
+//! nchan sends one message per chunk with nothing between).
 
 use bytes::{Buf, BytesMut};
 use pushlab_proto::frame::SseParser;
@@ -84,13 +86,17 @@ impl StreamingSub {
                     } else if ev.event.is_none() || ev.event.as_deref() == Some("message") {
                         out.push(cx.message(data, at_ns)?);
                         cx.tally.framing -= data.len() as u64;
+                        if ev.id.is_some() {
+                            cx.token = ev.id;
+                        }
                     }
                 }
             }
             _ => {
-                while let Some(nl) = self.body.iter().position(|&b| b == b'\n') {
-                    let line = self.body.split_to(nl + 1);
-                    let text = &line[..nl];
+                // pushlab: NDJSON lines; nchan: one message after another.
+                while let Some((len, used)) = cx.s.dialect.next_stream_item(&self.body)? {
+                    let line = self.body.split_to(used);
+                    let text = &line[..len];
                     if text.is_empty() {
                         continue; // heartbeat
                     }
@@ -123,9 +129,12 @@ impl Subscriber for StreamingSub {
     ) -> Result<(), ClientError> {
         let mut conn = cx.connect().await?;
         let path = cx.subscribe_path(cursor);
-        let extra =
-            cx.s.dialect
-                .resume_headers(self.transport, cursor, !self.opened_once);
+        let extra = cx.s.dialect.subscribe_headers(
+            self.transport,
+            cursor,
+            cx.token.as_deref(),
+            !self.opened_once,
+        );
         let extra: Vec<(&str, &str)> = extra
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
