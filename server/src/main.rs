@@ -59,7 +59,7 @@ struct Args {
     /// Largest request head (URI and header fields) in bytes; past it, 431.
     #[arg(long, default_value_t = 16 * 1024)]
     max_header_bytes: usize,
-    /// Most header fields in a request; past it, 431.
+    /// Most header fields in a request; past it, 431 (4 to 100: hyper refuses more than 100).
     #[arg(long, default_value_t = 64)]
     max_headers: usize,
     /// Seconds a connection may move no byte (with no request running) before it is closed;
@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         }),
         max_connections_per_ip: args.max_connections_per_ip.max(1),
         max_header_bytes: args.max_header_bytes.max(256),
-        max_headers: args.max_headers.max(4),
+        max_headers: args.max_headers.clamp(4, 100),
         idle_timeout: secs("idle-timeout", args.idle_timeout)?,
         ws_ping_interval: secs("ws-ping-interval", args.ws_ping_interval)?,
         ws_pong_timeout: secs("ws-pong-timeout", args.ws_pong_timeout)?,
