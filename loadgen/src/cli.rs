@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// The target's dialect.
     #[arg(long, value_enum, default_value_t = TargetProfile::Pushlab)]
     pub target_profile: TargetProfile,
+    /// For a target without /metrics (nginx-nchan): read server CPU and RSS of this process
+    /// and its descendants from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// No progress display and no table (the JSON is still written).
     #[arg(long)]
     pub quiet: bool,
@@ -142,6 +146,7 @@ impl RunArgs {
         }
         c.concurrent = self.concurrent;
         c.target_profile = self.target_profile;
+        c.server_pid = self.server_pid;
         c.progress = !self.quiet;
         c.drop_after_messages = self.drop_after;
         c.command = std::env::args().collect();

@@ -218,6 +218,8 @@ pub struct RunConfig {
     /// Run all transports at once rather than one after another.
     pub concurrent: bool,
     pub target_profile: TargetProfile,
+    /// A target without `/metrics` is costed from this process tree in `/proc`.
+    pub server_pid: Option<u32>,
     /// Draw live progress (only honoured when stdout is a terminal).
     pub progress: bool,
     /// Test hook: every subscriber drops its connection abruptly once, after this many
@@ -253,6 +255,7 @@ impl RunConfig {
             source_ips: Vec::new(),
             concurrent: false,
             target_profile: TargetProfile::Pushlab,
+            server_pid: None,
             progress: false,
             drop_after_messages: None,
             same_process_server: false,

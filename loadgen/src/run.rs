@@ -31,7 +31,7 @@ use crate::net::{instant_ns, now_ns, TCPIP_HEADER_BYTES_PER_SEGMENT};
 use crate::progress::Progress;
 use crate::publisher::{self, Published, Schedule};
 use crate::record::{encode_histogram, latency_of, Recorder};
-use crate::scrape::{scrape, Scrape};
+use crate::scrape::{cost, Scrape};
 
 /// How long a closing subscriber waits for the server to close its side.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,10 +52,17 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
     }
     let mut notes = Vec::new();
     let dialect = client::dialect_for(config.target_profile);
-    let metrics = scrape(&config.target).await?;
+    let metrics = cost(&config.target, config.server_pid).await?;
     match &metrics {
         None => notes.push(format!(
             "{} has no /metrics: server CPU, memory and byte counts are left out",
+            config.target.url
+        )),
+        Some(Scrape {
+            proc_pid: Some(pid),
+            ..
+        }) => notes.push(format!(
+            "{} has no /metrics: server CPU and RSS are process {pid}'s and its descendants' (/proc, --server-pid); the server's byte counts are left out (0)",
             config.target.url
         )),
         Some(_) if config.same_process_server => notes.push(
@@ -200,7 +207,7 @@ async fn run_phase(
     }
 
     let before = if has_metrics {
-        scrape(&cfg.target).await?
+        cost(&cfg.target, cfg.server_pid).await?
     } else {
         None
     };
@@ -294,7 +301,7 @@ async fn run_phase(
         }
     }
     let connected = if has_metrics {
-        scrape(&cfg.target).await?
+        cost(&cfg.target, cfg.server_pid).await?
     } else {
         None
     };
@@ -346,7 +353,7 @@ async fn run_phase(
                 }
             }
             _ = tokio::time::sleep_until(mid), if has_metrics && mid_scrape.is_none() => {
-                mid_scrape = scrape(&cfg.target).await.ok().flatten();
+                mid_scrape = cost(&cfg.target, cfg.server_pid).await.ok().flatten();
                 if mid_scrape.is_none() {
                     mid_scrape = Some(Scrape::default());
                 }
@@ -394,7 +401,7 @@ async fn run_phase(
     }
     bars.finish(&recs);
     let after = if has_metrics {
-        scrape(&cfg.target).await?
+        cost(&cfg.target, cfg.server_pid).await?
     } else {
         None
     };

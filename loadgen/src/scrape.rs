@@ -9,6 +9,10 @@
 //!
 //! Each scrape is its own `Connection: close` request, credited by the server to its `other`
 //! slot, so it never disturbs a transport's byte counters.
+//!
+//! A target without `/metrics` (nginx-nchan) can still be costed with `--server-pid PID`: the
+//! CPU time and RSS of PID and all its descendants (nginx's master and workers, or the shell
+//! that started them), read from `/proc/*/stat` and `/proc/*/statm` ([`cost`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +28,8 @@ use crate::http::{ClientError, Conn};
 pub struct Scrape {
     /// `name` or `name{labels}` -> value.
     pub values: HashMap<String, f64>,
+    /// Read from `/proc` for this process tree rather than from `/metrics`.
+    pub proc_pid: Option<u32>,
 }
 
 impl Scrape {
@@ -41,7 +47,41 @@ impl Scrape {
                 values.insert(key.trim().to_string(), v);
             }
         }
-        Scrape { values }
+        Scrape {
+            values,
+            proc_pid: None,
+        }
+    }
+
+    /// CPU seconds and RSS of `pid` and its descendants, as `process_cpu_seconds_total` and
+    /// `process_resident_memory_bytes`; `None` if `pid` is not running.
+    pub fn from_proc(pid: u32) -> Option<Scrape> {
+        let procs = proc_table();
+        let tree = process_tree(pid, &procs);
+        if tree.is_empty() {
+            return None;
+        }
+        let mine: Vec<&ProcStat> = procs.iter().filter(|q| tree.contains(&q.pid)).collect();
+        // SAFETY: sysconf only reads a constant.
+        let (tick, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
+                libc::sysconf(libc::_SC_PAGESIZE).max(1) as f64,
+            )
+        };
+        let ticks: u64 = mine.iter().map(|q| q.cpu_ticks).sum();
+        let pages: u64 = mine.iter().map(|q| q.rss_pages).sum();
+        let values = HashMap::from([
+            ("process_cpu_seconds_total".to_string(), ticks as f64 / tick),
+            (
+                "process_resident_memory_bytes".to_string(),
+                pages as f64 * page,
+            ),
+        ]);
+        Some(Scrape {
+            values,
+            proc_pid: Some(pid),
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<f64> {
@@ -117,6 +157,85 @@ pub async fn scrape(target: &Target) -> Result<Option<Scrape>, LoadgenError> {
     Ok((s.cpu_seconds().is_some() || s.is_pushlab()).then_some(s))
 }
 
+/// One process as `/proc` shows it.
+#[derive(Clone, Copy, Debug)]
+struct ProcStat {
+    pid: u32,
+    ppid: u32,
+    /// utime + stime, clock ticks.
+    cpu_ticks: u64,
+    rss_pages: u64,
+}
+
+/// Every process readable in `/proc`.
+fn proc_table() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut procs = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": utime and stime are the 14th and 15th fields.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        let (Some(ppid), Some(utime), Some(stime)) = (num(1), num(11), num(12)) else {
+            continue;
+        };
+        let rss_pages = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|m| m.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        procs.push(ProcStat {
+            pid,
+            ppid: ppid as u32,
+            cpu_ticks: utime + stime,
+            rss_pages,
+        });
+    }
+    procs
+}
+
+/// `pid` and its descendants (empty when `pid` is not in `procs`).
+fn process_tree(pid: u32, procs: &[ProcStat]) -> Vec<u32> {
+    if !procs.iter().any(|q| q.pid == pid) {
+        return Vec::new();
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|q| q.ppid == parent).map(|q| q.pid));
+        i += 1;
+    }
+    tree
+}
+
+/// The target's cost counters: its `/metrics`, or, when it has none and `server_pid` is given,
+/// that process tree's CPU and RSS from `/proc` ([`Scrape::from_proc`]).
+pub async fn cost(
+    target: &Target,
+    server_pid: Option<u32>,
+) -> Result<Option<Scrape>, LoadgenError> {
+    match (scrape(target).await?, server_pid) {
+        (None, Some(pid)) => Scrape::from_proc(pid)
+            .map(Some)
+            .ok_or_else(|| LoadgenError::Other(format!("--server-pid {pid}: no such process"))),
+        (metrics, _) => Ok(metrics),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +250,24 @@ mod tests {
         assert_eq!(s.rss_bytes(), Some(2048));
         assert!(s.is_pushlab());
         assert_eq!(s.by_transport("pushlab_bytes_read_total", "sse"), None);
+    }
+
+    #[test]
+    fn a_process_tree_is_costed_from_proc() {
+        let me = std::process::id();
+        let s = Scrape::from_proc(me).unwrap();
+        assert_eq!(s.proc_pid, Some(me));
+        assert!(s.rss_bytes().unwrap() > 0);
+        assert!(s.cpu_seconds().unwrap() >= 0.0);
+        // A child counts under its parent (nginx's workers under the master or run.sh).
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree(me, &proc_table());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.contains(&me) && tree.contains(&child.id()), "{tree:?}");
+        assert!(Scrape::from_proc(u32::MAX).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! The loadgen against a real nginx-nchan (Debian's `libnginx-mod-nchan`) on loopback, started
 //! by `scripts/nchan/run.sh` on a free port: every transport gets every message in order and
 //! the byte split sums exactly to the wire totals, with and without keep-alive, with minimal
-//! and browser headers; a cut connection resumes from nchan's cursors.
+//! and browser headers; a cut connection resumes from nchan's cursors; `--server-pid` costs
+//! nginx from /proc.
 //!
 //! Without nginx and the module the tests print a note and pass, unless `CI` is set: CI must
 //! install them (`.ci/run`).
@@ -134,11 +135,12 @@ fn assert_split_exact(t: &TransportResult) {
 }
 
 /// A clean run: everything delivered once, in order, one latency sample each, exact bytes.
-fn assert_clean(r: &RunResult) {
+/// `costed`: run with `--server-pid`, so nginx's CPU and RSS come from /proc.
+fn assert_clean(r: &RunResult, costed: bool) {
     assert_eq!(r.transports.len(), 5);
     assert!(
         r.notes.iter().any(|n| n.contains("no /metrics")),
-        "server cost is left out with a note: {:?}",
+        "server cost is left out or read from /proc, with a note: {:?}",
         r.notes
     );
     for t in &r.transports {
@@ -165,7 +167,19 @@ fn assert_clean(r: &RunResult) {
             t.clients * t.window_published_messages,
             "{name}: one sample per delivered message in the window"
         );
-        assert!(t.server.is_none() && t.server_cpu_us_per_1k_messages.is_none());
+        match (costed, t.server) {
+            (false, server) => {
+                assert!(server.is_none() && t.server_cpu_us_per_1k_messages.is_none())
+            }
+            (true, Some(s)) => {
+                assert!(
+                    s.rss_bytes_before > 0 && s.cpu_seconds >= 0.0,
+                    "{name}: {s:?}"
+                );
+                assert!(t.server_cpu_us_per_1k_messages.is_some(), "{name}");
+            }
+            (true, None) => panic!("{name}: --server-pid gives a server cost"),
+        }
         assert_eq!(t.errors, 0, "{name}: {:?}", t.notes);
         let b = &t.bytes_total;
         assert!(b.payload >= (t.delivered_messages * 64) as f64, "{name}");
@@ -185,15 +199,17 @@ fn assert_clean(r: &RunResult) {
 async fn every_transport_gets_every_message_with_exact_bytes() {
     let Some(nchan) = Nchan::start() else { return };
     let r = pushlab_loadgen::run(nchan.config()).await.unwrap();
-    assert_clean(&r);
+    assert_clean(&r, false);
     assert!(r.environment.target.starts_with("nchan at "));
 
-    // No keep-alive and a browser's headers: more requests and connections, same delivery.
+    // No keep-alive and a browser's headers: more requests and connections, same delivery;
+    // nginx costed from /proc (run.sh and its nginx master and worker).
     let mut cfg = nchan.config();
     cfg.keep_alive = false;
     cfg.header_profile = HeaderProfile::Browser;
+    cfg.server_pid = Some(nchan.child.id());
     let r2 = pushlab_loadgen::run(cfg).await.unwrap();
-    assert_clean(&r2);
+    assert_clean(&r2, true);
     for (a, b) in r.transports.iter().zip(&r2.transports) {
         assert!(
             b.bytes_total.headers + b.bytes_total.handshake

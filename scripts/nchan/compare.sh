@@ -8,7 +8,8 @@
 # flags the scenario is 100 clients per transport, 10 msg/s of 32 B, polls every 1 s, 5 s
 # measured after 1 s of warmup (about 40 s in all); flags given replace all of these.
 # nchan's config is scripts/nchan/nginx.conf.template (started by scripts/nchan/run.sh); it
-# has no /metrics, so its server CPU and memory columns stay empty.
+# has no /metrics: its CPU and memory are read from /proc (--server-pid: run.sh, nginx's master
+# and worker), and its own byte counts are left out.
 set -euo pipefail
 out=${1:?usage: scripts/nchan/compare.sh OUT_DIR [pushlab-loadgen run flags...]}
 shift
@@ -54,10 +55,11 @@ echo "== nginx-nchan" >&2
 port=$(free_port)
 "$here/run.sh" "$port" &            # SIGTERM to it stops nginx
 pids+=($!)
+nchan_pid=$!
 wait_port "$port"
 echo "## nginx-nchan ($(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'))" | tee "$out/nchan.md"
 "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --target-profile nchan \
-  --transports all "${flags[@]}" --out "$out/nchan.json" | tee -a "$out/nchan.md" ||
+  --server-pid "$nchan_pid" --transports all "${flags[@]}" --out "$out/nchan.json" | tee -a "$out/nchan.md" ||
   echo "(the nchan run failed or lost messages: see above)" >&2
 stop_all
 
