@@ -6,7 +6,7 @@
 #
 # writes OUT_DIR/{nchan,pushlab}.json and the summary tables it prints to OUT_DIR/{nchan,pushlab}.md. Without
 # flags the scenario is 100 clients per transport, 10 msg/s of 32 B, polls every 1 s, 5 s
-# measured after 1 s of warmup (about 40 s in all); flags given replace all of these.
+# measured after 1 s of warmup (about 2 minutes for both, after the build); flags given replace all of these.
 # nchan's config is scripts/nchan/nginx.conf.template (started by scripts/nchan/run.sh); it
 # has no /metrics: its CPU and memory are read from /proc (--server-pid: run.sh, nginx's master
 # and worker), and its own byte counts are left out.
