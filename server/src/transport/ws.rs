@@ -274,4 +274,32 @@ pub async fn session_with<S>(
         while let Some(Ok(_)) = incoming.next().await {}
     })
     .await;
+    if let Ok(ws) = sink.reunite(incoming) {
+        lingering_close(ws.into_inner()).await;
+    }
+}
+
+/// Half-closes and reads the peer's leftovers away (bounded) before the socket is dropped.
+///
+/// Dropping a socket with unread bytes makes the kernel send a reset, and a reset can make the
+/// client discard the close frame we just sent (seen with Python's websocket-client after an
+/// oversized message: "connection reset" instead of close 1009). Same idea as nginx's
+/// lingering_close.
+async fn lingering_close<S>(mut io: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = io.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 4 * 1024 * 1024;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }

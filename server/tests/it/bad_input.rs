@@ -497,3 +497,57 @@ fn parse_response(raw: &str) -> http::Response<Bytes> {
     assert_eq!(len, r.body().len(), "whole body in {raw:?}");
     r
 }
+
+/// An oversized WebSocket message sent whole, read only afterwards (as simple clients do): the
+/// close 1009 must still be there to read, not lost to a reset because the server dropped the
+/// socket with the rest of the frame unread (it half-closes and drains first).
+#[tokio::test]
+async fn oversized_ws_message_close_survives_a_client_that_reads_late() {
+    let mut config = test_config();
+    config.max_message_bytes = 1024;
+    let server = start_server(config).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /ws/late HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        assert!(tcp.read_buf(&mut head).await.unwrap() > 0, "no 101");
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // One masked text frame of 300,000 bytes (64-bit length), mask key 0.
+    let len: u64 = 300_000;
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.resize(frame.len() + len as usize, b'z');
+    let (mut rd, mut wr) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&frame).await;
+        wr
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rd.read_buf(&mut got).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => panic!("read failed ({e}) before the close frame arrived"),
+            }
+        }
+    })
+    .await;
+    // Server frames are unmasked: 0x88, length, then the close code.
+    assert!(got.len() >= 4 && got[0] == 0x88, "no close frame: {got:?}");
+    assert_eq!(u16::from_be_bytes([got[2], got[3]]), 1009);
+    drop(writer.await);
+    server.stop().await;
+}
