@@ -14,8 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pushlab_loadgen::config::{HeaderProfile, RunConfig, TargetProfile};
-use pushlab_proto::result::{RunResult, TransportResult};
+use pushlab_proto::result::RunResult;
 use pushlab_proto::Transport;
+
+mod common;
 
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
@@ -112,28 +114,6 @@ impl Drop for Nchan {
     }
 }
 
-/// Parts of the byte split add up to every byte the subscribers' sockets counted.
-fn assert_split_exact(t: &TransportResult) {
-    let name = t.transport;
-    let b = &t.bytes_total;
-    let parts = b.payload + b.envelope + b.headers + b.framing + b.handshake;
-    assert_eq!(
-        parts as u64,
-        t.wire_bytes_up + t.wire_bytes_down,
-        "{name}: split must sum to the wire bytes"
-    );
-    assert_eq!(
-        t.unattributed_bytes, 0,
-        "{name}: every byte parsed: {:?}",
-        t.notes
-    );
-    assert!(
-        !t.notes.iter().any(|n| n.contains("loadgen bug")),
-        "{name}: {:?}",
-        t.notes
-    );
-}
-
 /// A clean run: everything delivered once, in order, one latency sample each, exact bytes.
 /// `costed`: run with `--server-pid`, so nginx's CPU and RSS come from /proc.
 fn assert_clean(r: &RunResult, costed: bool) {
@@ -145,28 +125,8 @@ fn assert_clean(r: &RunResult, costed: bool) {
     );
     for t in &r.transports {
         let name = t.transport;
-        assert_split_exact(t);
-        assert!(t.window_published_messages > 0, "{name}");
-        assert_eq!(
-            (
-                t.lost_messages,
-                t.duplicate_messages,
-                t.out_of_order_messages
-            ),
-            (0, 0, 0),
-            "{name}: {:?}",
-            t.notes
-        );
-        assert_eq!(
-            t.delivered_messages,
-            t.clients * t.published_messages,
-            "{name}"
-        );
-        assert_eq!(
-            t.latency_us.count,
-            t.clients * t.window_published_messages,
-            "{name}: one sample per delivered message in the window"
-        );
+        common::assert_split_exact(t);
+        common::assert_delivered_once(t);
         match (costed, t.server) {
             (false, server) => {
                 assert!(server.is_none() && t.server_cpu_us_per_1k_messages.is_none())
@@ -181,12 +141,6 @@ fn assert_clean(r: &RunResult, costed: bool) {
             (true, None) => panic!("{name}: --server-pid gives a server cost"),
         }
         assert_eq!(t.errors, 0, "{name}: {:?}", t.notes);
-        let b = &t.bytes_total;
-        assert!(b.payload >= (t.delivered_messages * 64) as f64, "{name}");
-        match name {
-            Transport::Ws => assert!(b.handshake > 0.0 && b.headers == 0.0, "{name}"),
-            _ => assert!(b.headers > 0.0 && b.handshake == 0.0, "{name}"),
-        }
         if name == Transport::Poll {
             // One message per intervalpoll answer, and the empty ones are 304s.
             assert!(t.http_requests >= t.delivered_messages, "{name}");
