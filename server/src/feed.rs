@@ -114,7 +114,8 @@ impl Topic {
             name,
             history: history.max(1),
             ring: RwLock::new(Ring {
-                entries: VecDeque::with_capacity(history.clamp(1, 1024)),
+                // Grows as messages arrive: a topic made by a stray GET costs no ring up front.
+                entries: VecDeque::new(),
                 next_seq: 1,
             }),
             latest: watch::channel(0).0,
