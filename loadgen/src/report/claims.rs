@@ -768,7 +768,22 @@ fn c5(data: &Dataset, _base: Option<&Baseline<'_>>) -> Judged {
             .map(kib)
             .unwrap_or_else(|| "n/a".into())
     );
-    let mem_ratio = mem.zip(ws_mem).map(|(a, b)| ratio(a, b));
+    // WebSocket's growth below RSS noise still bounds it: at most the noise floor spread over
+    // its connections. Against a resolved streaming figure that bound gives a lower bound on
+    // the ratio, which is enough to call streaming heavier (never lighter).
+    let ws_mem_bound = ws_mem.or_else(|| {
+        let w = ws?;
+        w.rss_per_connection_bytes()?;
+        let open = w.result.peak_open_connections.max(1) as f64;
+        Some(super::data::MIN_RSS_GROWTH_BYTES / open)
+    });
+    let mem_ratio = match (mem, ws_mem, ws_mem_bound) {
+        (Some(a), Some(b), _) => Some(ratio(a, b)),
+        (Some(a), None, Some(bound)) if ratio(a, bound) > COMPARABLE_FACTOR => {
+            Some(ratio(a, bound))
+        }
+        _ => None,
+    };
     let heavier = mem_ratio.is_some_and(|x| x > COMPARABLE_FACTOR)
         || cpu.is_some_and(|c| c.1 == Against::Above);
     let judged_something = mem_ratio.is_some() || cpu.is_some_and(|c| c.1 != Against::Unresolved);
@@ -1312,6 +1327,33 @@ mod tests {
         ]);
         let r = judge(vec![(PathBuf::from("c.json"), flaky)]);
         assert_eq!(verdict_of(&r, "C5"), Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn c5_a_websocket_figure_below_noise_still_bounds_it() {
+        // Streaming's growth resolves (5.8 KiB x 1000), WebSocket's does not (1.3 KiB x 1000
+        // < 2 MiB): WebSocket is at most ~2 KiB per connection, so streaming is heavier.
+        let mut s = fixture::scenario(1.0);
+        s.clients = 1000;
+        let synth = Synth::new(s);
+        let mut stream = synth.result(Transport::Stream);
+        let mut ws = synth.result(Transport::Ws);
+        for (t, per) in [(&mut stream, 5800.0), (&mut ws, 1300.0)] {
+            let server = t.server.as_mut().expect("fixture has server cost");
+            server.rss_bytes_per_connection = per;
+        }
+        let r = judge(vec![(
+            PathBuf::from("a.json"),
+            fixture::run_of(vec![stream.clone(), ws.clone()]),
+        )]);
+        assert_eq!(verdict_of(&r, "C5"), Verdict::Holds);
+        // Both under noise: nothing to tell them apart, so not "heavier".
+        stream.server.as_mut().unwrap().rss_bytes_per_connection = 1500.0;
+        let r = judge(vec![(
+            PathBuf::from("b.json"),
+            fixture::run_of(vec![stream, ws]),
+        )]);
+        assert!(matches!(verdict_of(&r, "C5"), Verdict::HoldsOnlyWhen(_)));
     }
 
     #[test]
