@@ -211,21 +211,7 @@ async fn a_cut_connection_is_a_reconnect_without_loss() {
             t.tcp_connects > t.clients,
             "{name}: new connections after the cut"
         );
-        assert_eq!(
-            (
-                t.lost_messages,
-                t.duplicate_messages,
-                t.out_of_order_messages
-            ),
-            (0, 0, 0),
-            "{name}: {:?}",
-            t.notes
-        );
-        assert_eq!(
-            t.delivered_messages,
-            t.clients * t.published_messages,
-            "{name}"
-        );
+        common::assert_no_loss(t);
         assert_eq!(t.errors, 0, "{name}: a cut is not an error: {:?}", t.notes);
     }
 }

@@ -32,6 +32,25 @@ pub fn assert_split_exact(t: &TransportResult) {
 pub fn assert_delivered_once(t: &TransportResult) {
     let name = t.transport;
     assert!(t.window_published_messages > 0, "{name}");
+    assert_no_loss(t);
+    assert_eq!(
+        t.latency_us.count,
+        t.clients * t.window_published_messages,
+        "{name}: one sample per delivered message in the window"
+    );
+    let h = decode_histogram(&t.histogram).unwrap();
+    assert_eq!(h.len(), t.latency_us.count, "{name}");
+    let b = &t.bytes_total;
+    assert!(b.payload >= (t.delivered_messages * 64) as f64, "{name}");
+    match name {
+        Transport::Ws => assert!(b.handshake > 0.0 && b.headers == 0.0, "{name}"),
+        _ => assert!(b.headers > 0.0 && b.handshake == 0.0, "{name}"),
+    }
+}
+
+/// No message lost, duplicated or out of order, and every client got every published one.
+pub fn assert_no_loss(t: &TransportResult) {
+    let name = t.transport;
     assert_eq!(
         (
             t.lost_messages,
@@ -47,17 +66,4 @@ pub fn assert_delivered_once(t: &TransportResult) {
         t.clients * t.published_messages,
         "{name}"
     );
-    assert_eq!(
-        t.latency_us.count,
-        t.clients * t.window_published_messages,
-        "{name}: one sample per delivered message in the window"
-    );
-    let h = decode_histogram(&t.histogram).unwrap();
-    assert_eq!(h.len(), t.latency_us.count, "{name}");
-    let b = &t.bytes_total;
-    assert!(b.payload >= (t.delivered_messages * 64) as f64, "{name}");
-    match name {
-        Transport::Ws => assert!(b.handshake > 0.0 && b.headers == 0.0, "{name}"),
-        _ => assert!(b.headers > 0.0 && b.handshake == 0.0, "{name}"),
-    }
 }
