@@ -401,7 +401,7 @@ async fn run_phase(
     }
     bars.finish(&recs);
     let after = if has_metrics {
-        cost(&cfg.target, cfg.server_pid).await?
+        settled_cost(cfg, phase).await?
     } else {
         None
     };
@@ -583,6 +583,33 @@ async fn run_phase(
         });
     }
     Ok(results)
+}
+
+/// The closing scrape, taken once the server has closed every connection of this phase, or
+/// after 3 s. Only then are its byte counters final: a subscriber dropped at the deadline may
+/// leave bytes in the server's socket buffer that the server reads (and counts) a moment later,
+/// after our side has already counted them as sent.
+async fn settled_cost(
+    cfg: &RunConfig,
+    phase: &[Transport],
+) -> Result<Option<crate::scrape::Scrape>, LoadgenError> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let scrape = cost(&cfg.target, cfg.server_pid).await?;
+        let open: u64 = scrape.as_ref().map_or(0, |s| {
+            phase
+                .iter()
+                .map(|t| {
+                    s.by_transport("pushlab_open_connections", t.as_str())
+                        .unwrap_or(0)
+                })
+                .sum()
+        });
+        if open == 0 || Instant::now() >= deadline {
+            return Ok(scrape);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn stop_all(topics: &[PhaseTopic]) {
