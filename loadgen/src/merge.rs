@@ -80,6 +80,7 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
             };
             t.server_cpu_us_per_1k_messages = t
                 .server
+                .as_ref()
                 .filter(|_| t.delivered_messages > 0)
                 .map(|s| s.cpu_seconds * 1e6 / t.delivered_messages as f64 * 1000.0);
             t.scenario.clients = t.clients;
@@ -115,6 +116,8 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
         transports,
         merged_runs: runs.iter().map(|(_, r)| r.merged_runs).sum(),
         notes,
+        repeat: first.repeat,
+        repeats: first.repeats,
     })
 }
 
@@ -141,7 +144,7 @@ fn add_into(acc: &mut TransportResult, t: &TransportResult) {
         (Some(a), Some(b)) => Some(a + b),
         (a, b) => a.or(b),
     };
-    acc.server = match (acc.server, t.server) {
+    acc.server = match (acc.server.take(), t.server.clone()) {
         (Some(a), Some(b)) => Some(ServerCost {
             cpu_seconds: a.cpu_seconds + b.cpu_seconds,
             rss_bytes_before: a.rss_bytes_before.min(b.rss_bytes_before),
@@ -154,6 +157,7 @@ fn add_into(acc: &mut TransportResult, t: &TransportResult) {
                 / acc.peak_open_connections.max(1) as f64,
             server_bytes_read: a.server_bytes_read + b.server_bytes_read,
             server_bytes_written: a.server_bytes_written + b.server_bytes_written,
+            ..a
         }),
         (a, b) => a.or(b),
     };

@@ -118,6 +118,8 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
         transports,
         merged_runs: 1,
         notes,
+        repeat: 1,
+        repeats: 1,
     })
 }
 
@@ -522,11 +524,15 @@ async fn run_phase(
                         / open as f64,
                     server_bytes_read: diff("pushlab_bytes_read_total"),
                     server_bytes_written: diff("pushlab_bytes_written_total"),
+                    ..ServerCost::default()
                 })
             }
             _ => None,
         };
-        if server.is_some_and(|s| s.rss_bytes_per_connection == 0.0) {
+        if server
+            .as_ref()
+            .is_some_and(|s| s.rss_bytes_per_connection == 0.0)
+        {
             tnotes.push(
                 "server RSS did not grow while subscribers were connected (memory freed by an earlier phase was reused): memory per connection not measured; run this transport alone on a fresh server"
                     .into(),
@@ -574,7 +580,13 @@ async fn run_phase(
             duplicate_messages: Recorder::get(&rec.duplicates),
             out_of_order_messages: Recorder::get(&rec.out_of_order),
             server_cpu_us_per_1k_messages,
+            server_cpu_us_per_connect: None,
+            server_cpu_us_per_idle_connection_s: None,
+            server_cpu_us_per_delivery: elapsed_cpu
+                .filter(|_| phase_delivered > 0)
+                .map(|cpu| cpu * 1e6 / phase_delivered as f64),
             server,
+            loadgen: None,
             tcp_segments: segments_known.then_some(segments),
             histogram: encode_histogram(&hist),
             window_published_messages: p.window_published,

@@ -51,7 +51,7 @@ fn assert_exact(r: &RunResult) {
         common::assert_split_exact(t);
         common::assert_delivered_once(t);
         let b = &t.bytes_total;
-        let server = t.server.expect("pushlab-server has /metrics");
+        let server = t.server.as_ref().expect("pushlab-server has /metrics");
         assert_eq!(
             t.wire_bytes_up, server.server_bytes_read,
             "{name}: client up == server read ({:?})",
@@ -115,7 +115,7 @@ async fn every_transport_counts_exactly_and_results_merge() {
         .unwrap();
     assert_exact(&a);
     for t in &a.transports {
-        let s = t.server.unwrap();
+        let s = t.server.as_ref().unwrap();
         assert!(s.rss_bytes_before > 0, "{}", t.transport);
         assert!(t.server_cpu_us_per_1k_messages.is_some(), "{}", t.transport);
     }

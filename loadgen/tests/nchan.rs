@@ -127,7 +127,7 @@ fn assert_clean(r: &RunResult, costed: bool) {
         let name = t.transport;
         common::assert_split_exact(t);
         common::assert_delivered_once(t);
-        match (costed, t.server) {
+        match (costed, t.server.as_ref()) {
             (false, server) => {
                 assert!(server.is_none() && t.server_cpu_us_per_1k_messages.is_none())
             }

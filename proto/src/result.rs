@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::transport::Transport;
 
 /// Bump on any change a reader of old files must know about.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One run (or several merged).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -38,6 +38,14 @@ pub struct RunResult {
     /// Anything a reader must know: peers without /metrics, limits hit, losses.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// 1-based index of this run among `repeats` runs of the same plan (`compare --repeat N`,
+    /// each on a fresh server). A report computes every figure per repeat and rules on the
+    /// spread; a run with `repeats` 1 (a sweep point) belongs to every repeat.
+    #[serde(default = "one")]
+    pub repeat: u32,
+    /// How many repeats of this plan were made.
+    #[serde(default = "one")]
+    pub repeats: u32,
 }
 
 fn one() -> u32 {
@@ -144,11 +152,44 @@ pub struct Latency {
     pub max: u64,
 }
 
-/// What the target spent, from its `/metrics` before and after (absent for peers without it).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+/// What the target spent, from its `/metrics` (pushlab-server) or from `/proc` over the process
+/// tree of `--server-pid` (peers without `/metrics`), sampled at the boundaries of the phase's
+/// parts: connect (every subscriber connecting, handshakes included), idle (connections open,
+/// nothing published: heartbeats, pings, timers, held long polls) and publish (the measured
+/// window plus drain).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerCost {
+    /// CPU seconds over the whole phase (connect + idle + publish).
     pub cpu_seconds: f64,
+    /// Where the CPU figures come from: `getrusage` (pushlab-server's /metrics, microseconds),
+    /// `schedstat` (/proc/PID/task/*/schedstat summed over the process tree, nanoseconds), or
+    /// `proc-stat` (clock ticks; only where neither of the others can be read).
+    #[serde(default)]
+    pub cpu_source: String,
+    /// CPU microseconds spent while the subscribers connected.
+    #[serde(default)]
+    pub connect_cpu_us: f64,
+    /// CPU microseconds spent in the idle part (connections open, no publishing).
+    #[serde(default)]
+    pub idle_cpu_us: f64,
+    /// Length of the idle part, seconds.
+    #[serde(default)]
+    pub idle_s: f64,
+    /// CPU microseconds spent in the publish part (warmup, measured window, drain).
+    #[serde(default)]
+    pub publish_cpu_us: f64,
+    /// Growth of the allocator's bytes in use per open connection, measured after connect and
+    /// settle (pushlab-server's `pushlab_heap_bytes`); `None` where the target does not say.
+    #[serde(default)]
+    pub heap_bytes_per_connection: Option<f64>,
+    /// Kernel socket memory (skmem: receive + send queues and forward allocation) per open
+    /// server-side connection after connect and settle; `None` where it could not be read.
+    #[serde(default)]
+    pub kernel_socket_bytes_per_connection: Option<f64>,
+    /// Why any figure of this struct is left out or less precise than the rest.
+    #[serde(default)]
+    pub unavailable: Vec<String>,
     pub rss_bytes_before: u64,
     pub rss_bytes_after: u64,
     /// Peak RSS growth while this transport's clients were connected, per open connection.
@@ -189,7 +230,20 @@ pub struct TransportResult {
     pub out_of_order_messages: u64,
     /// Target CPU microseconds per 1,000 delivered messages (None without /metrics).
     pub server_cpu_us_per_1k_messages: Option<f64>,
+    /// Target CPU microseconds per TCP connect made in the connect part (accept, request,
+    /// handshake; `None` where no CPU figure could be read).
+    #[serde(default)]
+    pub server_cpu_us_per_connect: Option<f64>,
+    /// Target CPU microseconds per open connection per second of the idle part.
+    #[serde(default)]
+    pub server_cpu_us_per_idle_connection_s: Option<f64>,
+    /// Target CPU microseconds of the publish part per delivered message.
+    #[serde(default)]
+    pub server_cpu_us_per_delivery: Option<f64>,
     pub server: Option<ServerCost>,
+    /// The loadgen's own cost in this phase, and whether it measured itself.
+    #[serde(default)]
+    pub loadgen: Option<LoadgenCost>,
     /// TCP segments both ways from TCP_INFO (None where not available).
     pub tcp_segments: Option<u64>,
     /// HDR histogram of latency_us, V2+deflate, base64.
@@ -204,4 +258,31 @@ pub struct TransportResult {
     pub unattributed_bytes: u64,
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// The loadgen's own CPU and timer health over one transport phase. A loadgen that is busy
+/// more than [`LoadgenCost::SATURATED_CORE_SHARE`] of a core, or whose timers fire more than
+/// [`LoadgenCost::LATE_TIMER_US`] late, measures itself as much as the target.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LoadgenCost {
+    /// CPU microseconds the loadgen process spent in the phase (getrusage).
+    pub cpu_us: f64,
+    /// Wall seconds of the phase.
+    pub wall_s: f64,
+    /// `cpu_us / wall_s` as a share of one core (1.0 = one core busy all the time).
+    pub core_share: f64,
+    /// How late a probe timer fired, microseconds: p99 and max over the phase.
+    pub timer_late_p99_us: u64,
+    pub timer_late_max_us: u64,
+    /// True when `core_share` > 0.7 or `timer_late_max_us` > 1,000: the figures of this phase
+    /// may be the loadgen's, not the target's.
+    pub saturated: bool,
+}
+
+impl LoadgenCost {
+    /// Busier than this share of one core, the loadgen warns.
+    pub const SATURATED_CORE_SHARE: f64 = 0.7;
+    /// Timers later than this, microseconds, and the loadgen warns.
+    pub const LATE_TIMER_US: u64 = 1_000;
 }

@@ -204,6 +204,7 @@ impl Synth {
                 rss_bytes_per_connection: rss_per_conn,
                 server_bytes_read: (wire * 0.2) as u64,
                 server_bytes_written: (wire * 0.8) as u64,
+                ..ServerCost::default()
             },
             "tcp_segments": segments as u64,
             "histogram": base64::engine::general_purpose::STANDARD.encode(raw),
@@ -243,6 +244,8 @@ pub fn run_of(transports: Vec<TransportResult>) -> RunResult {
         transports,
         merged_runs: 1,
         notes: vec![],
+        repeat: 1,
+        repeats: 1,
     }
 }
 
