@@ -38,7 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{bad_request, start_cursor, Q};
+use super::{bad_request, start_cursor, Framed, Q};
 use crate::feed::Topic;
 use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
@@ -236,8 +236,7 @@ pub async fn session_with<S>(
                         let _ = sink.send(close(CloseCode::Policy, "publishing needs the publish token")).await;
                         break;
                     }
-                    shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
-                    shared.feed.publish(&topic, text.as_str());
+                    shared.publish(&topic, text.as_str());
                     if let Err(wait) = bucket.try_take(Instant::now()) {
                         shared.metrics.reject(Rejection::PublishRate);
                         paused_until = Some(Instant::now() + wait);
