@@ -41,7 +41,6 @@ pub mod testing;
 mod http_util;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,7 +229,6 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 #[doc(hidden)]
 pub async fn serve_connection<S>(
     stream: S,
-    _peer: SocketAddr,
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
 ) where
