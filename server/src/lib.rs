@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod page;
 pub mod router;
 pub mod transport;
+pub mod usage;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -177,8 +178,10 @@ pub async fn serve_shared(
         };
         let shared = shared.clone();
         let builder = builder.clone();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
+            counter.register_socket(fd);
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));
