@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub publish_rate_per_s: f64,
     /// Publishes a connection may make at once before `publish_rate_per_s` applies.
     pub publish_burst: u32,
+    /// Bytes all retained messages together may be charged (`--max-retained-bytes`; see
+    /// [`crate::feed::Entry::retained_bytes`]). Past it the oldest messages across topics are
+    /// evicted (subscribers behind them get a gap notice).
+    pub max_retained_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -81,9 +85,14 @@ impl Default for ServerConfig {
             ws_pong_timeout: Duration::from_secs(30),
             publish_rate_per_s: 10_000.0,
             publish_burst: 10_000,
+            max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
         }
     }
 }
+
+/// Default of `max_retained_bytes`: 256 MiB, which a small (1 GiB) machine can hold beside
+/// the connections' own buffers.
+pub const DEFAULT_MAX_RETAINED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Long-poll `timeout` bounds, in seconds.
 pub const LONGPOLL_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 1..=120;

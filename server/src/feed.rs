@@ -10,10 +10,24 @@
 //! falls behind what the ring (or the lag bound) holds, the read returns a [`Gap`] saying
 //! exactly which seqs it missed, and the transport sends the gap notice. Nothing is dropped
 //! silently.
+//!
+//! Memory is bounded in bytes, not only in counts: every retained message is charged
+//! [`Entry::retained_bytes`] against one budget shared by all topics (`--max-retained-bytes`).
+//! Past it, the oldest messages across topics are evicted, in publish order, until the store
+//! fits again; a subscriber behind them gets the usual gap notice. Evicting rather than
+//! refusing publishes (503) keeps the feed live: a full store that refused new messages would
+//! refuse them for as long as nothing ages out, and on a quiet topic nothing would.
+//!
+//! ```text
+//! pushlab_retained_bytes 268435200          (gauge; at most --max-retained-bytes)
+//! pushlab_retained_messages 1489
+//! pushlab_evicted_messages_total{cause="budget"} 2511
+//! ```
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -29,6 +43,8 @@ pub struct Entry {
     sse: OnceLock<Bytes>,
     ndjson: OnceLock<Bytes>,
     ws: OnceLock<Utf8Bytes>,
+    /// Set once the entry has left its ring (history bound or byte budget).
+    evicted: AtomicBool,
 }
 
 impl Entry {
@@ -38,7 +54,16 @@ impl Entry {
             sse: OnceLock::new(),
             ndjson: OnceLock::new(),
             ws: OnceLock::new(),
+            evicted: AtomicBool::new(false),
         }
+    }
+
+    /// What this entry is charged against the retained-bytes budget: the encoded MESSAGE and
+    /// the SSE and NDJSON framings it may grow (each about the MESSAGE's size; built lazily,
+    /// charged up front so the budget is an upper bound), plus the entry's fixed cost.
+    pub fn retained_bytes(&self) -> u64 {
+        const ENTRY_OVERHEAD_BYTES: u64 = 256;
+        3 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
     }
 
     pub fn seq(&self) -> u64 {
@@ -136,19 +161,44 @@ impl Topic {
         self.latest.subscribe()
     }
 
-    /// Publishes `data`, stamped with the current time. Encodes it once.
+    /// Publishes `data`, stamped with the current time. Encodes it once. Outside a [`Feed`]
+    /// (no byte budget); the feed publishes through [`Feed::publish`].
     pub fn publish(&self, data: &str) -> Arc<Entry> {
+        self.push(data, |_, _| {})
+    }
+
+    /// Publishes `data`; `account(new, evicted)` runs under the ring lock with the new entry
+    /// and the one the history bound pushed out, if any.
+    fn push(&self, data: &str, account: impl FnOnce(&Arc<Entry>, Option<&Entry>)) -> Arc<Entry> {
         let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
         let seq = ring.next_seq;
         ring.next_seq += 1;
         let entry = Arc::new(Entry::new(encode_message(&self.name, seq, now_ns(), data)));
-        if ring.entries.len() == self.history {
-            ring.entries.pop_front();
+        let old = if ring.entries.len() == self.history {
+            ring.entries.pop_front()
+        } else {
+            None
+        };
+        if let Some(old) = &old {
+            old.evicted.store(true, Ordering::Relaxed);
         }
         ring.entries.push_back(entry.clone());
+        account(&entry, old.as_deref());
         // Sent while the ring lock is held so seqs reach the channel in order.
         self.latest.send_replace(seq);
         entry
+    }
+
+    /// Evicts the retained entries with seq at most `seq` (budget eviction); `account` runs
+    /// under the ring lock with each.
+    fn evict_through(&self, seq: u64, mut account: impl FnMut(&Entry)) {
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        while ring.entries.front().is_some_and(|e| e.seq() <= seq) {
+            if let Some(old) = ring.entries.pop_front() {
+                old.evicted.store(true, Ordering::Relaxed);
+                account(&old);
+            }
+        }
     }
 
     /// Checks a client cursor: a `since` past the newest seq is an error (the client talks to a
@@ -193,22 +243,107 @@ impl Topic {
     }
 }
 
+/// One retained message in publish order across topics (what budget eviction walks).
+#[derive(Debug)]
+struct Retained {
+    topic: Weak<Topic>,
+    entry: Weak<Entry>,
+    seq: u64,
+}
+
+impl Retained {
+    /// Still in its ring (not evicted by the history bound meanwhile).
+    fn live(&self) -> bool {
+        self.entry
+            .upgrade()
+            .is_some_and(|e| !e.evicted.load(Ordering::Relaxed))
+    }
+}
+
+/// The retained-bytes budget's books. Lock order: a topic's ring, then this.
+#[derive(Debug, Default)]
+struct Books {
+    retained_bytes: u64,
+    retained_messages: u64,
+    order: VecDeque<Retained>,
+}
+
 /// Every topic, made on first use.
 #[derive(Debug)]
 pub struct Feed {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     history: usize,
     max_topics: usize,
+    max_retained_bytes: u64,
+    books: Mutex<Books>,
+    evicted: AtomicU64,
     published: AtomicU64,
 }
 
 impl Feed {
+    /// A feed with no byte budget (only `history` per topic and `max_topics` bound it).
     pub fn new(history: usize, max_topics: usize) -> Self {
+        Feed::with_budget(history, max_topics, u64::MAX)
+    }
+
+    /// A feed whose retained messages are charged at most `max_retained_bytes` in all.
+    pub fn with_budget(history: usize, max_topics: usize, max_retained_bytes: u64) -> Self {
         Feed {
             topics: Mutex::new(HashMap::new()),
             history,
             max_topics,
+            max_retained_bytes,
+            books: Mutex::new(Books::default()),
+            evicted: AtomicU64::new(0),
             published: AtomicU64::new(0),
+        }
+    }
+
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (bytes, messages) retained now, as charged against the budget.
+    pub fn retained(&self) -> (u64, u64) {
+        let b = self.books();
+        (b.retained_bytes, b.retained_messages)
+    }
+
+    /// Messages evicted to keep within the byte budget.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The feed's gauges in the Prometheus text format (appended to `/metrics`).
+    pub fn render_metrics(&self) -> String {
+        let (bytes, messages) = self.retained();
+        format!(
+            "# HELP pushlab_retained_bytes Bytes charged for retained messages (budget: --max-retained-bytes).\n# TYPE pushlab_retained_bytes gauge\npushlab_retained_bytes {bytes}\n\
+             # HELP pushlab_retained_messages Messages retained for resuming subscribers.\n# TYPE pushlab_retained_messages gauge\npushlab_retained_messages {messages}\n\
+             # HELP pushlab_evicted_messages_total Messages evicted before the history bound to keep within the byte budget.\n# TYPE pushlab_evicted_messages_total counter\npushlab_evicted_messages_total{{cause=\"budget\"}} {}\n",
+            self.evicted()
+        )
+    }
+
+    /// Evicts the oldest messages across topics until the budget holds again.
+    fn enforce_budget(&self) {
+        loop {
+            let oldest = {
+                let mut b = self.books();
+                if b.retained_bytes <= self.max_retained_bytes {
+                    return;
+                }
+                b.order.pop_front()
+            };
+            let Some(oldest) = oldest else { return };
+            if let Some(topic) = oldest.topic.upgrade() {
+                topic.evict_through(oldest.seq, |e| {
+                    let mut b = self.books();
+                    b.retained_bytes = b.retained_bytes.saturating_sub(e.retained_bytes());
+                    b.retained_messages = b.retained_messages.saturating_sub(1);
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
+                });
+            }
         }
     }
 
@@ -226,10 +361,31 @@ impl Feed {
         Ok(t)
     }
 
-    /// Publishes on `topic`, counting it.
-    pub fn publish(&self, topic: &Topic, data: &str) -> Arc<Entry> {
+    /// Publishes on `topic`, counting it and charging it against the byte budget (evicting
+    /// the oldest messages across topics past it).
+    pub fn publish(&self, topic: &Arc<Topic>, data: &str) -> Arc<Entry> {
         self.published.fetch_add(1, Ordering::Relaxed);
-        topic.publish(data)
+        let entry = topic.push(data, |new, old| {
+            let mut b = self.books();
+            b.retained_bytes += new.retained_bytes();
+            b.retained_messages += 1;
+            if let Some(old) = old {
+                b.retained_bytes = b.retained_bytes.saturating_sub(old.retained_bytes());
+                b.retained_messages = b.retained_messages.saturating_sub(1);
+            }
+            b.order.push_back(Retained {
+                topic: Arc::downgrade(topic),
+                entry: Arc::downgrade(new),
+                seq: new.seq(),
+            });
+            // Markers of entries the history bound evicted are dropped in bulk, so the order
+            // never holds more than about twice the retained messages.
+            if b.order.len() as u64 > 2 * b.retained_messages + 1024 {
+                b.order.retain(Retained::live);
+            }
+        });
+        self.enforce_budget();
+        entry
     }
 
     pub fn published(&self) -> u64 {

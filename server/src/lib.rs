@@ -94,7 +94,7 @@ impl Shared {
     pub fn new(config: ServerConfig) -> (Arc<Shared>, watch::Sender<bool>) {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            feed: Feed::new(config.history, config.max_topics),
+            feed: Feed::with_budget(config.history, config.max_topics, config.max_retained_bytes),
             metrics: Arc::new(Metrics::default()),
             shutdown: shutdown_rx,
             tasks: TaskTracker::new(),
