@@ -412,6 +412,9 @@ fn valid_host(v: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(v) else {
         return false;
     };
+    if !s.is_ascii() || s.contains('@') {
+        return false;
+    }
     let Ok(authority) = s.parse::<http::uri::Authority>() else {
         return false;
     };
@@ -425,10 +428,13 @@ fn valid_host(v: &[u8]) -> bool {
     } else {
         !host.is_empty() && host.bytes().all(reg_name_char)
     };
-    let port_ok = authority
-        .port()
-        .is_none_or(|p| p.as_str().bytes().all(|c| c.is_ascii_digit()));
-    !s.contains('@') && host_ok && port_ok
+    // What follows the host: nothing, or ":" and digits (an empty port is allowed).
+    let rest = &s[host.len()..];
+    let port_ok = rest.is_empty()
+        || rest
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|c| c.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 /// Checks a request head against `--max-header-bytes` and `--max-headers`.
@@ -725,6 +731,36 @@ mod tests {
         drop(a);
         assert_eq!(l.open(ip), 1);
         assert!(l.try_acquire(ip).is_some());
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "a",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "lab.example:",
+            "x-y.z",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "a b", "u@h", "h:http", "[::1", "[zz]:1", "h:1:2", "", "é", "h/p",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+        let one = |v: &[(&str, &str)], version| {
+            let mut r = req(v, "/");
+            *r.version_mut() = version;
+            check_host(&r)
+        };
+        assert!(one(&[("host", "a")], Version::HTTP_11).is_ok());
+        assert!(one(&[], Version::HTTP_11).is_err());
+        assert!(one(&[], Version::HTTP_10).is_ok());
+        assert!(one(&[], Version::HTTP_2).is_ok());
+        assert!(one(&[("host", "a"), ("host", "a")], Version::HTTP_10).is_err());
+        assert!(one(&[("host", "a b")], Version::HTTP_2).is_err());
     }
 
     #[test]

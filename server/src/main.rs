@@ -79,6 +79,11 @@ struct Args {
     /// Publishes one connection may make at once before --publish-rate applies.
     #[arg(long, default_value_t = 10_000)]
     publish_burst: u32,
+    /// Bytes all retained messages together may take (each charged 3 x its encoded size +
+    /// 256); past it the oldest messages across topics are evicted, with gap notices.
+    #[arg(long, default_value_t = pushlab_server::config::DEFAULT_MAX_RETAINED_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    max_retained_bytes: u64,
 }
 
 fn secs(name: &str, s: f64) -> anyhow::Result<Duration> {
@@ -129,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         ws_pong_timeout: secs("ws-pong-timeout", args.ws_pong_timeout)?,
         publish_rate_per_s: args.publish_rate.max(0.0),
         publish_burst: args.publish_burst.max(1),
+        max_retained_bytes: args.max_retained_bytes,
         ..ServerConfig::default()
     };
     if config.idle_timeout <= config.heartbeat_interval {
