@@ -14,11 +14,12 @@
 //! 81 26 {"gap":{"missed":7,...}}
 //! ```
 //!
-//! Handshake (RFC 6455 §4.2.1, §4.4, §11.3): a GET without `Upgrade: websocket` gets 426 on
-//! `/ws` (`/echo` serves its page instead); a request that asks for the upgrade but is not
-//! HTTP/1.1, lacks `Connection: Upgrade`, or carries a `Sec-WebSocket-Key` that is missing,
-//! repeated or not 16 bytes in base64 gets 400; a `Sec-WebSocket-Version` other than one `13`
-//! gets 426 with `Sec-WebSocket-Version: 13`. Each answer has a JSON reason.
+//! Handshake (RFC 6455 §4.2.1, §4.4, §11.3): a request that does not ask for the upgrade (not
+//! an HTTP/1.1 GET with `Upgrade: websocket` and `Connection: Upgrade`; RFC 9110 §7.8 has an
+//! HTTP/1.0 Upgrade ignored) gets 426 on `/ws` (`/echo` serves its page instead); one that
+//! asks but carries a `Sec-WebSocket-Key` that is missing, repeated or not 16 bytes in base64
+//! gets 400; a `Sec-WebSocket-Version` other than one `13` gets 426 with
+//! `Sec-WebSocket-Version: 13`. Each answer has a JSON reason.
 //!
 //! Closes: 1000 when the client closes, 1001 on shutdown, 1009 for a message over
 //! `max_message_bytes`, 1007 for invalid UTF-8 in a text message or close reason (RFC 6455
@@ -129,20 +130,15 @@ pub fn check_handshake<B>(
     shared: &Shared,
 ) -> Result<Option<String>, Response<Body>> {
     let h = req.headers();
-    if req.method() != http::Method::GET || !header_has_token(h, header::UPGRADE, "websocket") {
+    // RFC 9110 §7.8: Upgrade counts only with the "upgrade" connection option (else an
+    // intermediary may have forwarded it), and an HTTP/1.0 request's Upgrade MUST be ignored.
+    // RFC 6455 §4.1: the handshake is a GET.
+    if req.method() != http::Method::GET
+        || req.version() != Version::HTTP_11
+        || !header_has_token(h, header::UPGRADE, "websocket")
+        || !header_has_token(h, header::CONNECTION, "upgrade")
+    {
         return Ok(None);
-    }
-    if req.version() != Version::HTTP_11 {
-        return Err(bad_request(
-            shared,
-            "a WebSocket handshake is an HTTP/1.1 GET (RFC 6455 §4.1)",
-        ));
-    }
-    if !header_has_token(h, header::CONNECTION, "upgrade") {
-        return Err(bad_request(
-            shared,
-            "a WebSocket handshake needs Connection: Upgrade (RFC 6455 §4.2.1)",
-        ));
     }
     let versions: Vec<&HeaderValue> = h.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect();
     if versions.len() != 1 || versions[0].as_bytes() != b"13" {
@@ -326,13 +322,14 @@ fn end_for_write(
 
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 
-/// Sends what the topic has after `cursor` (gap notice first), bounded by `write_timeout`.
+/// Sends one batch of what the topic has after `cursor` (gap notice first), the write bounded
+/// by `ws_pong_timeout`. `Ok(true)`: something was sent (there may be more).
 async fn push_news<S>(
     sink: &mut Sink<S>,
     shared: &Shared,
     topic: &Topic,
     cursor: &mut u64,
-) -> Option<End>
+) -> Result<bool, End>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -340,7 +337,7 @@ where
     let counters = shared.metrics.transport(Transport::Ws);
     let read = topic.read_after(*cursor, cfg.max_batch, cfg.max_subscriber_lag);
     if read.gap.is_none() && read.entries.is_empty() {
-        return None;
+        return Ok(false);
     }
     let write = async {
         if let Some(gap) = read.gap {
@@ -358,13 +355,13 @@ where
     let res = tokio::time::timeout(cfg.ws_pong_timeout, write).await;
     if let Some(end) = end_for_write(shared, res) {
         // The batch stays unsent: a resuming subscriber starts from its own cursor.
-        return Some(end);
+        return Err(end);
     }
     counters
         .delivered_messages
         .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
     *cursor = read.cursor;
-    None
+    Ok(true)
 }
 
 /// Runs one WebSocket session until the peer, the server or a bound ends it.
@@ -388,8 +385,10 @@ where
     let end = loop {
         if let (Serve::Topic { topic, cursor, .. }, Some(news)) = (&mut serve, news.as_mut()) {
             news.borrow_and_update();
-            if let Some(end) = push_news(&mut sink, &shared, topic, cursor).await {
-                break end;
+            match push_news(&mut sink, &shared, topic, cursor).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(end) => break end,
             }
         }
         let ping_or_dead = pong_due.unwrap_or(next_ping);
