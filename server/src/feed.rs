@@ -470,6 +470,49 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_evicts_oldest_first_across_topics() {
+        let one = Topic::new("a".into(), 100).publish(&"x".repeat(1000)).retained_bytes();
+        // Room for three messages of this size in all.
+        let f = Feed::with_budget(100, 10, 3 * one + one / 2);
+        let (a, b) = (f.topic("a").unwrap(), f.topic("b").unwrap());
+        let data = "x".repeat(1000);
+        f.publish(&a, &data); // a1
+        f.publish(&b, &data); // b1
+        f.publish(&a, &data); // a2
+        assert_eq!(f.retained(), (3 * one, 3));
+        f.publish(&b, &data); // b2 evicts a1, the oldest
+        assert_eq!(f.retained(), (3 * one, 3));
+        assert_eq!(f.evicted(), 1);
+        assert_eq!(
+            a.read_after(0, 10, 10).gap,
+            Some(Gap {
+                missed: 1,
+                from: 1,
+                to: 1
+            })
+        );
+        f.publish(&a, &data); // a3 evicts b1
+        assert_eq!(b.read_after(0, 10, 10).gap.map(|g| g.to), Some(1));
+        assert_eq!(f.evicted(), 2);
+        assert!(f.render_metrics().contains("pushlab_evicted_messages_total{cause=\"budget\"} 2"));
+    }
+
+    #[test]
+    fn history_evictions_give_their_bytes_back_and_markers_stay_bounded() {
+        let f = Feed::with_budget(2, 10, u64::MAX);
+        let t = f.topic("t").unwrap();
+        for i in 0..10_000 {
+            f.publish(&t, &format!("m{i}"));
+        }
+        let (bytes, messages) = f.retained();
+        assert_eq!(messages, 2);
+        let kept = t.read_after(0, 10, 10).entries;
+        assert_eq!(bytes, kept.iter().map(|e| e.retained_bytes()).sum::<u64>());
+        assert!(f.books().order.len() <= 2 * 2 + 1024 + 1);
+        assert_eq!(f.evicted(), 0);
+    }
+
+    #[test]
     fn topic_limit() {
         let f = Feed::new(4, 2);
         f.topic("a").unwrap();
