@@ -79,7 +79,7 @@ start=$(date +%s)
 secs=$(( $(date +%s) - start ))
 echo "== autobahn: suite took ${secs} s"
 
-python3 - "$work/reports/index.json" "$mode" "$secs" "$("$server" --version)" <<'PY'
+python3 - "$work/reports/index.json" "$mode" "$secs" "$("$server" --version) ($(basename "$(dirname "$server")") build)" <<'PY'
 import collections, json, sys
 index, mode, secs, version = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 cases = json.load(open(index))["pushlab"]

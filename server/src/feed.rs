@@ -471,7 +471,9 @@ mod tests {
 
     #[test]
     fn the_byte_budget_evicts_oldest_first_across_topics() {
-        let one = Topic::new("a".into(), 100).publish(&"x".repeat(1000)).retained_bytes();
+        let one = Topic::new("a".into(), 100)
+            .publish(&"x".repeat(1000))
+            .retained_bytes();
         // Room for three messages of this size in all.
         let f = Feed::with_budget(100, 10, 3 * one + one / 2);
         let (a, b) = (f.topic("a").unwrap(), f.topic("b").unwrap());
@@ -494,7 +496,9 @@ mod tests {
         f.publish(&a, &data); // a3 evicts b1
         assert_eq!(b.read_after(0, 10, 10).gap.map(|g| g.to), Some(1));
         assert_eq!(f.evicted(), 2);
-        assert!(f.render_metrics().contains("pushlab_evicted_messages_total{cause=\"budget\"} 2"));
+        assert!(f
+            .render_metrics()
+            .contains("pushlab_evicted_messages_total{cause=\"budget\"} 2"));
     }
 
     #[test]
