@@ -95,6 +95,11 @@ impl Entry {
     }
 }
 
+/// Most bytes of MESSAGE one read of the ring hands out (one message more if that one alone is
+/// larger): a poll batch is one contiguous body, so a batch of `max_batch` large messages
+/// would otherwise cost hundreds of MiB per request.
+pub const MAX_READ_BYTES: usize = 1024 * 1024;
+
 /// What a subscriber gets from one read of the ring.
 #[derive(Debug, Default)]
 pub struct Read {
@@ -216,8 +221,9 @@ impl Topic {
         }
     }
 
-    /// Messages after `since`, at most `max`, starting no further back than `max_lag` messages
-    /// before the newest. Seqs skipped by the ring or the lag bound come back as a gap.
+    /// Messages after `since`, at most `max` and at most [`MAX_READ_BYTES`] of MESSAGE (but at
+    /// least one), starting no further back than `max_lag` messages before the newest. Seqs
+    /// skipped by the ring or the lag bound come back as a gap.
     pub fn read_after(&self, since: u64, max: usize, max_lag: usize) -> Read {
         let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
         let latest = ring.next_seq - 1;
@@ -233,7 +239,17 @@ impl Topic {
         let gap = Gap::between(since, start);
         let from = (start - first_retained) as usize;
         let count = (ring.entries.len() - from).min(max.max(1));
-        let entries: Vec<Arc<Entry>> = ring.entries.range(from..from + count).cloned().collect();
+        let mut bytes = 0usize;
+        let entries: Vec<Arc<Entry>> = ring
+            .entries
+            .range(from..from + count)
+            .take_while(|e| {
+                let first = bytes == 0;
+                bytes += e.msg.bytes.len();
+                first || bytes <= MAX_READ_BYTES
+            })
+            .cloned()
+            .collect();
         let cursor = entries.last().map_or(start - 1, |e| e.seq());
         Read {
             gap,
@@ -456,6 +472,22 @@ mod tests {
         assert_eq!(t.read_after(6, 10, 10).entries.len(), 0);
         assert!(t.check_cursor(7).is_err());
         assert_eq!(t.check_cursor(6), Ok(6));
+    }
+
+    #[test]
+    fn a_read_is_bounded_in_bytes_but_never_empty() {
+        let t = Topic::new("t".into(), 100);
+        let big = "x".repeat(MAX_READ_BYTES / 3);
+        for _ in 0..10 {
+            t.publish(&big);
+        }
+        let r = t.read_after(0, 1000, 1000);
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.cursor, 2);
+        let huge = Topic::new("h".into(), 4);
+        huge.publish(&"y".repeat(MAX_READ_BYTES * 2));
+        huge.publish("z");
+        assert_eq!(huge.read_after(0, 10, 10).entries.len(), 1);
     }
 
     #[test]
