@@ -670,6 +670,18 @@ mod tests {
             origin_verdict(&same, &listed),
             OriginVerdict::Forbidden(_)
         ));
+        // RFC 9112 §3.2.2: an absolute-form target's authority counts, not Host.
+        let absolute = req(
+            &[
+                ("host", "evil.example"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+            "http://127.0.0.1:8080/ws/t",
+        );
+        assert!(matches!(
+            origin_verdict(&absolute, &cfg),
+            OriginVerdict::Allowed(_)
+        ));
     }
 
     #[test]

@@ -21,6 +21,11 @@ const HYPER_ANSWERS: &[&str] = &[
     "request line that is not HTTP",
     "header without a colon",
     "content-length: -5",
+    "whitespace between the start-line and the first field (RFC 9112 §2.2)",
+    "whitespace between a field name and its colon (RFC 9112 §5.1)",
+    "obs-fold in a request (RFC 9112 §5.2)",
+    "two different Content-Length values (RFC 9112 §6.3)",
+    "Transfer-Encoding whose final coding is not chunked (RFC 9112 §6.3)",
 ];
 
 pub(crate) struct Probe {

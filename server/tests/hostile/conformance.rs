@@ -62,6 +62,12 @@ async fn request_heads_and_handshakes_that_break_a_must_get_its_status() {
         Probe { class: "rfc9112", attack: "Host: [::1]:8080 (valid)", request: b"GET /poll/t HTTP/1.1\r\nhost: [::1]:8080\r\nconnection: close\r\n\r\n".to_vec(), status: 200, counted: None },
         Probe { class: "rfc9112", attack: "HTTP/1.0 without Host (allowed)", request: b"GET /poll/t HTTP/1.0\r\n\r\n".to_vec(), status: 200, counted: None },
         Probe { class: "rfc9112", attack: "absolute-form target", request: b"GET http://127.0.0.1/poll/t HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".to_vec(), status: 200, counted: None },
+        // hyper refuses these while parsing (400, empty body); what reaches the router is above.
+        Probe { class: "rfc9112", attack: "whitespace between the start-line and the first field (RFC 9112 §2.2)", request: b"GET /poll/t HTTP/1.1\r\n host: x\r\nconnection: close\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "rfc9112", attack: "whitespace between a field name and its colon (RFC 9112 §5.1)", request: b"GET /poll/t HTTP/1.1\r\nhost : x\r\nconnection: close\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "rfc9112", attack: "obs-fold in a request (RFC 9112 §5.2)", request: b"GET /poll/t HTTP/1.1\r\nhost: x\r\nx-a: b\r\n c\r\nconnection: close\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "rfc9112", attack: "two different Content-Length values (RFC 9112 §6.3)", request: b"POST /publish/t HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\nconnection: close\r\n\r\nxy".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "rfc9112", attack: "Transfer-Encoding whose final coding is not chunked (RFC 9112 §6.3)", request: b"POST /publish/t HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, gzip\r\nconnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
         // RFC 9112 §3: a request-target longer than the server parses.
         Probe { class: "rfc9112", attack: "17 KiB request-target (limit 16 KiB)", request: get(&long_target, &[]), status: 414, counted: Some(Rejection::HeaderTooLarge) },
         // RFC 6455 §4.2.1 and §4.4.
