@@ -85,23 +85,29 @@ PUSHLAB_SOAK_ADDR="$ADDR" PUSHLAB_SOAK_SECS="$SECS" PUSHLAB_SOAK_OUT="$WORK/clie
 CLIENT_PID=$!
 
 # Warm-up: the soak topic's ring (4096 messages, 41 s at 100 msg/s) fills and allocator pools
-# settle before the start figure: 45 to 60 s, or a quarter of a shorter soak; then the
-# retained-messages gauge must hold still for 5 s (the plateau; bounded by a quarter of the
-# soak).
+# settle before the start figure: 45 to 60 s, or a quarter of a shorter soak; then the plateau:
+# the retained-messages gauge holds still for 5 s and RSS moves under 1 % over 10 s (bounded by
+# a quarter of the soak; if it is not reached the script says so and starts anyway).
 WARMUP=$(( SECS / 4 > 60 ? 60 : (SECS / 4 < 45 ? 45 : SECS / 4) ))
 [ "$WARMUP" -ge "$SECS" ] && WARMUP=$(( SECS / 4 ))
 sleep "$WARMUP"
-LAST=$(metric pushlab_retained_messages); STILL=0
-for _ in $(seq $(( SECS / 4 + 5 ))); do
+LAST=$(metric pushlab_retained_messages); STILL=0; RSS_HIST=""; PLATEAU=0
+for _ in $(seq $(( SECS / 4 + 10 ))); do
   sleep 1
+  WARMUP=$(( WARMUP + 1 ))
   NOW=$(metric pushlab_retained_messages)
   [ "$NOW" = "$LAST" ] && STILL=$(( STILL + 1 )) || STILL=0
   LAST=$NOW
-  WARMUP=$(( WARMUP + 1 ))
-  [ "$STILL" -ge 5 ] && break
+  RSS_HIST="$RSS_HIST $(metric process_resident_memory_bytes)"
+  if [ "$STILL" -ge 5 ] && python3 -c "
+r = [int(x) for x in '$RSS_HIST'.split()][-11:]
+raise SystemExit(0 if len(r) == 11 and abs(r[-1] - r[0]) <= r[-1] // 100 else 1)"; then
+    PLATEAU=1; break
+  fi
 done
-[ "$STILL" -ge 5 ] || echo "   (retained messages still moving after the warm-up: $LAST)"
+[ "$PLATEAU" -eq 1 ] || echo "   (no plateau within the warm-up: retained messages $LAST, RSS still moving)"
 RSS_START=$(metric process_resident_memory_bytes)
+HEAP_START=$(metric pushlab_heap_bytes || echo 0)
 RETAINED_START=$(metric pushlab_retained_bytes)
 echo "   t=${WARMUP}s RSS start $(mib "$RSS_START") MiB, retained $(mib "$RETAINED_START") MiB ($LAST messages), $(open_connections) connections open"
 SAMPLES="$WARMUP:$RSS_START"
@@ -114,7 +120,7 @@ while kill -0 "$CLIENT_PID" 2>/dev/null; do
     R=$(metric process_resident_memory_bytes || echo 0)
     SAMPLES="$SAMPLES $ELAPSED:$R"
     [ "$R" -gt "$RSS_MAX" ] && RSS_MAX=$R
-    echo "   t=${ELAPSED}s RSS $(mib "$R") MiB, $(open_connections) connections open"
+    H=$(metric pushlab_heap_bytes); echo "   t=${ELAPSED}s RSS $(mib "$R") MiB, heap $(mib "${H:-0}") MiB, $(open_connections) connections open"
   fi
   if [ "$ELAPSED" -gt $(( SECS + 300 )) ]; then
     echo "soak client did not finish" >&2
@@ -125,6 +131,7 @@ CLIENT_OK=0
 wait "$CLIENT_PID" || CLIENT_OK=$?
 CLIENT_PID=""
 RSS_END=$(metric process_resident_memory_bytes)
+HEAP_END=$(metric pushlab_heap_bytes || echo 0)
 RETAINED_END=$(metric pushlab_retained_bytes)
 [ "$RSS_END" -gt "$RSS_MAX" ] && RSS_MAX=$RSS_END
 SAMPLES="$SAMPLES end:$RSS_END"
@@ -154,6 +161,7 @@ out = {
     "rss_max_bytes": $RSS_MAX, "rss_bound_bytes": bound, "rss_samples": samples,
     "rss_drift_percent": round(100.0 * (end - start) / start, 2),
     "retained_start_bytes": retained_start, "retained_end_bytes": retained_end,
+    "heap_start_bytes": ${HEAP_START:-0}, "heap_end_bytes": ${HEAP_END:-0}, "plateau": $PLATEAU == 1,
     "open_connections_after": $OPEN, "tasks_idle": $TASKS_IDLE, "tasks_after": $TASKS_AFTER,
     "client": client, "client_exit": $CLIENT_OK,
 }
@@ -173,7 +181,8 @@ def m(b):
 print(f"== RSS idle {m(r['rss_idle_bytes'])}, start {m(r['rss_start_bytes'])}, "
       f"end {m(r['rss_end_bytes'])} ({r['rss_drift_percent']:+.2f} %), max {m(r['rss_max_bytes'])} "
       f"(bound {m(r['rss_bound_bytes'])}, start + 5 %)")
-print(f"== retained {m(r['retained_start_bytes'])} at the start, {m(r['retained_end_bytes'])} at the end (bound: 1 %)")
+print(f"== retained {m(r['retained_start_bytes'])} at the start, {m(r['retained_end_bytes'])} at the end (bound: 1 %); "
+      f"heap {m(r['heap_start_bytes'])} -> {m(r['heap_end_bytes'])}; plateau reached: {r['plateau']}")
 print(f"== published {c['published']}; {c['subscribers']} subscribers over {c['sessions']} sessions "
       f"received {c['messages_received']}; lost {c['lost']}, duplicated {c['duplicates']}, "
       f"gap notices {c['gap_notices']}; {c['abusive_connections']} abusive connections")
