@@ -178,6 +178,9 @@ fn add_into(acc: &mut TransportResult, t: &TransportResult) {
                 .kernel_socket_bytes_per_connection
                 .zip(b.kernel_socket_bytes_per_connection)
                 .map(|(x, y)| weigh(x, y)),
+            kernel_socket_struct_bytes_per_connection: a
+                .kernel_socket_struct_bytes_per_connection
+                .or(b.kernel_socket_struct_bytes_per_connection),
             unavailable: a
                 .unavailable
                 .iter()

@@ -159,6 +159,17 @@ impl Scrape {
             .or(self.ss_kernel_bytes)
     }
 
+    /// Kernel objects one TCP connection holds besides its queues: pushlab-server's
+    /// `pushlab_socket_struct_bytes`, else this host's `/proc/slabinfo` read the same way
+    /// (for a target on this host).
+    pub fn socket_struct_bytes(&self) -> Option<u64> {
+        self.get("pushlab_socket_struct_bytes")
+            .map(|v| v as u64)
+            .or(self
+                .ss_kernel_bytes
+                .and(pushlab_server::usage::socket_struct_bytes()))
+    }
+
     /// A per-transport counter (`pushlab_bytes_read_total{transport="ws"}`).
     pub fn by_transport(&self, name: &str, transport: &str) -> Option<u64> {
         self.get(&format!("{name}{{transport=\"{transport}\"}}"))

@@ -188,6 +188,12 @@ pub struct ServerCost {
     /// server-side connection after connect and settle; `None` where it could not be read.
     #[serde(default)]
     pub kernel_socket_bytes_per_connection: Option<f64>,
+    /// Kernel objects one TCP connection holds besides its queues (the slab object sizes of
+    /// `TCP`, `sock_inode_cache`, `filp`, `dentry`, `eventpoll_epi` in `/proc/slabinfo`); add
+    /// it to `kernel_socket_bytes_per_connection` for the kernel's whole share. `None` where
+    /// `/proc/slabinfo` cannot be read (it needs root).
+    #[serde(default)]
+    pub kernel_socket_struct_bytes_per_connection: Option<f64>,
     /// Why any figure of this struct is left out or less precise than the rest.
     #[serde(default)]
     pub unavailable: Vec<String>,

@@ -148,6 +148,13 @@ fn server_cost(p: &PhaseRecord) -> Option<PhaseServer> {
     }
     let kernel_socket_bytes_per_connection =
         per_open(kernel, "kernel socket memory", &mut unavailable);
+    let kernel_socket_struct_bytes_per_connection = settled
+        .and_then(Scrape::socket_struct_bytes)
+        .map(|b| b as f64);
+    if kernel_socket_struct_bytes_per_connection.is_none() {
+        unavailable
+            .push("kernel socket objects: /proc/slabinfo could not be read (it needs root)".into());
+    }
     let rss_before = before.rss_bytes().unwrap_or(0);
     let rss_settled = settled.and_then(Scrape::rss_bytes).unwrap_or(rss_before);
     let rss_growth = rss_settled as f64 - rss_before as f64;
@@ -166,6 +173,7 @@ fn server_cost(p: &PhaseRecord) -> Option<PhaseServer> {
         publish_cpu_us: publish_cpu_us.unwrap_or(0.0),
         heap_bytes_per_connection,
         kernel_socket_bytes_per_connection,
+        kernel_socket_struct_bytes_per_connection,
         unavailable,
         rss_bytes_before: rss_before,
         rss_bytes_after: after.rss_bytes().unwrap_or(0),
@@ -301,7 +309,7 @@ mod tests {
 
     fn metrics(cpu_s: f64, rss: u64, heap: u64, kernel_ws: u64, read_ws: u64) -> Option<Scrape> {
         Some(Scrape::parse(&format!(
-            "# HELP process_cpu_seconds_total CPU (getrusage, microseconds).\nprocess_cpu_seconds_total {cpu_s:.6}\nprocess_resident_memory_bytes {rss}\npushlab_heap_bytes {heap}\npushlab_socket_kernel_bytes{{transport=\"ws\"}} {kernel_ws}\npushlab_bytes_read_total{{transport=\"ws\"}} {read_ws}\n"
+            "# HELP process_cpu_seconds_total CPU (getrusage, microseconds).\nprocess_cpu_seconds_total {cpu_s:.6}\nprocess_resident_memory_bytes {rss}\npushlab_heap_bytes {heap}\npushlab_socket_struct_bytes 3000\npushlab_socket_kernel_bytes{{transport=\"ws\"}} {kernel_ws}\npushlab_bytes_read_total{{transport=\"ws\"}} {read_ws}\n"
         )))
     }
 
@@ -387,6 +395,7 @@ mod tests {
         // Memory: growth before -> settled over the 100 connections open at settle.
         assert!(close(s.heap_bytes_per_connection, 16_000.0));
         assert!(close(s.kernel_socket_bytes_per_connection, 4_600.0));
+        assert!(close(s.kernel_socket_struct_bytes_per_connection, 3_000.0));
         assert!(close(Some(s.rss_bytes_per_connection), 20_480.0));
         assert_eq!(s.server_bytes_read, 45_000);
         assert!(s.unavailable.is_empty(), "{:?}", s.unavailable);
@@ -422,7 +431,12 @@ mod tests {
         assert_eq!(s.heap_bytes_per_connection, None);
         assert_eq!(s.kernel_socket_bytes_per_connection, None);
         let why = s.unavailable.join(" | ");
-        for what in ["cpu: only in clock ticks", "heap:", "kernel socket memory:"] {
+        for what in [
+            "cpu: only in clock ticks",
+            "heap:",
+            "kernel socket memory:",
+            "kernel socket objects:",
+        ] {
             assert!(why.contains(what), "{what} in {why}");
         }
         assert!(
