@@ -476,22 +476,33 @@ pub async fn compare(
     })
 }
 
-/// One line per phase in which the loadgen measured itself (saturated), for the terminal.
-pub fn saturation_warnings(runs: &[(PathBuf, RunResult)]) -> Vec<String> {
-    runs.iter()
+/// One warning when the loadgen measured itself (saturated) in any phase, for the terminal:
+/// how many phases, the worst, and the files (each phase's JSON carries its own note).
+pub fn saturation_warning(runs: &[(PathBuf, RunResult)]) -> Option<String> {
+    let phases = runs.iter().map(|(_, r)| r.transports.len()).sum::<usize>();
+    let saturated: Vec<(&PathBuf, &pushlab_proto::result::LoadgenCost)> = runs
+        .iter()
         .flat_map(|(path, r)| {
             r.transports.iter().filter_map(move |t| {
-                let c = t.loadgen.as_ref().filter(|c| c.saturated)?;
-                Some(format!(
-                    "warning: {} {}: the loadgen was saturated ({:.0} % of a core, timers up to {} us late): its latency and rates may be the loadgen's own",
-                    path.display(),
-                    t.transport,
-                    c.core_share * 100.0,
-                    c.timer_late_max_us
-                ))
+                t.loadgen
+                    .as_ref()
+                    .filter(|c| c.saturated)
+                    .map(|c| (path, c))
             })
         })
-        .collect()
+        .collect();
+    let worst_share = saturated
+        .iter()
+        .map(|(_, c)| c.core_share)
+        .fold(0.0, f64::max);
+    let worst_late = saturated.iter().map(|(_, c)| c.timer_late_max_us).max()?;
+    Some(format!(
+        "warning: the loadgen was saturated in {} of {phases} phases (up to {:.0} % of a core, timers up to {worst_late} us late; limits {:.0} % and {} us): their latency and rates may be the loadgen's own or the machine's (other load); see each entry's notes",
+        saturated.len(),
+        worst_share * 100.0,
+        pushlab_proto::result::LoadgenCost::SATURATED_CORE_SHARE * 100.0,
+        pushlab_proto::result::LoadgenCost::LATE_TIMER_US,
+    ))
 }
 
 /// `compare` as the binary runs it: prints the tables, fails on any loss.
@@ -505,7 +516,7 @@ pub async fn cli(args: &CompareArgs, command: &[String]) -> Result<CompareOutcom
     let outcome = compare(&plan, &server, &args.out, true, command).await?;
     println!("{}", outcome.table);
     println!("{}", outcome.claims_table);
-    for w in saturation_warnings(&outcome.runs) {
+    if let Some(w) = saturation_warning(&outcome.runs) {
         println!("{w}");
     }
     println!(

@@ -120,10 +120,14 @@ async fn every_transport_counts_exactly_and_results_merge() {
         assert!(s.rss_bytes_before > 0, "{name}");
         assert!(t.server_cpu_us_per_1k_messages.is_some(), "{name}");
         // CPU to the microsecond, split by what it paid for; nothing left out.
+        assert_eq!(
+            s.cpu_source, "getrusage",
+            "{name}: pushlab-server's /metrics"
+        );
         assert!(
-            ["getrusage", "schedstat"].contains(&s.cpu_source.as_str()),
-            "{name}: {}",
-            s.cpu_source
+            s.heap_bytes_per_connection.is_some_and(|b| b > 0.0),
+            "{name}: heap bytes per connection: {:?}",
+            s.unavailable
         );
         assert!(
             s.connect_cpu_us > 0.0 && s.publish_cpu_us > 0.0,
