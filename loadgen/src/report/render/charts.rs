@@ -18,12 +18,14 @@ use plotters::style::{register_font, FontStyle};
 use pushlab_proto::result::ByteSplit;
 use pushlab_proto::Transport;
 
-use super::claims::{
-    article_entry, Projection, ARTICLE_CLIENTS, ARTICLE_POLL_MIBIT, ARTICLE_WS_MIBIT, MIBIT,
+use crate::report::article::{
+    CLIENTS as ARTICLE_CLIENTS, MIBIT, POLL_MIBIT as ARTICLE_POLL_MIBIT,
+    WS_MIBIT as ARTICLE_WS_MIBIT,
 };
-use super::data::{fmt_num, Dataset, Entry, Variant, MIN_SWEEP_RATES};
-use super::markdown::baseline_rows;
-use super::{Chart, ChartOutcome, ReportError};
+use crate::report::claims::c8::{article_entry, Projection};
+use crate::report::data::{Dataset, Entry, Variant, MIN_SWEEP_RATES};
+use crate::report::format::fmt_num;
+use crate::report::{Chart, ChartOutcome, ReportError};
 
 const SIZE: (u32, u32) = (1200, 720);
 const FONT: &str = "sans-serif";
@@ -32,7 +34,7 @@ const LABEL_PX: u32 = 16;
 const DESC_PX: u32 = 18;
 const LEGEND_PX: u32 = 15;
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn register() {
@@ -121,7 +123,7 @@ fn render(chart: Chart, dir: &Path, d: &impl Drawing) -> Result<ChartOutcome, Re
 
 /// Draws `chart` into `dir`, or says why it cannot be drawn from `data`.
 pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, ReportError> {
-    let rows = baseline_rows(data);
+    let rows = data.baseline_entries();
     let skip = |why: &str| Ok(ChartOutcome::Skipped(why.to_string()));
     match chart {
         Chart::BytesPerMessage => {
@@ -894,7 +896,7 @@ struct RateChart {
 }
 
 impl RateChart {
-    fn new(s: &super::data::RateSweep<'_>) -> RateChart {
+    fn new(s: &crate::report::data::RateSweep<'_>) -> RateChart {
         RateChart {
             series: s
                 .series
@@ -1043,7 +1045,7 @@ impl CostChart {
                     (
                         category_lines(e, false),
                         e.transport(),
-                        e.cpu_us_per_1k(),
+                        e.cpu_us_per_delivery(),
                         e.rss_per_connection_bytes().map(|b| b / 1024.0),
                         [e.cpu_resolved(), e.rss_per_connection_resolved().is_some()],
                     )
