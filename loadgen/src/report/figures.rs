@@ -161,8 +161,14 @@ pub fn baseline_rows(data: &Dataset) -> Vec<RowFigures> {
 /// The rows at the largest scale in the data, if it is not the baseline scenario.
 pub fn largest_scale_rows(data: &Dataset) -> Option<(String, Vec<RowFigures>)> {
     let base = data.baseline()?;
-    let big = data.largest_scale().filter(|l| l.key != base.key)?;
-    let key = big.key;
+    data.largest_scale().filter(|l| l.key != base.key)?;
+    scale_rows(data)
+}
+
+/// The default-variant rows at the largest scale the data holds (server cost is drawn there:
+/// small runs cost too little to tell transports apart), with that scale in words.
+pub fn scale_rows(data: &Dataset) -> Option<(String, Vec<RowFigures>)> {
+    let key = data.largest_scale()?.key;
     let rows = combined_rows(data, |d| {
         let mut by_transport: BTreeMap<Transport, &Entry> = BTreeMap::new();
         for e in d.entries.iter() {

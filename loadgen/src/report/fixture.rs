@@ -12,7 +12,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use pushlab_proto::result::{
-    ByteSplit, Environment, Latency, RunResult, Scenario, ServerCost, TransportResult,
+    ByteSplit, Environment, Latency, LoadgenCost, RunResult, Scenario, ServerCost, TransportResult,
     SCHEMA_VERSION,
 };
 use pushlab_proto::Transport;
@@ -43,6 +43,8 @@ pub struct Synth {
     pub rss_scale: f64,
     /// Extra TCP connects (reconnects) as a fraction of clients.
     pub reconnect_fraction: f64,
+    /// Whether the loadgen says it was saturated (busy over 70% of a core).
+    pub loadgen_saturated: bool,
 }
 
 impl Synth {
@@ -57,6 +59,7 @@ impl Synth {
             header_bytes_per_exchange,
             rss_scale: 1.0,
             reconnect_fraction: 0.0,
+            loadgen_saturated: false,
         }
     }
 
@@ -174,6 +177,13 @@ impl Synth {
             1.0
         };
         let wire = bytes_total.total() - bytes_total.tcpip;
+        // The CPU split of schema v2: a connect costs 50 us, an idle connection 2 us a second,
+        // and the publish part what the per-1k figure says.
+        let cpu_per_delivery = cpu_us_per_1k / 1000.0;
+        let idle_s = 1.0;
+        let (connect_cpu_us, idle_cpu_us) = (50.0 * connects as f64, 2.0 * clients as f64);
+        let publish_cpu_us = cpu_per_delivery * delivered as f64;
+        let core_share = if self.loadgen_saturated { 0.9 } else { 0.2 };
         // Built through JSON so fields the schema gains later (with serde defaults) need no edit.
         let value = serde_json::json!({
             "transport": transport,
@@ -197,8 +207,26 @@ impl Synth {
             "duplicate_messages": 0,
             "out_of_order_messages": 0,
             "server_cpu_us_per_1k_messages": cpu_us_per_1k,
+            "server_cpu_us_per_connect": 50.0,
+            "server_cpu_us_per_idle_connection_s": 2.0,
+            "server_cpu_us_per_delivery": cpu_per_delivery,
+            "loadgen": LoadgenCost {
+                cpu_us: core_share * wall_s * 1e6,
+                wall_s,
+                core_share,
+                timer_late_p99_us: 80,
+                timer_late_max_us: 200,
+                saturated: self.loadgen_saturated,
+            },
             "server": ServerCost {
-                cpu_seconds: cpu_us_per_1k * delivered as f64 / 1000.0 / 1e6,
+                cpu_seconds: (connect_cpu_us + idle_cpu_us + publish_cpu_us) / 1e6,
+                cpu_source: "getrusage".into(),
+                connect_cpu_us,
+                idle_cpu_us,
+                idle_s,
+                publish_cpu_us,
+                heap_bytes_per_connection: Some(rss_per_conn * 0.6),
+                kernel_socket_bytes_per_connection: Some(2304.0),
                 rss_bytes_before: 8 << 20,
                 rss_bytes_after: (8 << 20) + (rss_per_conn * clients as f64) as u64,
                 rss_bytes_per_connection: rss_per_conn,

@@ -406,3 +406,87 @@ fn environment(data: &Dataset, input: &Path, opts: &ReportOptions) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use pushlab_proto::Transport;
+
+    use super::*;
+    use crate::report::fixture::{self, Synth};
+
+    fn table_of(runs: Vec<(PathBuf, pushlab_proto::result::RunResult)>) -> String {
+        comparison_table(&baseline_rows(&Dataset::from_runs(runs)))
+    }
+
+    #[test]
+    fn the_table_shows_the_cost_split_and_no_tilde() {
+        let t = table_of(vec![(
+            PathBuf::from("a.json"),
+            fixture::run(fixture::scenario(1.0), &[Transport::Ws]),
+        )]);
+        assert!(t.contains("| server CPU us/connect | us/idle conn-s | us/delivery | heap KiB/conn | RSS KiB/conn | kernel KiB/conn | loadgen CPU |"), "{t}");
+        // 50 us per connect, 2 per idle connection-second, 4 per delivery, 2.25 KiB kernel.
+        assert!(
+            t.contains("| 50 | 2 | 4 | 5.86 | 9.77 | 2.25 | 20% |"),
+            "{t}"
+        );
+        assert!(!t.contains('~'), "{t}");
+        assert!(!t.contains("Warning"), "{t}");
+    }
+
+    #[test]
+    fn a_missing_figure_is_na_with_the_files_reason() {
+        let mut run = fixture::run(fixture::scenario(1.0), &[Transport::Ws]);
+        let t = &mut run.transports[0];
+        t.server_cpu_us_per_connect = None;
+        let server = t.server.as_mut().expect("fixture has server cost");
+        server.kernel_socket_bytes_per_connection = None;
+        server.unavailable = vec!["no SO_MEMINFO on this kernel".into()];
+        let table = table_of(vec![(PathBuf::from("a.json"), run)]);
+        assert!(
+            table.contains("| n/a | 2 | 4 | 5.86 | 9.77 | n/a |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("n/a in WebSocket: no SO_MEMINFO on this kernel."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_saturated_loadgen_is_warned_about() {
+        let mut synth = Synth::new(fixture::scenario(1.0));
+        synth.loadgen_saturated = true;
+        let run = fixture::run_of(vec![synth.result(Transport::Ws)]);
+        let data = Dataset::from_runs(vec![(PathBuf::from("a.json"), run)]);
+        let t = comparison_table(&baseline_rows(&data));
+        assert!(t.contains("90% (saturated)"), "{t}");
+        assert!(
+            t.contains("> **Warning**: WebSocket: the loadgen was saturated"),
+            "{t}"
+        );
+        assert_eq!(saturation_warnings(&data).len(), 1);
+    }
+
+    #[test]
+    fn repeated_rows_read_median_with_min_and_max() {
+        let runs = [1.0, 2.0, 3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, scale)| {
+                let mut synth = Synth::new(fixture::scenario(1.0));
+                synth.rss_scale = *scale;
+                let mut run = fixture::run_of(vec![synth.result(Transport::Stream)]);
+                run.repeat = i as u32 + 1;
+                run.repeats = 3;
+                (PathBuf::from(format!("r{i}.json")), run)
+            })
+            .collect();
+        let t = table_of(runs);
+        // RSS 9,000 B per connection times 1, 2 and 3.
+        assert!(t.contains("| 17.6 (8.79-26.4) |"), "{t}");
+        assert_eq!(t.matches("\n| chunked stream |").count(), 1, "{t}");
+    }
+}
