@@ -277,13 +277,13 @@ impl Dataset {
         rows
     }
 
-    /// The baseline scenario: see the module doc for the rule.
-    pub fn baseline(&self) -> Option<Baseline<'_>> {
+    /// Default-variant entries by scenario and transport; of several entries of one point
+    /// (repeats, merged directories) the one with the most evidence (delivered messages).
+    pub fn default_scenarios(&self) -> BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> {
         let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
         for e in self.entries.iter().filter(|e| e.variant().is_default()) {
             let slot = groups.entry(e.key()).or_default();
             let t = e.result.transport;
-            // Of repeated runs of one point, keep the one with the most evidence.
             if slot
                 .get(&t)
                 .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
@@ -291,6 +291,12 @@ impl Dataset {
                 slot.insert(t, e);
             }
         }
+        groups
+    }
+
+    /// The baseline scenario: see the module doc for the rule.
+    pub fn baseline(&self) -> Option<Baseline<'_>> {
+        let groups = self.default_scenarios();
         let score = |k: &ScenarioKey, m: &BTreeMap<Transport, &Entry>| {
             let delivered: u64 = m.values().map(|e| e.result.delivered_messages).sum();
             // Distance from 1 msg/s on a log scale, so 0.5 and 2 tie.
@@ -388,18 +394,7 @@ impl Dataset {
     /// with its entries in transport order: server cost is judged and drawn at the largest
     /// scale the data holds (C5 is about high concurrency). Falls back to the baseline.
     pub fn largest_scale(&self) -> Option<Baseline<'_>> {
-        let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
-            let slot = groups.entry(e.key()).or_default();
-            let t = e.result.transport;
-            if slot
-                .get(&t)
-                .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
-            {
-                slot.insert(t, e);
-            }
-        }
-        groups
+        self.default_scenarios()
             .into_iter()
             .filter(|(_, m)| m.len() >= 2)
             .max_by_key(|(k, m)| (k.clients, m.len(), std::cmp::Reverse(k.rate_milli)))

@@ -4,8 +4,6 @@
 //! The claims' own figures live beside their verdicts in [`super::claims`]; the charts'
 //! prepared series in [`super::render::charts`].
 
-use std::collections::BTreeMap;
-
 use pushlab_proto::result::ByteSplit;
 use pushlab_proto::Transport;
 
@@ -170,17 +168,10 @@ pub fn largest_scale_rows(data: &Dataset) -> Option<(String, Vec<RowFigures>)> {
 pub fn scale_rows(data: &Dataset) -> Option<(String, Vec<RowFigures>)> {
     let key = data.largest_scale()?.key;
     let rows = combined_rows(data, |d| {
-        let mut by_transport: BTreeMap<Transport, &Entry> = BTreeMap::new();
-        for e in d.entries.iter() {
-            if e.key() != key || !e.variant().is_default() {
-                continue;
-            }
-            let slot = by_transport.entry(e.transport()).or_insert(e);
-            if e.result.delivered_messages > slot.result.delivered_messages {
-                *slot = e;
-            }
-        }
-        by_transport.into_values().collect()
+        d.default_scenarios()
+            .remove(&key)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
     });
     Some((key.describe(), rows))
 }

@@ -63,19 +63,14 @@ impl Synth {
         }
     }
 
-    pub fn result(&self, transport: Transport) -> TransportResult {
+    /// Requests, empty responses, TCP connects, framing bytes and handshake bytes in total.
+    fn exchanges(&self, transport: Transport, delivered: u64) -> (u64, u64, u64, f64, f64) {
         let s = &self.scenario;
         let clients = s.clients;
         let wall_s = s.duration_s + s.warmup_s;
-        let published = (s.publish_rate_per_s * wall_s).round().max(1.0) as u64;
-        let delivered = published * clients;
-        let payload = s.payload_bytes as f64;
-        let envelope = 60.0;
         let interval_s = s.poll_interval_ms as f64 / 1000.0;
-        let hdr = self.header_bytes_per_exchange;
         let connects_base = clients + (clients as f64 * self.reconnect_fraction).round() as u64;
-
-        let (requests, empty, connects, framing_total, handshake_total) = match transport {
+        match transport {
             Transport::Poll => {
                 let requests = ((wall_s / interval_s).floor() as u64).max(1) * clients;
                 let with_news = requests.min(delivered);
@@ -116,7 +111,22 @@ impl Synth {
                 delivered as f64 * 2.0,
                 connects_base as f64 * 420.0,
             ),
-        };
+        }
+    }
+
+    pub fn result(&self, transport: Transport) -> TransportResult {
+        let s = &self.scenario;
+        let clients = s.clients;
+        let wall_s = s.duration_s + s.warmup_s;
+        let published = (s.publish_rate_per_s * wall_s).round().max(1.0) as u64;
+        let delivered = published * clients;
+        let payload = s.payload_bytes as f64;
+        let envelope = 60.0;
+        let interval_s = s.poll_interval_ms as f64 / 1000.0;
+        let hdr = self.header_bytes_per_exchange;
+
+        let (requests, empty, connects, framing_total, handshake_total) =
+            self.exchanges(transport, delivered);
         let headers_total = if transport == Transport::Ws {
             0.0
         } else {
@@ -137,30 +147,7 @@ impl Synth {
         };
         let per_msg = bytes_total.scaled(1.0 / delivered as f64);
 
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
-        for i in 0..delivered {
-            let frac = (i as f64 + 0.5) / delivered as f64;
-            let us = match transport {
-                Transport::Poll => 1_000.0 + frac * interval_s * 1e6,
-                _ => 300.0 + 2_000.0 * frac * frac,
-            };
-            h.record(us as u64).expect("in range");
-        }
-        let latency_us = Latency {
-            count: h.len(),
-            min: h.min(),
-            mean: h.mean(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            p9999: h.value_at_quantile(0.9999),
-            max: h.max(),
-        };
-        let mut raw = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(&h, &mut raw)
-            .expect("serialize");
+        let (latency_us, histogram) = latency(transport, delivered, interval_s);
 
         let cpu_us_per_1k = match transport {
             Transport::Poll => 20_000.0 * (requests as f64 / delivered as f64).max(0.2),
@@ -235,11 +222,44 @@ impl Synth {
                 ..ServerCost::default()
             },
             "tcp_segments": segments as u64,
-            "histogram": base64::engine::general_purpose::STANDARD.encode(raw),
+            "histogram": histogram,
             "notes": ["synthetic: made by report::fixture for tests"],
         });
         serde_json::from_value(value).expect("the fixture matches the schema")
     }
+}
+
+/// A latency model: polls wait up to an interval, pushes a few ms. Percentiles and the
+/// serialized (V2 deflate, base64) histogram.
+fn latency(transport: Transport, delivered: u64, interval_s: f64) -> (Latency, String) {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+    for i in 0..delivered {
+        let frac = (i as f64 + 0.5) / delivered as f64;
+        let us = match transport {
+            Transport::Poll => 1_000.0 + frac * interval_s * 1e6,
+            _ => 300.0 + 2_000.0 * frac * frac,
+        };
+        h.record(us as u64).expect("in range");
+    }
+    let latency_us = Latency {
+        count: h.len(),
+        min: h.min(),
+        mean: h.mean(),
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        p9999: h.value_at_quantile(0.9999),
+        max: h.max(),
+    };
+    let mut raw = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(&h, &mut raw)
+        .expect("serialize");
+    (
+        latency_us,
+        base64::engine::general_purpose::STANDARD.encode(raw),
+    )
 }
 
 /// A run of the given transports in one scenario.

@@ -1,6 +1,8 @@
 //! Chart 4: bandwidth at 1 msg/s per client against clients, the article's table beside this
 //! lab's projections and measured points.
 
+use plotters::coord::combinators::LogCoord;
+
 use super::*;
 
 /// Chart 4: bandwidth against clients beside the article's table.
@@ -70,8 +72,9 @@ impl BandwidthChart {
     }
 }
 
-impl Drawing for BandwidthChart {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+impl BandwidthChart {
+    /// The axes' ranges: every article point, projection and measurement, with room.
+    fn bounds(&self) -> ((f64, f64), (f64, f64)) {
         let x_lo = self
             .projections
             .iter()
@@ -101,6 +104,67 @@ impl Drawing for BandwidthChart {
             .fold(f64::MAX, f64::min)
             / 2.0;
         let y_hi = ys.iter().copied().fold(0.0, f64::max) * 3.0;
+        ((x_lo, x_hi), (y_lo, y_hi))
+    }
+}
+
+/// The plot area of chart 4: log clients against log Mibit/s.
+type LogLog = Cartesian2d<LogCoord<f64>, LogCoord<f64>>;
+
+/// The article's two lines, with their points labelled.
+fn draw_article<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, LogLog>,
+) -> DrawResult {
+    let article = |values: [f64; 3]| -> Vec<(f64, f64)> {
+        ARTICLE_CLIENTS
+            .iter()
+            .zip(values)
+            .map(|(c, v)| (*c as f64, v))
+            .collect()
+    };
+    for (values, colour, label) in [
+        (
+            ARTICLE_POLL_MIBIT,
+            ARTICLE_COLOUR,
+            "article: polling, 871 B headers",
+        ),
+        (
+            ARTICLE_WS_MIBIT,
+            ARTICLE_WS_COLOUR,
+            "article: WebSocket, 2 B framing",
+        ),
+    ] {
+        let pts = article(values);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+            .ctx()?
+            .label(label)
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (20, 0)], colour.stroke_width(2))
+                    + Rectangle::new([(6, -4), (14, 4)], colour.filled())
+            });
+        chart
+            .draw_series(pts.iter().map(|p| {
+                EmptyElement::at(*p) + Rectangle::new([(-5, -5), (5, 5)], colour.filled())
+            }))
+            .ctx()?;
+        chart
+            .draw_series(pts.iter().map(|p| {
+                Text::new(
+                    fmt_num(p.1),
+                    (p.0 * 1.08, p.1 * 0.82),
+                    (FONT, LABEL_PX - 2).into_font().color(&colour),
+                )
+            }))
+            .ctx()?;
+    }
+    Ok(())
+}
+
+impl Drawing for BandwidthChart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let ((x_lo, x_hi), (y_lo, y_hi)) = self.bounds();
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "Bandwidth at 1 msg/s per client: the article's table beside this lab's projections",
@@ -121,50 +185,7 @@ impl Drawing for BandwidthChart {
             .axis_desc_style((FONT, DESC_PX))
             .draw()
             .ctx()?;
-        let article = |values: [f64; 3]| -> Vec<(f64, f64)> {
-            ARTICLE_CLIENTS
-                .iter()
-                .zip(values)
-                .map(|(c, v)| (*c as f64, v))
-                .collect()
-        };
-        for (values, colour, label) in [
-            (
-                ARTICLE_POLL_MIBIT,
-                ARTICLE_COLOUR,
-                "article: polling, 871 B headers",
-            ),
-            (
-                ARTICLE_WS_MIBIT,
-                ARTICLE_WS_COLOUR,
-                "article: WebSocket, 2 B framing",
-            ),
-        ] {
-            let pts = article(values);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
-                .ctx()?
-                .label(label)
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], colour.stroke_width(2))
-                        + Rectangle::new([(6, -4), (14, 4)], colour.filled())
-                });
-            chart
-                .draw_series(pts.iter().map(|p| {
-                    EmptyElement::at(*p) + Rectangle::new([(-5, -5), (5, 5)], colour.filled())
-                }))
-                .ctx()?;
-            chart
-                .draw_series(pts.iter().map(|p| {
-                    Text::new(
-                        fmt_num(p.1),
-                        (p.0 * 1.08, p.1 * 0.82),
-                        (FONT, LABEL_PX - 2).into_font().color(&colour),
-                    )
-                }))
-                .ctx()?;
-        }
+        draw_article(&mut chart)?;
         for (p, from) in &self.projections {
             let c = transport_colour(p.transport);
             let dashed_style = if p.label.contains("browser") {

@@ -42,17 +42,12 @@ impl Drawing for BytesChart {
             .y_label_area_size(90)
             .build_cartesian_2d(index_axis(n), 0.0..headroom(max))
             .ctx()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|_| String::new())
-            .y_label_formatter(&|v| fmt_num(*v))
-            .x_desc("transport (bar outline and total in the transport's colour)")
-            .y_desc("bytes per delivered message, both directions")
-            .label_style((FONT, LABEL_PX - 2))
-            .axis_desc_style((FONT, DESC_PX))
-            .draw()
-            .ctx()?;
+        draw_category_mesh(
+            &mut chart,
+            "transport (bar outline and total in the transport's colour)",
+            "bytes per delivered message, both directions",
+            DESC_PX,
+        )?;
         draw_category_labels(
             root,
             chart.plotting_area(),

@@ -116,16 +116,7 @@ impl CostChart {
             // Room above the bars for the legend.
             .build_cartesian_2d(index_axis(n), 0.0..headroom(max) * 1.35)
             .ctx()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|_| String::new())
-            .y_label_formatter(&|v| fmt_num(*v))
-            .y_desc(panel.y_desc)
-            .label_style((FONT, LABEL_PX - 2))
-            .axis_desc_style((FONT, DESC_PX - 2))
-            .draw()
-            .ctx()?;
+        draw_category_mesh(&mut chart, "", panel.y_desc, DESC_PX - 2)?;
         draw_category_labels(
             area,
             chart.plotting_area(),

@@ -17,7 +17,7 @@ mod requests;
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -290,6 +290,31 @@ pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font((FONT, px))
+        .draw()
+        .ctx()
+}
+
+/// The mesh of a chart with one category per bar on x: no x grid or tick labels (the
+/// categories are drawn under the bars by [`draw_category_labels`]), numbers on y.
+pub(super) fn draw_category_mesh<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<KeyAxis, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    desc_px: u32,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_label_formatter(&|v| fmt_num(*v))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, LABEL_PX - 2))
+        .axis_desc_style((FONT, desc_px))
         .draw()
         .ctx()
 }

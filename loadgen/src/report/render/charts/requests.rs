@@ -64,20 +64,15 @@ impl Drawing for RequestsChart {
             .y_label_area_size(90)
             .build_cartesian_2d(index_axis(n), (floor..hi * 4.0).log_scale())
             .ctx()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|_| String::new())
-            .y_label_formatter(&|v| fmt_num(*v))
-            .x_desc(format!(
+        draw_category_mesh(
+            &mut chart,
+            &format!(
                 "transport (SSE, stream, WebSocket: one request per client, spread over the {} messages each received)",
                 fmt_num(self.messages_per_client)
-            ))
-            .y_desc("per delivered message (log scale)")
-            .label_style((FONT, LABEL_PX - 2))
-            .axis_desc_style((FONT, DESC_PX))
-            .draw()
-            .ctx()?;
+            ),
+            "per delivered message (log scale)",
+            DESC_PX,
+        )?;
         draw_category_labels(
             root,
             chart.plotting_area(),
