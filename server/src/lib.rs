@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod page;
 pub mod router;
 pub mod transport;
+pub mod usage;
 
 mod http_util;
 
@@ -49,7 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
-pub use config::ServerConfig;
+pub use config::{ConfigError, ServerArgs, ServerConfig};
 pub use feed::Feed;
 pub use metrics::Metrics;
 
@@ -112,6 +113,18 @@ pub async fn serve_shared(
     shutdown_tx: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        if !addr.ip().is_loopback() && shared.config.publish_token.is_none() {
+            tracing::warn!(
+                "listening on {addr} without --publish-token: anyone who reaches it may publish"
+            );
+        }
+        tracing::info!(
+            "pushlab-server {} listening on http://{addr} (ticker {} msg/s)",
+            env!("CARGO_PKG_VERSION"),
+            shared.config.tick_rate
+        );
+    }
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let connections = TaskTracker::new();
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
@@ -152,8 +165,10 @@ pub async fn serve_shared(
         };
         let shared = shared.clone();
         let builder = builder.clone();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
+            counter.register_socket(fd);
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));
