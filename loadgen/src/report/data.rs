@@ -548,7 +548,7 @@ impl Entry {
         match &self.result.server {
             None => "the target reported no server cost".into(),
             Some(_) if self.schema_version < 2 => {
-                format!("not in this file (schema v{})", self.schema_version)
+                format!("the file predates schema v2 (v{})", self.schema_version)
             }
             Some(s) => s.unavailable.join("; "),
         }

@@ -69,13 +69,13 @@ impl MemoryFigures {
         self.heap.or(self.rss.filter(|_| self.rss_resolved))
     }
 
-    /// `heap 9.4 KiB, RSS 20.8 KiB, kernel 4.1 KiB`, `~` on RSS below noise, `n/a (why)`.
+    /// `heap 9.4 KiB, RSS 20.8 KiB, kernel 4.1 KiB`, RSS below noise marked, `n/a (why)`.
     pub fn text(&self) -> String {
         let rss = self.rss.map(|r| {
             if self.rss_resolved {
                 kib(r)
             } else {
-                format!("~{} (RSS noise)", kib(r))
+                format!("{} (under RSS noise)", kib(r))
             }
         });
         format!(
@@ -363,7 +363,7 @@ mod tests {
         assert_eq!(m.user_space(), None);
         assert_eq!(
             m.text(),
-            "heap n/a (no skmem), RSS ~19.5 KiB (RSS noise), kernel n/a (no skmem)"
+            "heap n/a (no skmem), RSS 19.5 KiB (under RSS noise), kernel n/a (no skmem)"
         );
         assert_eq!(mem(Some(9_216.0)).user_space(), Some(Fig::of(9_216.0)));
     }
