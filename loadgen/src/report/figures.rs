@@ -8,7 +8,7 @@ use pushlab_proto::result::ByteSplit;
 use pushlab_proto::Transport;
 
 use super::claims::{spread, spread_opt};
-use super::data::{Dataset, Entry};
+use super::data::{ratio, Dataset, Entry, Variant};
 use super::format::Fig;
 
 /// Every number of one row of the comparison table.
@@ -17,7 +17,12 @@ pub struct RowFigures {
     /// `short poll (browser headers)`.
     pub label: String,
     pub transport: Transport,
+    pub variant: Variant,
+    /// The scenario in words (`100 clients, 1 msg/s, ...`).
+    pub scenario: String,
     pub clients: u64,
+    /// Messages each client received.
+    pub messages_per_client: Fig,
     pub rate_per_s: f64,
     pub delivered: Fig,
     pub lost: Fig,
@@ -56,6 +61,18 @@ pub struct RowFigures {
 }
 
 impl RowFigures {
+    /// The medians of the byte split per delivered message (TCP/IP 0 where not counted).
+    pub fn bytes_per_message(&self) -> ByteSplit {
+        ByteSplit {
+            payload: self.payload.v(),
+            envelope: self.envelope.v(),
+            headers: self.headers.v(),
+            framing: self.framing.v(),
+            handshake: self.handshake.v(),
+            tcpip: self.tcpip.map_or(0.0, Fig::v),
+        }
+    }
+
     pub fn of(e: &Entry) -> RowFigures {
         let r = &e.result;
         let b: &ByteSplit = &r.bytes_per_message;
@@ -64,7 +81,10 @@ impl RowFigures {
         RowFigures {
             label: e.label(),
             transport: e.transport(),
+            variant: e.variant(),
+            scenario: e.key().describe(),
             clients: r.clients,
+            messages_per_client: Fig::of(ratio(r.delivered_messages as f64, r.clients as f64)),
             rate_per_s: r.scenario.publish_rate_per_s,
             delivered: f(r.delivered_messages),
             lost: f(r.lost_messages),
@@ -98,6 +118,7 @@ impl RowFigures {
     /// One row from the same row of every repeat.
     pub fn combine(all: &[RowFigures]) -> RowFigures {
         RowFigures {
+            messages_per_client: spread(all, |r| r.messages_per_client),
             delivered: spread(all, |r| r.delivered),
             lost: spread(all, |r| r.lost),
             duplicate: spread(all, |r| r.duplicate),

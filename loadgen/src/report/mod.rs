@@ -21,7 +21,7 @@
 //! OUT/charts/requests_per_message.{png,svg} 3 HTTP requests and TCP connects per message
 //! OUT/charts/bandwidth_vs_clients.{png,svg} 4 bandwidth at 1 msg/s vs the article's table
 //! OUT/charts/rate_sweep.{png,svg}           5 latency and bytes per message vs publish rate
-//! OUT/charts/server_cost.{png,svg}          6 server CPU per 1k messages, memory per connection
+//! OUT/charts/server_cost.{png,svg}          6 server CPU per delivery and connect; heap, RSS, kernel per connection
 //! ```
 
 pub mod article;

@@ -10,19 +10,19 @@ pub(super) struct BytesChart {
 }
 
 impl BytesChart {
-    pub(super) fn new(rows: &[&Entry]) -> BytesChart {
+    pub(super) fn new(rows: &[RowFigures]) -> BytesChart {
         BytesChart {
             rows: rows
                 .iter()
-                .map(|e| {
+                .map(|r| {
                     (
-                        category_lines(e, false),
-                        e.transport(),
-                        e.result.bytes_per_message,
+                        category_lines(r.transport, r.variant),
+                        r.transport,
+                        r.bytes_per_message(),
                     )
                 })
                 .collect(),
-            scenario: rows.first().map(|e| e.key().describe()).unwrap_or_default(),
+            scenario: rows.first().map(|r| r.scenario.clone()).unwrap_or_default(),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! and the reason from the file is printed under the panel.
 
 use super::*;
-use crate::report::figures::RowFigures;
 use crate::report::format::Fig;
 
 /// One kind of bar in a panel: its name and how light its shade of the transport's colour is.
@@ -42,7 +41,10 @@ impl CostChart {
             .collect();
         missing.dedup();
         CostChart {
-            labels: rows.iter().map(|r| vec![short_label(r)]).collect(),
+            labels: rows
+                .iter()
+                .map(|r| category_lines(r.transport, r.variant))
+                .collect(),
             transports: rows.iter().map(|r| r.transport).collect(),
             panels: [
                 Panel {
@@ -152,18 +154,6 @@ impl CostChart {
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LEGEND_PX - 1)
     }
-}
-
-/// `poll`, `SSE`, `WS`: the narrow-panel name of a row.
-fn short_label(r: &RowFigures) -> String {
-    match r.transport {
-        Transport::Poll => "short poll",
-        Transport::LongPoll => "long poll",
-        Transport::Sse => "SSE",
-        Transport::Stream => "chunked stream",
-        Transport::Ws => "WebSocket",
-    }
-    .to_string()
 }
 
 impl Drawing for CostChart {

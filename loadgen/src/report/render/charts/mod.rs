@@ -31,7 +31,7 @@ use crate::report::article::{
 };
 use crate::report::claims::c8::{article_entry, Projection};
 use crate::report::data::{Dataset, Entry, Variant, MIN_SWEEP_RATES};
-use crate::report::figures::scale_rows;
+use crate::report::figures::{baseline_rows, scale_rows, RowFigures};
 use crate::report::format::fmt_num;
 use crate::report::{Chart, ChartOutcome, ReportError};
 
@@ -131,7 +131,7 @@ fn render(chart: Chart, dir: &Path, d: &impl Drawing) -> Result<ChartOutcome, Re
 
 /// Draws `chart` into `dir`, or says why it cannot be drawn from `data`.
 pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, ReportError> {
-    let rows = data.baseline_entries();
+    let rows = baseline_rows(data);
     let skip = |why: &str| Ok(ChartOutcome::Skipped(why.to_string()));
     match chart {
         Chart::BytesPerMessage => {
@@ -179,22 +179,9 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
     }
 }
 
-/// Category labels as lines: the transport, then the variant (if any) below it. `short` uses
-/// the short names (`poll`, `WS`) for narrow panels.
-pub(super) fn category_lines(e: &Entry, short: bool) -> Vec<String> {
-    let name = if short {
-        match e.transport() {
-            Transport::Poll => "poll",
-            Transport::LongPoll => "long poll",
-            Transport::Sse => "SSE",
-            Transport::Stream => "stream",
-            Transport::Ws => "WS",
-        }
-    } else {
-        e.transport().label()
-    };
-    let mut lines = vec![name.to_string()];
-    let v = e.variant();
+/// Category labels as lines: the transport, then the variant (if any) below it.
+pub(super) fn category_lines(t: Transport, v: Variant) -> Vec<String> {
+    let mut lines = vec![t.label().to_string()];
     if v.keep_alive_off {
         lines.push("no keep-alive".into());
     }

@@ -12,23 +12,23 @@ pub(super) struct RequestsChart {
 }
 
 impl RequestsChart {
-    pub(super) fn new(rows: &[&Entry]) -> RequestsChart {
+    pub(super) fn new(rows: &[RowFigures]) -> RequestsChart {
         RequestsChart {
             rows: rows
                 .iter()
-                .map(|e| {
+                .map(|r| {
                     (
-                        category_lines(e, false),
-                        e.transport(),
-                        e.per_message(e.result.http_requests),
-                        e.per_message(e.result.tcp_connects),
+                        category_lines(r.transport, r.variant),
+                        r.transport,
+                        r.requests_per_message.v(),
+                        r.connects_per_message.v(),
                     )
                 })
                 .collect(),
-            scenario: rows.first().map(|e| e.key().describe()).unwrap_or_default(),
+            scenario: rows.first().map(|r| r.scenario.clone()).unwrap_or_default(),
             messages_per_client: rows
                 .first()
-                .map(|e| e.per_message(e.result.clients).recip())
+                .map(|r| r.messages_per_client.v())
                 .filter(|v| v.is_finite())
                 .unwrap_or(0.0),
         }
