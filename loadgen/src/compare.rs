@@ -456,14 +456,7 @@ pub async fn compare(
         }
     }
     let data = Dataset::from_runs(runs.clone());
-    let report = report::write_report(
-        &data,
-        out,
-        out,
-        &ReportOptions {
-            command: command.join(" "),
-        },
-    )?;
+    let report = report::write_report(&data, out, out, &ReportOptions::default())?;
     let table = markdown::comparison_table(&markdown::baseline_rows(&data));
     let claims_table = markdown::claims_table(&report.claims);
     let losses = markdown::correctness_warnings(&data);
