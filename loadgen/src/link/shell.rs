@@ -55,19 +55,19 @@ pub enum LinkCommand {
 #[derive(Args, Debug, Clone)]
 pub struct LinkFlags {
     /// Round-trip time added by the link (half each way): 100ms, 0.5ms, 0.
-    #[arg(long, default_value = "0", value_parser = parse_delay)]
+    #[arg(long, default_value = "0", value_parser = parse_delay, allow_hyphen_values = true)]
     pub rtt: Duration,
     /// Uniform jitter of each one-way delay, ± this: 5ms.
-    #[arg(long, default_value = "0", value_parser = parse_delay)]
+    #[arg(long, default_value = "0", value_parser = parse_delay, allow_hyphen_values = true)]
     pub jitter: Duration,
     /// Packets lost per direction: 1%.
-    #[arg(long, default_value = "0", value_parser = parse_loss)]
+    #[arg(long, default_value = "0", value_parser = parse_loss, allow_hyphen_values = true)]
     pub loss: f64,
     /// Make losses bursty (Gilbert-Elliott) with this mean burst length, packets.
     #[arg(long, value_parser = parse_burst, value_name = "PACKETS")]
     pub loss_burst: Option<f64>,
     /// Bottleneck rate per direction: 10mbit, 500kbit, 1gbit. Unlimited when absent.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: Option<u64>,
     /// The bottleneck's drop-tail queue: 100pkt or 64KiB [default: 1000pkt].
     #[arg(long, value_parser = parse_queue)]
