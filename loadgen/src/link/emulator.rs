@@ -238,14 +238,13 @@ fn write_loop(
         for p in due_now.drain(..) {
             let lateness = Instant::now().saturating_duration_since(p.due);
             late.saturating_record(lateness.as_nanos() as u64);
+            // A TUN write takes a whole packet or fails; a short count would be a failure.
             match to.write(&p.packet) {
-                Ok(_) => {
+                Ok(n) if n == p.packet.len() => {
                     counters.packets_out.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .bytes_out
-                        .fetch_add(p.packet.len() as u64, Ordering::Relaxed);
+                    counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                Err(_) => {
+                _ => {
                     counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
