@@ -9,6 +9,11 @@ use clap::Parser;
 use pushlab_loadgen::cli::{Cli, Command, MergeArgs, RunArgs};
 use pushlab_proto::result::RunResult;
 
+/// Counts heap bytes in use for `/metrics` (`pushlab_heap_bytes`): memory per connection
+/// without the allocator's reuse hiding it (see `pushlab_server::usage`).
+#[global_allocator]
+static ALLOC: pushlab_server::usage::CountingAlloc = pushlab_server::usage::CountingAlloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod page;
 pub mod router;
 pub mod transport;
+pub mod usage;
 
 mod http_util;
 
@@ -152,8 +153,10 @@ pub async fn serve_shared(
         };
         let shared = shared.clone();
         let builder = builder.clone();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
+            counter.register_socket(fd);
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));

@@ -7,6 +7,11 @@ use anyhow::Context;
 use clap::Parser;
 use pushlab_server::ServerConfig;
 
+/// Counts heap bytes in use for `/metrics` (`pushlab_heap_bytes`): memory per connection
+/// without the allocator's reuse hiding it (see `pushlab_server::usage`).
+#[global_allocator]
+static ALLOC: pushlab_server::usage::CountingAlloc = pushlab_server::usage::CountingAlloc;
+
 /// One live feed served by short polling, long polling, SSE, chunked streaming and WebSocket.
 #[derive(Parser, Debug)]
 #[command(version, about)]

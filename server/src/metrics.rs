@@ -3,9 +3,14 @@
 //! ```text
 //! pushlab_bytes_written_total{transport="ws"} 123456
 //! pushlab_open_connections{transport="sse"} 1000
-//! process_cpu_seconds_total 1.25
+//! process_cpu_seconds_total 1.250321
 //! process_resident_memory_bytes 21413888
+//! pushlab_heap_bytes 5242880
+//! pushlab_socket_kernel_bytes{transport="ws"} 1310720
 //! ```
+//!
+//! CPU, heap and kernel socket memory come from [`crate::usage`] (getrusage, the counting
+//! allocator, `SO_MEMINFO` of every registered connection socket).
 //!
 //! Byte counters are fed by the counting wrapper around each accepted socket ([`ConnCounter`]):
 //! a connection's bytes belong to the transport of the request it carries, so they equal what
@@ -13,9 +18,11 @@
 //! back and credited once the route is known; a connection that never carries a routed request
 //! (a bad request, /metrics) is credited to `other`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use pushlab_proto::{IoCounter, Transport};
 
@@ -148,6 +155,9 @@ pub struct Metrics {
     slots: [SlotCounters; SLOTS],
     rejections: [AtomicU64; REJECTIONS],
     pub published_messages: AtomicU64,
+    /// Open connection sockets whose kernel memory `/metrics` sums, by registration id.
+    sockets: Mutex<HashMap<u64, (RawFd, Weak<ConnCounter>)>>,
+    next_socket_id: AtomicU64,
 }
 
 impl Metrics {
@@ -165,6 +175,30 @@ impl Metrics {
 
     pub fn rejections(&self, why: Rejection) -> u64 {
         self.rejections[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Kernel socket memory per slot, summed over the registered open connections.
+    pub fn socket_kernel_bytes(&self) -> [u64; SLOTS] {
+        // Upgrade under the lock, measure and drop the strong references after it: the last
+        // reference going away runs `ConnCounter::drop`, which takes the lock.
+        let live: Vec<(RawFd, Arc<ConnCounter>)> = {
+            let sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            sockets
+                .values()
+                .filter_map(|(fd, w)| Some((*fd, w.upgrade()?)))
+                .collect()
+        };
+        let mut sums = [0u64; SLOTS];
+        for (fd, conn) in &live {
+            let slot = conn.slot.load(Ordering::Acquire);
+            let i = if slot == UNTAGGED {
+                Slot::Other.index()
+            } else {
+                slot as usize
+            };
+            sums[i] += crate::usage::socket_kernel_bytes(*fd).unwrap_or(0);
+        }
+        sums
     }
 
     /// Prometheus text exposition.
@@ -242,9 +276,25 @@ impl Metrics {
             self.published_messages.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP pushlab_topics Topics that exist.\n# TYPE pushlab_topics gauge\npushlab_topics {topics}");
-        let (cpu, rss) = process_usage();
-        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
+        let cpu = crate::usage::process_cpu_seconds();
+        let rss = crate::usage::rss_bytes();
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time spent in seconds (getrusage, microseconds).\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu:.6}");
         let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        if let Some(heap) = crate::usage::heap_bytes() {
+            let _ = writeln!(out, "# HELP pushlab_heap_bytes Heap bytes in use (counting allocator).\n# TYPE pushlab_heap_bytes gauge\npushlab_heap_bytes {heap}");
+        }
+        if let Some(b) = crate::usage::socket_struct_bytes() {
+            let _ = writeln!(out, "# HELP pushlab_socket_struct_bytes Kernel objects one TCP connection holds besides its queues (slab object sizes of TCP, sock_inode_cache, filp, dentry, eventpoll_epi).\n# TYPE pushlab_socket_struct_bytes gauge\npushlab_socket_struct_bytes {b}");
+        }
+        let kernel = self.socket_kernel_bytes();
+        let _ = writeln!(out, "# HELP pushlab_socket_kernel_bytes Kernel memory of open connection sockets (SO_MEMINFO: queues, forward allocation, option memory, backlog).\n# TYPE pushlab_socket_kernel_bytes gauge");
+        for (i, bytes) in kernel.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "pushlab_socket_kernel_bytes{{transport=\"{}\"}} {bytes}",
+                Slot::label(i)
+            );
+        }
         // Tasks alive in the server's runtime: a leak of connection tasks shows here (soak).
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let tasks = rt.metrics().num_alive_tasks();
@@ -252,28 +302,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// (CPU seconds, resident bytes) of this process, from /proc (0 where /proc is missing).
-pub fn process_usage() -> (f64, u64) {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    // SAFETY: as above.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the parenthesised command name; utime and stime are 14 and 15.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split(' ').collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
-        })
-        .unwrap_or(0.0);
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split(' ').nth(1)?.parse::<u64>().ok())
-        .map_or(0, |p| p * page);
-    (cpu, rss)
 }
 
 /// One connection's byte counter: credits bytes to the slot of the request it carries.
@@ -286,6 +314,8 @@ pub struct ConnCounter {
     slot: AtomicU8,
     pending_read: AtomicU64,
     pending_written: AtomicU64,
+    /// Registration in `Metrics::sockets` (0: not registered).
+    socket_id: AtomicU64,
 }
 
 impl ConnCounter {
@@ -295,7 +325,20 @@ impl ConnCounter {
             slot: AtomicU8::new(UNTAGGED),
             pending_read: AtomicU64::new(0),
             pending_written: AtomicU64::new(0),
+            socket_id: AtomicU64::new(0),
         }
+    }
+
+    /// Makes `/metrics` count the kernel memory of socket `fd` under this connection's slot,
+    /// until the counter is dropped (which is when the connection closes).
+    pub fn register_socket(self: &Arc<Self>, fd: RawFd) {
+        let id = self.metrics.next_socket_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.socket_id.store(id, Ordering::Relaxed);
+        self.metrics
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (fd, Arc::downgrade(self)));
     }
 
     /// Credits this connection to `slot` from now on (and its bytes so far, if untagged).
@@ -360,6 +403,14 @@ impl IoCounter for ConnCounter {
 
 impl Drop for ConnCounter {
     fn drop(&mut self) {
+        let id = *self.socket_id.get_mut();
+        if id != 0 {
+            self.metrics
+                .sockets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
         let slot = *self.slot.get_mut();
         if slot == UNTAGGED {
             self.tag(Slot::Other);

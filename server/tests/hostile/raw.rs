@@ -465,5 +465,5 @@ pub async fn open_subscription(
 
 /// Resident memory of this process, bytes.
 pub fn rss_bytes() -> u64 {
-    pushlab_server::metrics::process_usage().1
+    pushlab_server::usage::rss_bytes()
 }
