@@ -1,7 +1,7 @@
 //! The packet-level link (issue 11) over real sockets in real namespaces: calibration (RTT,
 //! rate, loss, the pump's own CPU), bad input, and that everything made is removed on every
 //! way out (drop, panic, SIGINT, SIGTERM, CMD's exit). Needs root, as the link does; CI runs
-//! as root. Timing tests hold one lock so they do not disturb each other.
+//! as root. The tests take turns (one link at a time) so they do not disturb each other's timing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use pushlab_loadgen::link::{enter_namespace, Link, LinkSpec, QueueLimit};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
-static TIMING: Mutex<()> = Mutex::new(());
+/// One link test at a time: making and removing namespaces is heavy kernel work that would
+/// disturb another test's timing on a small machine.
+static ONE_LINK_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -28,6 +30,7 @@ macro_rules! require_root {
             eprintln!("SKIPPED: the link needs root (CI runs as root)");
             return;
         }
+        let _one = ONE_LINK_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     };
 }
 
@@ -70,7 +73,7 @@ fn assert_gone(namespaces: &[String], before_links: &[String]) {
     assert_eq!(links, before_links, "links of the root namespace changed");
 }
 
-const ROUNDS_CONNECT: usize = 5;
+const ROUNDS_CONNECT: usize = 9;
 const ROUNDS_PING: usize = 20;
 const BULK_FOR: Duration = Duration::from_millis(4500);
 /// The throughput window runs from here (after slow start) to the end of the stream.
@@ -103,7 +106,6 @@ fn calibration_server(listener: TcpListener) {
 #[test]
 fn calibration_50ms_10mbit() {
     require_root!();
-    let _t = TIMING.lock().unwrap_or_else(|p| p.into_inner());
     let rtt = Duration::from_millis(50);
     let rate_bit_per_s = 10_000_000u64;
     let link = Link::up(
@@ -216,7 +218,6 @@ fn calibration_50ms_10mbit() {
 #[test]
 fn delay_accuracy_at_100ms_rtt() {
     require_root!();
-    let _t = TIMING.lock().unwrap_or_else(|p| p.into_inner());
     let rtt = Duration::from_millis(100);
     let link = Link::up(
         "rtt",
@@ -279,7 +280,6 @@ fn delay_accuracy_at_100ms_rtt() {
 #[test]
 fn loss_in_the_binomial_interval() {
     require_root!();
-    let _t = TIMING.lock().unwrap_or_else(|p| p.into_inner());
     const SENT: u64 = 4000;
     let p = 0.05;
     let link = Link::up(
@@ -488,4 +488,65 @@ fn bad_values_and_missing_privileges_are_refused() {
         err.contains("needs root") && err.contains("CAP_NET_ADMIN"),
         "{err}"
     );
+}
+
+/// TCP_INFO's retransmission counters (net::tcp_retransmissions) see the link's losses: none
+/// through a clean link; through a 5 % one at least one segment per data packet the link
+/// dropped, and bytes to match.
+#[test]
+fn retransmissions_follow_the_links_losses() {
+    require_root!();
+    const BYTES: usize = 400 * 1024;
+    for loss in [0.0, 0.05] {
+        let link = Link::up(
+            "rexmit",
+            &LinkSpec {
+                rtt: Duration::from_millis(10),
+                loss,
+                seed: 5,
+                ..LinkSpec::default()
+            },
+        )
+        .expect("link up");
+        let (tx, rx) = mpsc::channel();
+        let server_ip = link.server.address;
+        let server = in_ns(&link.server.namespace, move || {
+            let l = TcpListener::bind((server_ip, 0)).expect("bind");
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let (mut s, _) = l.accept().expect("accept");
+            s.write_all(&vec![3u8; BYTES]).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            // The client's one byte after EOF: every data segment has been acknowledged.
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            pushlab_loadgen::net::tcp_retransmissions(&s).expect("TCP_INFO")
+        });
+        let to: SocketAddr = rx.recv().unwrap();
+        let got = in_ns(&link.client.namespace, move || {
+            let mut s = TcpStream::connect(to).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            s.write_all(&[1]).unwrap();
+            all.len()
+        })
+        .join()
+        .unwrap();
+        let rexmit = server.join().unwrap();
+        let report = link.down();
+        let lost = report.directions[1].lost_packets;
+        println!(
+            "loss {loss}: server->client lost {lost} packets; sender retransmitted {rexmit:?}"
+        );
+        assert_eq!(got, BYTES);
+        if loss == 0.0 {
+            assert_eq!(rexmit, Default::default());
+        } else {
+            assert!(
+                lost > 0 && rexmit.segments >= lost,
+                "{lost} lost, {rexmit:?}"
+            );
+            assert!(rexmit.bytes >= rexmit.segments && rexmit.bytes <= rexmit.segments * 1448);
+        }
+    }
 }

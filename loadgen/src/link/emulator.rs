@@ -6,7 +6,8 @@
 //! must be right within 0.5 ms. The writer sleeps on a condition variable (a futex with a
 //! high-resolution timeout, the thread's timer slack set to 1 ns) until [`SPIN`] before the
 //! deadline, then spins for the rest. How late each packet actually left is recorded in an HDR
-//! histogram ([`DirectionReport::late_ns`]) so the accuracy is measured, not assumed.
+//! histogram ([`DirectionReport::late_ns`]) so the accuracy is measured, not assumed. Both
+//! threads run SCHED_FIFO where allowed, so other work on the machine does not delay them.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -152,6 +153,7 @@ fn read_loop(
     counters: &DirectionCounters,
     stop: &AtomicBool,
 ) -> u64 {
+    realtime_priority();
     let mut buf = vec![0u8; 65_536];
     let mut seq = 0u64;
     let mut from = from;
@@ -203,6 +205,7 @@ fn write_loop(
 ) -> (Histogram<u64>, u64) {
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    realtime_priority();
     let mut late = new_histogram();
     let mut due_now: Vec<Pending> = Vec::new();
     let mut to = to;
@@ -251,6 +254,16 @@ fn write_loop(
         }
     }
     (late, thread_cpu_ns())
+}
+
+/// Puts the calling thread in the SCHED_FIFO class (best effort: where it is refused the
+/// thread stays in the normal class), so a busy machine's compile jobs do not delay a packet by
+/// a scheduler slice. Every loop here blocks or spins for at most [`SPIN`], and the kernel's
+/// real-time throttling caps such threads anyway.
+fn realtime_priority() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler on the calling thread (0) with a valid param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
 }
 
 /// Waits up to `timeout` for `file` to have a packet.

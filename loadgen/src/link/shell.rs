@@ -161,6 +161,22 @@ async fn shell(args: &LinkArgs, signals: &mut Signals) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    // Whatever happens to CMD, the server command is stopped before the link goes down.
+    let outcome = run_client(args, &link, &env, signals).await;
+    if let Some(s) = server.as_mut() {
+        stop_child(s, libc::SIGTERM, true).await?;
+    }
+    print_report(&link.down());
+    Ok(exit_code(outcome?))
+}
+
+/// Waits for `--wait-port`, runs CMD on the client side until it exits or a signal comes.
+async fn run_client(
+    args: &LinkArgs,
+    link: &Link,
+    env: &[(&str, String); 2],
+    signals: &mut Signals,
+) -> anyhow::Result<ExitStatus> {
     if let Some(port) = args.wait_port {
         let ns = link.client.namespace.clone();
         let to = std::net::SocketAddr::from((link.server.address, port));
@@ -169,18 +185,13 @@ async fn shell(args: &LinkArgs, signals: &mut Signals) -> anyhow::Result<i32> {
     let mut client = Command::new("ip")
         .args(["netns", "exec", &link.client.namespace])
         .args(&args.command)
-        .envs(env)
+        .envs(env.iter().cloned())
         .spawn()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.command[0]))?;
-    let status = tokio::select! {
+    Ok(tokio::select! {
         s = client.wait() => s?,
         sig = signals.next() => stop_child(&mut client, sig, false).await?,
-    };
-    if let Some(s) = server.as_mut() {
-        stop_child(s, libc::SIGTERM, true).await?;
-    }
-    print_report(&link.down());
-    Ok(exit_code(status))
+    })
 }
 
 /// Sends `sig` (to the child's whole process group when `group`), waits [`CHILD_GRACE`],
