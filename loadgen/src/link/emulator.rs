@@ -59,6 +59,8 @@ pub struct DirectionReport {
     pub overflow_packets: u64,
     pub packets_out: u64,
     pub bytes_out: u64,
+    /// Packets the far side's TUN device refused.
+    pub write_errors: u64,
     /// How late each packet was written versus its due instant, nanoseconds.
     pub late_ns: Histogram<u64>,
     /// CPU time of this direction's two threads, nanoseconds.
@@ -135,6 +137,7 @@ impl Direction {
             overflow_packets: get(&c.overflow_packets),
             packets_out: get(&c.packets_out),
             bytes_out: get(&c.bytes_out),
+            write_errors: get(&c.write_errors),
             late_ns,
             cpu_ns: reader_cpu_ns + writer_cpu_ns,
         }

@@ -214,7 +214,7 @@ impl LinkReport {
                 let us = |q: f64| d.late_ns.value_at_quantile(q) as f64 / 1e3;
                 format!(
                     "{}: {} packets in, {} out ({} bytes), dropped {} by loss, {} by the full \
-                     queue, {} over the in-flight cap; late by p50 {:.0} us, p99 {:.0} us, \
+                     queue, {} over the in-flight cap, {} refused by the device; late by p50 {:.0} us, p99 {:.0} us, \
                      max {:.0} us; CPU {:.1} us per packet",
                     d.name,
                     d.packets_in,
@@ -223,6 +223,7 @@ impl LinkReport {
                     d.lost_packets,
                     d.queue_full_packets,
                     d.overflow_packets,
+                    d.write_errors,
                     us(0.5),
                     us(0.99),
                     d.late_ns.max() as f64 / 1e3,
