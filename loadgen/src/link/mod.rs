@@ -63,6 +63,8 @@ pub enum LinkError {
     NotPermitted,
     #[error("--name {0:?}: use 1 to 24 letters, digits, '-' or '_'")]
     BadName(String),
+    #[error("{0}")]
+    BadSpec(String),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
     #[error("{command} failed: {stderr}")]
@@ -114,6 +116,7 @@ impl Link {
         if !name_ok {
             return Err(LinkError::BadName(name.to_string()));
         }
+        spec.check().map_err(LinkError::BadSpec)?;
         netns::check_privileges()?;
         let n = LINKS_MADE.fetch_add(1, Ordering::Relaxed);
         let base = format!("{name}-{}-{n}", std::process::id());

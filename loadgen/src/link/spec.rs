@@ -73,6 +73,32 @@ impl Default for LinkSpec {
     }
 }
 
+impl LinkSpec {
+    /// Refuses settings the parsers would have refused (for library callers that fill the
+    /// fields themselves), naming the flag.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.loss) {
+            return Err(format!("--loss {}: must be 0% to 100%", self.loss * 100.0));
+        }
+        if self.rate_bit_per_s == Some(0) {
+            return Err("--rate 0: must be above 0".into());
+        }
+        if self
+            .loss_burst_packets
+            .is_some_and(|b| !(1.0..).contains(&b))
+        {
+            return Err("--loss-burst: at least 1 packet".into());
+        }
+        match self.queue {
+            QueueLimit::Packets(0) => Err("--queue 0pkt: must hold a packet".into()),
+            QueueLimit::Bytes(b) if b < u64::from(LINK_MTU_BYTES) => {
+                Err(format!("--queue {b}B: smaller than one packet"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -274,6 +300,36 @@ mod tests {
             .contains("smaller than one"));
         assert!(parse_queue("64kb").unwrap_err().contains("unknown unit"));
         assert!(parse_queue("1.5pkt").is_err());
+    }
+
+    #[test]
+    fn check_refuses_what_the_parsers_refuse() {
+        assert_eq!(LinkSpec::default().check(), Ok(()));
+        let bad = [
+            LinkSpec {
+                loss: 1.5,
+                ..LinkSpec::default()
+            },
+            LinkSpec {
+                rate_bit_per_s: Some(0),
+                ..LinkSpec::default()
+            },
+            LinkSpec {
+                loss_burst_packets: Some(0.5),
+                ..LinkSpec::default()
+            },
+            LinkSpec {
+                queue: QueueLimit::Packets(0),
+                ..LinkSpec::default()
+            },
+            LinkSpec {
+                queue: QueueLimit::Bytes(10),
+                ..LinkSpec::default()
+            },
+        ];
+        for spec in bad {
+            assert!(spec.check().unwrap_err().starts_with("--"), "{spec:?}");
+        }
     }
 
     #[test]
