@@ -38,11 +38,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{bad_request, start_cursor, Q};
-use crate::feed::Topic;
+use super::{bad_request, start_cursor, Framed, Q};
+use crate::feed::{Read, Topic};
 use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
-use crate::metrics::Rejection;
+use crate::metrics::{Rejection, SlotCounters};
 use crate::Shared;
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -177,22 +177,7 @@ pub async fn session_with<S>(
         let read = topic.read_after(cursor, cfg.max_batch, cfg.max_subscriber_lag);
         cursor = read.cursor;
         if read.gap.is_some() || !read.entries.is_empty() {
-            let write = async {
-                if let Some(gap) = read.gap {
-                    counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-                    let notice = gap.notice_json();
-                    let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
-                        .expect("gap notices are ASCII");
-                    sink.feed(Message::Text(text)).await?;
-                }
-                for e in &read.entries {
-                    sink.feed(Message::Text(e.ws_text())).await?;
-                }
-                counters
-                    .delivered_messages
-                    .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
-                sink.flush().await
-            };
+            let write = send_read(&mut sink, &read, counters);
             match tokio::time::timeout(write_timeout, write).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => return,
@@ -236,8 +221,7 @@ pub async fn session_with<S>(
                         let _ = sink.send(close(CloseCode::Policy, "publishing needs the publish token")).await;
                         break;
                     }
-                    shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
-                    shared.feed.publish(&topic, text.as_str());
+                    shared.publish(&topic, text.as_str());
                     if let Err(wait) = bucket.try_take(Instant::now()) {
                         shared.metrics.reject(Rejection::PublishRate);
                         paused_until = Some(Instant::now() + wait);
@@ -277,6 +261,28 @@ pub async fn session_with<S>(
     if let Ok(ws) = sink.reunite(incoming) {
         lingering_close(ws.into_inner()).await;
     }
+}
+
+/// Sends one read of the topic (its gap notice, then its messages, one text frame each) and
+/// flushes, counting gap notices and delivered messages in `counters`.
+async fn send_read<K>(sink: &mut K, read: &Read, counters: &SlotCounters) -> Result<(), WsError>
+where
+    K: futures_util::Sink<Message, Error = WsError> + Unpin,
+{
+    if let Some(gap) = read.gap {
+        counters.gap_notices.fetch_add(1, Ordering::Relaxed);
+        let notice = gap.notice_json();
+        let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
+            .expect("gap notices are ASCII");
+        sink.feed(Message::Text(text)).await?;
+    }
+    for e in &read.entries {
+        sink.feed(Message::Text(e.ws_text())).await?;
+    }
+    counters
+        .delivered_messages
+        .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
+    sink.flush().await
 }
 
 /// Half-closes and reads the peer's leftovers away (bounded) before the socket is dropped.
