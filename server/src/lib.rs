@@ -99,7 +99,7 @@ impl Shared {
     pub fn new(config: ServerConfig) -> (Arc<Shared>, watch::Sender<bool>) {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            feed: Feed::new(config.history, config.max_topics),
+            feed: Feed::with_budget(config.history, config.max_topics, config.max_retained_bytes),
             metrics: Arc::new(Metrics::default()),
             shutdown: shutdown_rx,
             tasks: TaskTracker::new(),
@@ -111,7 +111,7 @@ impl Shared {
 
     /// Publishes `data` on `topic` and counts it (`pushlab_published_messages_total`): the
     /// one way HTTP publishes, WebSocket text frames and the ticker publish.
-    pub fn publish(&self, topic: &feed::Topic, data: &str) -> Arc<feed::Entry> {
+    pub fn publish(&self, topic: &Arc<feed::Topic>, data: &str) -> Arc<feed::Entry> {
         self.metrics
             .published_messages
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

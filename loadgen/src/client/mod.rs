@@ -240,6 +240,12 @@ pub trait Subscriber: Send {
 
     /// Drops the connection at once, after `next` failed or to simulate a cut.
     fn abort(&mut self, cx: &mut ClientCtx);
+
+    /// How long to wait before reconnecting once a subscription ended: the reconnection time
+    /// an SSE stream set with `retry:` (WHATWG), which a browser's EventSource honours too.
+    fn reconnect_delay(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// What one subscriber ended with.
@@ -311,6 +317,13 @@ pub async fn drive<S: Subscriber>(
                         if !e.is_disconnect() {
                             rec.errors.fetch_add(1, Ordering::Relaxed);
                             rec.problem(format!("client {}: {e}", cx.id));
+                        }
+                        let wait = sub.reconnect_delay();
+                        if !wait.is_zero() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = signal.changed() => {}
+                            }
                         }
                     }
                 }

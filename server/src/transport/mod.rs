@@ -3,6 +3,7 @@
 //! streaming body that follows a topic, each message's cached framings) lives here so no
 //! transport imports another.
 
+pub mod echo;
 pub mod longpoll;
 pub mod poll;
 pub mod publish;
@@ -29,7 +30,11 @@ use crate::http_util::{self, Body};
 use crate::metrics::Rejection;
 use crate::Shared;
 
-/// Hands a routed subscription request to its transport.
+/// Hands a routed subscription request (GET or HEAD) to its transport.
+///
+/// HEAD (RFC 9110 §9.3.2) gets the status and header fields GET would get, at once and with no
+/// body: a long poll answers without holding, a stream's body is never started, and `/ws`
+/// answers 426 as to a GET without `Upgrade` (a handshake is a GET).
 pub async fn handle(
     t: Transport,
     req: Request<Incoming>,
@@ -40,13 +45,19 @@ pub async fn handle(
         Ok(q) => q,
         Err(e) => return bad_request(&shared, e),
     };
-    match t {
+    let head = req.method() == http::Method::HEAD;
+    let mut r = match t {
         Transport::Poll => poll::handle(&shared, &topic, query),
-        Transport::LongPoll => longpoll::handle(&shared, &topic, query).await,
+        Transport::LongPoll => longpoll::handle(&shared, &topic, query, !head).await,
         Transport::Sse => sse::handle(&req, shared, topic, query),
         Transport::Stream => stream::handle(shared, topic, query),
         Transport::Ws => ws::handle(req, shared, topic, query),
+    };
+    if head && r.status() == StatusCode::OK && !t.is_request_response() {
+        // An empty body of unknown length: the header fields stay those of GET's stream.
+        *r.body_mut() = StreamBody::new(fstream::empty().boxed()).boxed_unsync();
     }
+    r
 }
 
 pub(crate) fn bad_request(shared: &Shared, reason: impl std::fmt::Display) -> Response<Body> {

@@ -20,7 +20,7 @@ use crate::http_util::{self, Body};
 use crate::metrics::Rejection;
 use crate::Shared;
 
-pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Topic) -> Response<Body> {
+pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Arc<Topic>) -> Response<Body> {
     let max = shared.config.max_message_bytes;
     let too_large = || {
         shared.metrics.reject(Rejection::PayloadTooLarge);

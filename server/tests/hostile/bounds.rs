@@ -21,14 +21,19 @@ const HYPER_ANSWERS: &[&str] = &[
     "request line that is not HTTP",
     "header without a colon",
     "content-length: -5",
+    "whitespace between the start-line and the first field (RFC 9112 §2.2)",
+    "whitespace between a field name and its colon (RFC 9112 §5.1)",
+    "obs-fold in a request (RFC 9112 §5.2)",
+    "two different Content-Length values (RFC 9112 §6.3)",
+    "Transfer-Encoding whose final coding is not chunked (RFC 9112 §6.3)",
 ];
 
-struct Probe {
-    class: &'static str,
-    attack: &'static str,
-    request: Vec<u8>,
-    status: u16,
-    counted: Option<Rejection>,
+pub(crate) struct Probe {
+    pub class: &'static str,
+    pub attack: &'static str,
+    pub request: Vec<u8>,
+    pub status: u16,
+    pub counted: Option<Rejection>,
 }
 
 fn describe(r: &Resp) -> String {
@@ -44,7 +49,7 @@ fn describe(r: &Resp) -> String {
     }
 }
 
-async fn run(server: &fixture::TestServer, probes: Vec<Probe>) {
+pub(crate) async fn run(server: &fixture::TestServer, probes: Vec<Probe>) {
     for p in probes {
         let before = p.counted.map(|why| server.rejected(why));
         let r = raw::exchange(server.addr, &p.request, LIMIT).await;
@@ -69,7 +74,7 @@ async fn run(server: &fixture::TestServer, probes: Vec<Probe>) {
     }
 }
 
-fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut h: Vec<(&str, &str)> = vec![
         ("upgrade", "websocket"),
         ("connection", "Upgrade"),
@@ -128,7 +133,7 @@ async fn bad_requests_get_a_clear_answer_and_are_counted() {
         Probe { class: "body", attack: "content-length: -5", request: b"POST /publish/t HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
         Probe { class: "body", attack: "both content-length and chunked (chunked wins, as RFC 9112 allows; the connection then closes)", request: format!("POST /publish/t HTTP/1.1\r\nhost: x\r\nauthorization: {bearer}\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n").into_bytes(), status: 202, counted: None },
         Probe { class: "ws", attack: "plain GET on /ws/t", request: get("/ws/t", &[]), status: 426, counted: Some(Rejection::UpgradeRequired) },
-        Probe { class: "ws", attack: "Sec-WebSocket-Version: 8", request: get("/ws/t", &[("upgrade", "websocket"), ("connection", "upgrade"), ("sec-websocket-version", "8"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "ws", attack: "Sec-WebSocket-Version: 8", request: get("/ws/t", &[("upgrade", "websocket"), ("connection", "upgrade"), ("sec-websocket-version", "8"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]), status: 426, counted: Some(Rejection::UpgradeRequired) },
     ];
     run(&server, probes).await;
     assert_eq!(server.settle(LIMIT).await, 0);
@@ -278,7 +283,7 @@ async fn websocket_publishing_needs_the_token() {
     );
 }
 
-async fn read_head(s: &mut TcpStream) -> Vec<u8> {
+pub(crate) async fn read_head(s: &mut TcpStream) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut b = [0u8; 1];
     let _ = tokio::time::timeout(LIMIT, async {
