@@ -17,6 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use pushlab_loadgen::config::RunConfig;
 use pushlab_proto::Transport;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 mod common;
 
@@ -92,7 +93,8 @@ impl Peer {
 
     /// `GET /healthz` answers 200.
     fn healthy(&self) -> bool {
-        self.get("/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+        self.get("/healthz")
+            .is_some_and(|a| a.starts_with("HTTP/1.1 200"))
     }
 
     /// The whole answer to `METHOD path` with `body` (Connection: close), if any.
@@ -127,8 +129,14 @@ impl Peer {
         c
     }
 
-    fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+    /// A WebSocket client on `path`.
+    async fn ws(
+        &self,
+        path: &str,
+    ) -> Result<WebSocketStream<tokio::net::TcpStream>, tokio_tungstenite::tungstenite::Error> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        let url = format!("ws://{}{path}", self.addr);
+        Ok(tokio_tungstenite::client_async(url, tcp).await?.0)
     }
 }
 
@@ -197,19 +205,15 @@ async fn channels_redis_layer_serves_every_transport_exactly() {
 
 /// The tutorial's room: a message sent in `/ws/chat/lobby/` comes back to every member as
 /// `{"message": ...}` and reaches the feed topic `chat.lobby` as a MESSAGE. Bad input gets
-/// pushlab's answers: 400 with a JSON reason, 405, 404; a binary frame closes with 1003.
+/// pushlab's answers: 400 with a JSON reason, 405, 404; a binary frame closes with 4003.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_room_chat_reaches_the_feed_and_bad_input_is_refused() {
     if skip_unless_installed("channels", channels_missing("memory")) {
         return;
     }
     let peer = Peer::start("channels", &["--layer", "memory"]);
-    let (mut feed, _) = tokio_tungstenite::connect_async(peer.ws_url("/ws/chat.lobby?since=0"))
-        .await
-        .unwrap();
-    let (mut room, _) = tokio_tungstenite::connect_async(peer.ws_url("/ws/chat/lobby/"))
-        .await
-        .unwrap();
+    let mut feed = peer.ws("/ws/chat.lobby?since=0").await.unwrap();
+    let mut room = peer.ws("/ws/chat/lobby/").await.unwrap();
     room.send(Message::text(r#"{"message":"hi \"all\"\n"}"#))
         .await
         .unwrap();
@@ -226,18 +230,29 @@ async fn channels_room_chat_reaches_the_feed_and_bad_input_is_refused() {
         .unwrap();
     let text = pushed.to_text().unwrap();
     let m = pushlab_proto::Message::parse(text.as_bytes()).unwrap();
-    assert_eq!((m.topic.as_str(), m.seq, m.data.as_str()), ("chat.lobby", 1, "hi \"all\"\n"));
-    assert_eq!(text.as_bytes(), &m.encode().bytes[..], "MESSAGE byte-identical");
+    assert_eq!(
+        (m.topic.as_str(), m.seq, m.data.as_str()),
+        ("chat.lobby", 1, "hi \"all\"\n")
+    );
+    assert_eq!(
+        text.as_bytes(),
+        &m.encode().bytes[..],
+        "MESSAGE byte-identical"
+    );
 
     feed.send(Message::binary(vec![1u8, 2])).await.unwrap();
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), feed.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Close(frame))) => break frame,
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
     };
-    assert_eq!(u16::from(close.unwrap().code), 1003);
+    // daphne lets an application close only with 1000 or 3000..=4999: 4000 + RFC 6455's 1003.
+    assert_eq!(u16::from(close.unwrap().code), 4003);
 
     let ahead = peer.get("/poll/chat.lobby?since=9").unwrap();
     assert!(ahead.starts_with("HTTP/1.1 400"), "{ahead}");
@@ -251,11 +266,63 @@ async fn channels_room_chat_reaches_the_feed_and_bad_input_is_refused() {
         ("GET", "/nowhere", "404"),
     ] {
         let a = peer.request(method, path, b"").unwrap();
-        assert!(a.starts_with(&format!("HTTP/1.1 {status}")), "{method} {path}: {a}");
+        assert!(
+            a.starts_with(&format!("HTTP/1.1 {status}")),
+            "{method} {path}: {a}"
+        );
         assert!(a.contains("{\"error\": "), "{method} {path}: {a}");
     }
     let not_utf8 = peer.request("POST", "/publish/t", &[0xff, 0xfe]).unwrap();
     assert!(not_utf8.starts_with("HTTP/1.1 400"), "{not_utf8}");
-    let refused = tokio_tungstenite::connect_async(peer.ws_url("/ws/t?since=99")).await;
+    let refused = peer.ws("/ws/t?since=99").await;
     assert!(refused.is_err(), "a cursor ahead refuses the WebSocket");
+}
+
+fn dwebsocket_missing() -> Option<String> {
+    let stamp = cache_dir().join("venv-dwebsocket/.requirements.sha256");
+    (!stamp.exists()).then(|| format!("the dwebsocket venv ({})", stamp.display()))
+}
+
+/// dwebsocket serves WebSocket only: the feed, exactly, and the tutorial's echo. With 4
+/// threads, four WebSockets are served and a fifth waits until one closes (one thread each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dwebsocket_serves_the_websocket_feed_exactly_and_one_socket_per_thread() {
+    if skip_unless_installed("dwebsocket", dwebsocket_missing()) {
+        return;
+    }
+    let peer = Peer::start("dwebsocket", &[]);
+    assert_clean_run(&peer, &[Transport::Ws]).await;
+
+    let mut echo = peer.ws("/echo").await.unwrap();
+    echo.send(Message::text("ping é")).await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(10), echo.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.to_text().unwrap(), "ping é");
+    drop(echo);
+    drop(peer);
+
+    let peer = Peer::start("dwebsocket", &["--threads", "4"]);
+    let script = scripts().join("dwebsocket/capacity.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([
+            &peer.addr.port().to_string(),
+            "--max",
+            "8",
+            "--timeout",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["served_concurrently"], 4, "{v}");
+    assert_eq!(v["next"], "waited", "{v}");
 }

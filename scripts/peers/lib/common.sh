@@ -39,6 +39,9 @@ peer_apt() {
   [ -z "$policy" ] || rm -f "$policy"
 }
 
+# The peers run from the repo: no __pycache__ in it.
+export PYTHONDONTWRITEBYTECODE=1
+
 # A free TCP port on 127.0.0.1 (the kernel's choice).
 peer_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -14,7 +14,8 @@ Every subscriber joins the topic's channel-layer group and is sent each MESSAGE 
 (as the tutorial's chat_message is); its cursor skips what it already has and refills from the
 history ring what the layer did not bring (a full channel drops messages silently).
 Bad input: 400 {"error": reason}, 404, 405 with Allow, 413; a WebSocket with a bad cursor or topic
-is refused (daphne answers 403), a binary frame closes it with 1003, an oversized one 1009.
+is refused (daphne answers 403), a binary frame closes it with 4003, an oversized one 4009
+(daphne allows an application no 1003 or 1009: see CLOSE_*).
 """
 
 import asyncio
@@ -33,6 +34,11 @@ LONGPOLL_DEFAULT_S = 30
 LONGPOLL_RANGE_S = range(1, 121)
 SSE_RETRY = b"retry: 1000\n\n"
 JSON = b"application/json"
+# daphne (autobahn) lets an application close only with 1000 or 3000..=4999, so RFC 6455's
+# 1003 (unsupported data), 1007 (invalid payload) and 1009 (too big) become 4000 + the code.
+CLOSE_UNSUPPORTED_DATA = 4003
+CLOSE_INVALID_DATA = 4007
+CLOSE_TOO_BIG = 4009
 
 
 def error_body(reason):
@@ -287,9 +293,9 @@ class FeedSocket(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         if text_data is None:
-            await self.close(code=1003)  # RFC 6455 7.4.1: a type it cannot accept
+            await self.close(code=CLOSE_UNSUPPORTED_DATA)
         elif len(text_data.encode("utf-8")) > feed.MAX_MESSAGE_BYTES:
-            await self.close(code=1009)
+            await self.close(code=CLOSE_TOO_BIG)
         else:
             await feed.publish(self.channel_layer, self.t.name, text_data)
 
@@ -324,7 +330,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not isinstance(message, str):
                 raise TypeError
         except (TypeError, ValueError, KeyError):
-            await self.close(code=1007)  # RFC 6455: data not consistent with the message type
+            await self.close(code=CLOSE_INVALID_DATA)
             return
         await self.channel_layer.group_send(
             self.room_group_name, {"type": "chat.message", "message": message}
