@@ -326,3 +326,21 @@ async fn dwebsocket_serves_the_websocket_feed_exactly_and_one_socket_per_thread(
     assert_eq!(v["served_concurrently"], 4, "{v}");
     assert_eq!(v["next"], "waited", "{v}");
 }
+
+fn pushpin_missing() -> Option<String> {
+    ["pushpin", "zurl", "condure"]
+        .into_iter()
+        .find(|p| !on_path(p))
+        .map(|p| format!("{p} (apt-get install pushpin zurl)"))
+}
+
+/// Pushpin in front of scripts/peers/pushpin/origin.py: every transport through GRIP (held
+/// responses and streams, WebSocket-over-HTTP), exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushpin_serves_every_transport_exactly_through_grip() {
+    if skip_unless_installed("pushpin", pushpin_missing()) {
+        return;
+    }
+    let peer = Peer::start("pushpin", &[]);
+    assert_clean_run(&peer, &Transport::ALL).await;
+}
