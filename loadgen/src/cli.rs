@@ -165,61 +165,48 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
-/// pushlab-server's flags (the lab's defaults; the ticker is off).
+/// `serve`'s flags: pushlab-server's own ([`pushlab_server::ServerArgs`], checked there) and
+/// where to listen. The ticker is off unless `--tick-rate` says otherwise (the library's
+/// default; the `pushlab-server` binary alone turns it on by default).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub bind: SocketAddr,
-    #[arg(long, default_value_t = 4096)]
-    pub history: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub max_batch: usize,
-    #[arg(long)]
-    pub max_subscriber_lag: Option<usize>,
-    #[arg(long, default_value_t = 0.0)]
-    pub tick_rate: f64,
-    #[arg(long, default_value_t = 64)]
-    pub tick_bytes: usize,
-    #[arg(long, default_value_t = 50_000)]
-    pub max_connections: usize,
-    #[arg(long, default_value_t = 64 * 1024)]
-    pub max_message_bytes: usize,
-    /// Open connections per client IP at most (spread clients with --source-ips past it).
-    #[arg(long, default_value_t = 10_000)]
-    pub max_connections_per_ip: usize,
-    /// Seconds between SSE/stream heartbeats.
-    #[arg(long, default_value_t = 15.0)]
-    pub heartbeat: f64,
-}
-
-impl ServeArgs {
-    pub fn server_config(&self) -> Result<pushlab_server::ServerConfig, ConfigError> {
-        let history = self.history.max(1);
-        let heartbeat = Duration::try_from_secs_f64(self.heartbeat)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| ConfigError::Invalid {
-                flag: "--heartbeat",
-                why: "must be a positive number of seconds".into(),
-            })?;
-        Ok(pushlab_server::ServerConfig {
-            history,
-            max_batch: self.max_batch.max(1),
-            max_subscriber_lag: self.max_subscriber_lag.unwrap_or(history).clamp(1, history),
-            tick_rate: self.tick_rate.max(0.0),
-            tick_bytes: self.tick_bytes,
-            max_connections: self.max_connections.max(1),
-            max_message_bytes: self.max_message_bytes.max(1),
-            max_connections_per_ip: self.max_connections_per_ip.max(1),
-            heartbeat_interval: heartbeat,
-            ..pushlab_server::ServerConfig::default()
-        })
-    }
+    #[command(flatten)]
+    pub server: pushlab_server::ServerArgs,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli =
+            Cli::try_parse_from(["pushlab-loadgen", "serve"].iter().chain(args).copied()).unwrap();
+        match cli.command {
+            Command::Serve(s) => s,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn serve_takes_the_server_flags_with_the_ticker_off() {
+        let s = serve_args(&[]);
+        assert_eq!(s.bind, "127.0.0.1:0".parse().unwrap());
+        let c = s.server.into_config().unwrap();
+        assert_eq!(c.tick_rate, 0.0);
+        let c = serve_args(&["--tick-rate", "5", "--max-headers", "10"])
+            .server
+            .into_config()
+            .unwrap();
+        assert_eq!((c.tick_rate, c.max_headers), (5.0, 10));
+        let why = serve_args(&["--history", "0"])
+            .server
+            .into_config()
+            .unwrap_err();
+        assert!(why.to_string().starts_with("--history"), "{why}");
+    }
 
     fn parse(args: &[&str]) -> Result<RunConfig, String> {
         let cli = Cli::try_parse_from(["pushlab-loadgen", "run"].iter().chain(args).copied())

@@ -12,6 +12,9 @@ pub enum ConfigError {
     Transport(String),
     #[error("{flag} {why}")]
     Invalid { flag: &'static str, why: String },
+    /// A `serve` flag the server refused.
+    #[error(transparent)]
+    Server(#[from] pushlab_server::ConfigError),
 }
 
 /// Why a run stopped (losses do not stop a run: they are in the result).

@@ -63,7 +63,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), LoadgenError> {
     use std::io::Write;
-    let config = args.server_config()?;
+    let config = args
+        .server
+        .clone()
+        .into_config()
+        .map_err(ConfigError::from)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| LoadgenError::Io {

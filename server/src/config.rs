@@ -1,4 +1,14 @@
-//! Server settings, with the defaults the lab is measured with.
+//! Server settings, with the defaults the lab is measured with, and the flags that set them.
+//!
+//! [`ServerArgs`] (clap derive) is the one place the server's flags are declared and checked:
+//! `pushlab-server` and `pushlab-loadgen serve` both flatten it and call
+//! [`ServerArgs::into_config`], which gives a [`ServerConfig`] or a [`ConfigError`] naming the
+//! flag:
+//!
+//! ```text
+//! $ pushlab-server --idle-timeout 5 --heartbeat 15
+//! error: --idle-timeout must exceed --heartbeat (15 s), or quiet streams would be cut, got 5 s
+//! ```
 
 use std::time::Duration;
 
@@ -58,32 +68,434 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            history: 4096,
-            max_batch: 1000,
-            max_subscriber_lag: 4096,
-            tick_rate: 0.0,
-            tick_bytes: 64,
-            max_connections: 50_000,
-            max_message_bytes: 64 * 1024,
-            max_topics: 10_000,
-            header_read_timeout: Duration::from_secs(10),
-            default_longpoll_timeout: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(15),
-            shutdown_grace: Duration::from_secs(4),
-            publish_token: None,
-            allowed_origins: None,
-            max_connections_per_ip: 10_000,
-            max_header_bytes: 16 * 1024,
-            max_headers: 64,
-            idle_timeout: Duration::from_secs(60),
-            ws_ping_interval: Duration::from_secs(30),
-            ws_pong_timeout: Duration::from_secs(30),
-            publish_rate_per_s: 10_000.0,
-            publish_burst: 10_000,
-        }
+        Self::DEFAULT
     }
+}
+
+impl ServerConfig {
+    /// The documented defaults (what `Default` gives), usable in constant contexts.
+    pub const DEFAULT: ServerConfig = ServerConfig {
+        history: 4096,
+        max_batch: 1000,
+        max_subscriber_lag: 4096,
+        tick_rate: 0.0,
+        tick_bytes: 64,
+        max_connections: 50_000,
+        max_message_bytes: 64 * 1024,
+        max_topics: 10_000,
+        header_read_timeout: Duration::from_secs(10),
+        default_longpoll_timeout: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(15),
+        shutdown_grace: Duration::from_secs(4),
+        publish_token: None,
+        allowed_origins: None,
+        max_connections_per_ip: 10_000,
+        max_header_bytes: 16 * 1024,
+        max_headers: 64,
+        idle_timeout: Duration::from_secs(60),
+        ws_ping_interval: Duration::from_secs(30),
+        ws_pong_timeout: Duration::from_secs(30),
+        publish_rate_per_s: 10_000.0,
+        publish_burst: 10_000,
+    };
 }
 
 /// Long-poll `timeout` bounds, in seconds.
 pub const LONGPOLL_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 1..=120;
+
+/// A flag value that cannot work; the message names the flag (`--history must be ...`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--{flag} {why}")]
+pub struct ConfigError {
+    /// The flag, without its leading `--`.
+    pub flag: &'static str,
+    /// What is wrong with its value, e.g. `must be at least 1, got 0`.
+    pub why: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, why: impl Into<String>) -> Self {
+        ConfigError {
+            flag,
+            why: why.into(),
+        }
+    }
+}
+
+/// The server's flags, shared by `pushlab-server` and `pushlab-loadgen serve` through
+/// `#[command(flatten)]` so the two cannot drift. Defaults are [`ServerConfig::default`]'s;
+/// each binary adds its own `--bind` (and `pushlab-server` turns the ticker on by default).
+/// [`ServerArgs::into_config`] checks every value.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Messages kept per topic for resuming subscribers (1 to 10,000,000).
+    #[arg(long, default_value_t = DEFAULTS.history)]
+    pub history: usize,
+    /// Most messages in one poll or long-poll batch (1 to 1,000,000).
+    #[arg(long, default_value_t = DEFAULTS.max_batch)]
+    pub max_batch: usize,
+    /// Messages a stream or WebSocket subscriber may lag before a gap notice moves it on
+    /// (1 to --history; default: --history).
+    #[arg(long)]
+    pub max_subscriber_lag: Option<usize>,
+    /// Built-in ticker on topic "ticker", messages per second (0: off; at most 1,000,000).
+    #[arg(long, default_value_t = DEFAULTS.tick_rate)]
+    pub tick_rate: f64,
+    /// Bytes of data in each ticker message (at most --max-message-bytes).
+    #[arg(long, default_value_t = DEFAULTS.tick_bytes)]
+    pub tick_bytes: usize,
+    /// Open connections at most; past it, 503 with Retry-After.
+    #[arg(long, default_value_t = DEFAULTS.max_connections)]
+    pub max_connections: usize,
+    /// Largest message in bytes (413 on publish, close 1009 on WebSocket).
+    #[arg(long, default_value_t = DEFAULTS.max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Most topics (made on first use).
+    #[arg(long, default_value_t = DEFAULTS.max_topics)]
+    pub max_topics: usize,
+    /// Seconds a client has to send a whole request head.
+    #[arg(long, default_value_t = DEFAULTS.header_read_timeout.as_secs_f64())]
+    pub header_read_timeout: f64,
+    /// Seconds between SSE/stream heartbeats.
+    #[arg(long, default_value_t = DEFAULTS.heartbeat_interval.as_secs_f64())]
+    pub heartbeat: f64,
+    /// Bearer token that publishing needs (POST /publish, WebSocket text frames, POST /ticker);
+    /// WebSockets may pass it as ?token=. Default (or empty): anyone may publish.
+    #[arg(long, env = "PUSHLAB_PUBLISH_TOKEN")]
+    pub publish_token: Option<String>,
+    /// Web origins (comma-separated, e.g. https://lab.example,http://localhost:5173, or *)
+    /// allowed to open WebSockets, publish and read with CORS. Default: same-origin only.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Open connections one client address may hold; past it, 503 (spread load generators
+    /// over several source addresses past it).
+    #[arg(long, default_value_t = DEFAULTS.max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
+    /// Largest request head (URI and header fields) in bytes, at least 256; past it, 431.
+    #[arg(long, default_value_t = DEFAULTS.max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; past it, 431 (4 to 100: hyper refuses more than 100).
+    #[arg(long, default_value_t = DEFAULTS.max_headers)]
+    pub max_headers: usize,
+    /// Seconds a connection may move no byte (with no request running) before it is closed;
+    /// must exceed --heartbeat.
+    #[arg(long, default_value_t = DEFAULTS.idle_timeout.as_secs_f64())]
+    pub idle_timeout: f64,
+    /// Seconds between the server's WebSocket pings.
+    #[arg(long, default_value_t = DEFAULTS.ws_ping_interval.as_secs_f64())]
+    pub ws_ping_interval: f64,
+    /// Seconds a WebSocket has to answer a ping (or take a write) before it is dropped.
+    #[arg(long, default_value_t = DEFAULTS.ws_pong_timeout.as_secs_f64())]
+    pub ws_pong_timeout: f64,
+    /// Publishes per second one connection may make (HTTP: 429 past it; WebSocket: reading
+    /// pauses). 0: unlimited.
+    #[arg(long, default_value_t = DEFAULTS.publish_rate_per_s)]
+    pub publish_rate: f64,
+    /// Publishes one connection may make at once before --publish-rate applies (at least 1).
+    #[arg(long, default_value_t = DEFAULTS.publish_burst)]
+    pub publish_burst: u32,
+}
+
+/// The defaults the flags show, as a constant so clap's `default_value_t` can read them.
+const DEFAULTS: ServerConfig = ServerConfig::DEFAULT;
+
+impl Default for ServerArgs {
+    /// The flags as if none were given (so `into_config` gives [`ServerConfig::default`]).
+    fn default() -> Self {
+        ServerArgs {
+            history: DEFAULTS.history,
+            max_batch: DEFAULTS.max_batch,
+            max_subscriber_lag: None,
+            tick_rate: DEFAULTS.tick_rate,
+            tick_bytes: DEFAULTS.tick_bytes,
+            max_connections: DEFAULTS.max_connections,
+            max_message_bytes: DEFAULTS.max_message_bytes,
+            max_topics: DEFAULTS.max_topics,
+            header_read_timeout: DEFAULTS.header_read_timeout.as_secs_f64(),
+            heartbeat: DEFAULTS.heartbeat_interval.as_secs_f64(),
+            publish_token: None,
+            allowed_origins: None,
+            max_connections_per_ip: DEFAULTS.max_connections_per_ip,
+            max_header_bytes: DEFAULTS.max_header_bytes,
+            max_headers: DEFAULTS.max_headers,
+            idle_timeout: DEFAULTS.idle_timeout.as_secs_f64(),
+            ws_ping_interval: DEFAULTS.ws_ping_interval.as_secs_f64(),
+            ws_pong_timeout: DEFAULTS.ws_pong_timeout.as_secs_f64(),
+            publish_rate: DEFAULTS.publish_rate_per_s,
+            publish_burst: DEFAULTS.publish_burst,
+        }
+    }
+}
+
+impl ServerArgs {
+    /// Checks every flag and builds the settings; the first bad value is the error.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the flag: a count out of its range, a duration that is not a
+    /// positive number of seconds, `--idle-timeout` not above `--heartbeat`, and so on (each
+    /// flag's help gives its range).
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        let history = in_range("history", self.history, 1, 10_000_000)?;
+        let max_message_bytes = in_range("max-message-bytes", self.max_message_bytes, 1, 1 << 30)?;
+        let config = ServerConfig {
+            history,
+            max_batch: in_range("max-batch", self.max_batch, 1, 1_000_000)?,
+            max_subscriber_lag: match self.max_subscriber_lag {
+                None => history,
+                Some(lag) => in_range("max-subscriber-lag", lag, 1, history)?,
+            },
+            tick_rate: rate("tick-rate", self.tick_rate, 1e6)?,
+            tick_bytes: in_range("tick-bytes", self.tick_bytes, 0, max_message_bytes)?,
+            max_connections: in_range("max-connections", self.max_connections, 1, usize::MAX)?,
+            max_message_bytes,
+            max_topics: in_range("max-topics", self.max_topics, 1, usize::MAX)?,
+            header_read_timeout: seconds("header-read-timeout", self.header_read_timeout)?,
+            heartbeat_interval: seconds("heartbeat", self.heartbeat)?,
+            publish_token: self.publish_token.filter(|t| !t.is_empty()),
+            allowed_origins: self.allowed_origins.map(|list| {
+                list.into_iter()
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
+            max_connections_per_ip: in_range(
+                "max-connections-per-ip",
+                self.max_connections_per_ip,
+                1,
+                usize::MAX,
+            )?,
+            max_header_bytes: in_range("max-header-bytes", self.max_header_bytes, 256, 1 << 20)?,
+            max_headers: in_range("max-headers", self.max_headers, 4, 100)?,
+            idle_timeout: seconds("idle-timeout", self.idle_timeout)?,
+            ws_ping_interval: seconds("ws-ping-interval", self.ws_ping_interval)?,
+            ws_pong_timeout: seconds("ws-pong-timeout", self.ws_pong_timeout)?,
+            publish_rate_per_s: rate("publish-rate", self.publish_rate, 1e9)?,
+            publish_burst: in_range("publish-burst", self.publish_burst, 1, u32::MAX)?,
+            ..ServerConfig::default()
+        };
+        if config.idle_timeout <= config.heartbeat_interval {
+            return Err(ConfigError::new(
+                "idle-timeout",
+                format!(
+                    "must exceed --heartbeat ({} s), or quiet streams would be cut, got {} s",
+                    self.heartbeat, self.idle_timeout
+                ),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// `value` if it lies in `min..=max`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    flag: &'static str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            flag,
+            format!("must be between {min} and {max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A rate per second in `0..=max` (NaN and infinities refused).
+fn rate(flag: &'static str, value: f64, max: f64) -> Result<f64, ConfigError> {
+    if !(value.is_finite() && (0.0..=max).contains(&value)) {
+        return Err(ConfigError::new(
+            flag,
+            format!("must be between 0 and {max} per second, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A positive number of seconds as a duration.
+fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::new(
+                flag,
+                format!("must be a positive number of seconds, got {value}"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A binary that flattens the flags, as both real ones do.
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn config(flags: &[&str]) -> Result<ServerConfig, ConfigError> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("pushlab-server").chain(flags.iter().copied()))
+                .expect("clap accepts the flags");
+        cli.server.into_config()
+    }
+
+    /// The message of the error `flags` give (they must be refused).
+    fn refused(flags: &[&str]) -> String {
+        config(flags).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn no_flags_give_the_documented_defaults() {
+        let from_flags = config(&[]).unwrap();
+        assert_eq!(
+            format!("{from_flags:?}"),
+            format!("{:?}", ServerConfig::default())
+        );
+        let from_default = ServerArgs::default().into_config().unwrap();
+        assert_eq!(
+            format!("{from_default:?}"),
+            format!("{:?}", ServerConfig::default())
+        );
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let c = config(&[
+            "--history",
+            "100",
+            "--max-subscriber-lag",
+            "40",
+            "--tick-rate",
+            "2.5",
+            "--heartbeat",
+            "0.5",
+            "--idle-timeout",
+            "3",
+            "--publish-token",
+            "s3cret",
+            "--allowed-origins",
+            " https://a.example , ,http://b.example",
+            "--max-headers",
+            "100",
+            "--publish-rate",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.history, 100);
+        assert_eq!(c.max_subscriber_lag, 40);
+        assert_eq!(c.tick_rate, 2.5);
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.idle_timeout, Duration::from_secs(3));
+        assert_eq!(c.publish_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.allowed_origins,
+            Some(vec!["https://a.example".into(), "http://b.example".into()])
+        );
+        assert_eq!(c.max_headers, 100);
+        assert_eq!(c.publish_rate_per_s, 0.0);
+    }
+
+    #[test]
+    fn subscriber_lag_defaults_to_history() {
+        assert_eq!(config(&["--history", "7"]).unwrap().max_subscriber_lag, 7);
+    }
+
+    #[test]
+    fn an_empty_token_means_no_token() {
+        assert_eq!(
+            config(&["--publish-token", ""]).unwrap().publish_token,
+            None
+        );
+    }
+
+    #[test]
+    fn counts_out_of_range_are_refused_by_name() {
+        for (flags, expect) in [
+            (
+                &["--history", "0"][..],
+                "--history must be between 1 and 10000000, got 0",
+            ),
+            (&["--history", "10000001"], "--history"),
+            (&["--max-batch", "0"], "--max-batch"),
+            (
+                &["--history", "10", "--max-subscriber-lag", "11"],
+                "--max-subscriber-lag must be between 1 and 10, got 11",
+            ),
+            (&["--max-subscriber-lag", "0"], "--max-subscriber-lag"),
+            (&["--max-connections", "0"], "--max-connections must"),
+            (&["--max-message-bytes", "0"], "--max-message-bytes"),
+            (&["--max-topics", "0"], "--max-topics"),
+            (
+                &["--max-connections-per-ip", "0"],
+                "--max-connections-per-ip",
+            ),
+            (
+                &["--max-header-bytes", "255"],
+                "--max-header-bytes must be between 256",
+            ),
+            (&["--max-headers", "3"], "--max-headers"),
+            (
+                &["--max-headers", "101"],
+                "--max-headers must be between 4 and 100, got 101",
+            ),
+            (&["--publish-burst", "0"], "--publish-burst"),
+            (
+                &["--max-message-bytes", "100", "--tick-bytes", "101"],
+                "--tick-bytes must be between 0 and 100",
+            ),
+        ] {
+            let why = refused(flags);
+            assert!(why.starts_with(expect), "{flags:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn rates_must_be_finite_and_not_negative() {
+        for (flags, expect) in [
+            (&["--tick-rate=-1"][..], "--tick-rate"),
+            (&["--tick-rate", "NaN"], "--tick-rate"),
+            (&["--tick-rate", "1000001"], "--tick-rate"),
+            (&["--publish-rate=-0.5"], "--publish-rate"),
+            (&["--publish-rate", "inf"], "--publish-rate"),
+        ] {
+            let why = refused(flags);
+            assert!(why.starts_with(expect), "{flags:?}: {why}");
+        }
+        assert_eq!(config(&["--tick-rate", "0"]).unwrap().tick_rate, 0.0);
+    }
+
+    #[test]
+    fn durations_must_be_positive_seconds() {
+        for flag in [
+            "--header-read-timeout",
+            "--heartbeat",
+            "--idle-timeout",
+            "--ws-ping-interval",
+            "--ws-pong-timeout",
+        ] {
+            for bad in ["0", "-1", "NaN", "1e300"] {
+                let why = refused(&[&format!("{flag}={bad}")]);
+                assert!(
+                    why.starts_with(&format!("{flag} must be a positive number of seconds")),
+                    "{flag} {bad}: {why}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn idle_timeout_must_exceed_the_heartbeat() {
+        let why = refused(&["--heartbeat", "15", "--idle-timeout", "15"]);
+        assert!(
+            why.starts_with("--idle-timeout must exceed --heartbeat"),
+            "{why}"
+        );
+        assert!(config(&["--heartbeat", "1", "--idle-timeout", "1.5"]).is_ok());
+    }
+}

@@ -50,7 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
-pub use config::ServerConfig;
+pub use config::{ConfigError, ServerArgs, ServerConfig};
 pub use feed::Feed;
 pub use metrics::Metrics;
 
@@ -113,6 +113,18 @@ pub async fn serve_shared(
     shutdown_tx: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        if !addr.ip().is_loopback() && shared.config.publish_token.is_none() {
+            tracing::warn!(
+                "listening on {addr} without --publish-token: anyone who reaches it may publish"
+            );
+        }
+        tracing::info!(
+            "pushlab-server {} listening on http://{addr} (ticker {} msg/s)",
+            env!("CARGO_PKG_VERSION"),
+            shared.config.tick_rate
+        );
+    }
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let connections = TaskTracker::new();
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
