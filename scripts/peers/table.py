@@ -20,7 +20,7 @@ TARGETS = [
     ("pushpin", "Pushpin (+ origin)"),
     ("channels-memory", "Channels, in-memory layer"),
     ("channels-redis", "Channels, Redis layer (+ redis-server)"),
-    ("dwebsocket", "dwebsocket (gunicorn, 50 threads)"),
+    ("dwebsocket", "dwebsocket (gunicorn gthread, 64 threads)"),
 ]
 TRANSPORTS = ["poll", "longpoll", "sse", "stream", "ws"]
 

@@ -124,6 +124,21 @@ class Topic:
         cursor = start - 1 + len(msgs)
         return cursor, gap, msgs
 
+    def catch_up(self, cursor, upto=None):
+        """Everything after `cursor` (with `upto`: until the cursor reaches it), in batches:
+        (new cursor, [(seq, MESSAGE) or (None, gap)])."""
+        items = []
+        while upto is None or cursor < upto:
+            cursor_now, gap, msgs = self.read_after(cursor)
+            if gap:
+                items.append((None, gap))
+            first = cursor_now - len(msgs) + 1
+            items += [(first + i, m) for i, m in enumerate(msgs)]
+            cursor = cursor_now
+            if not msgs and not gap:
+                break
+        return cursor, items
+
 
 class Topics:
     """Every topic, made on first use."""

@@ -211,17 +211,14 @@ class Follow(JsonHttp):
         return feed.sse_event(seq, msg) if self.sse else msg + b"\n"
 
     async def catch_up(self, upto=None):
-        while upto is None or self.cursor < upto:
-            cursor, gap, msgs = self.t.read_after(self.cursor)
-            if gap:
+        self.cursor, items = self.t.catch_up(self.cursor, upto)
+        for seq, item in items:
+            if seq is None:
+                gap = item
                 await self.send_chunk(feed.sse_gap(gap) if self.sse else feed.gap_notice(gap) + b"\n")
-            first = cursor - len(msgs) + 1
-            for i, msg in enumerate(msgs):
-                await self.send_chunk(self.frame(first + i, msg))
-            self.cursor = cursor
-            self.last_write = time.monotonic()
-            if not msgs and not gap:
-                return
+            else:
+                await self.send_chunk(self.frame(seq, item))
+        self.last_write = time.monotonic()
 
     async def feed_message(self, event):
         seq = event["seq"]
@@ -271,15 +268,9 @@ class FeedSocket(AsyncWebsocketConsumer):
         await self.catch_up()
 
     async def catch_up(self, upto=None):
-        while upto is None or self.cursor < upto:
-            cursor, gap, msgs = self.t.read_after(self.cursor)
-            if gap:
-                await self.send(text_data=feed.gap_notice(gap).decode())
-            for msg in msgs:
-                await self.send(text_data=msg.decode("utf-8"))
-            self.cursor = cursor
-            if not msgs and not gap:
-                return
+        self.cursor, items = self.t.catch_up(self.cursor, upto)
+        for seq, item in items:
+            await self.send(text_data=(feed.gap_notice(item) if seq is None else item).decode())
 
     async def feed_message(self, event):
         seq = event["seq"]
