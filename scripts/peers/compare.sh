@@ -7,7 +7,7 @@
 #
 # writes OUT_DIR/NAME.json and NAME.md (the loadgen's table) per target, OUT_DIR/NAME.capacity.json
 # (concurrent WebSockets served, dwebsocket/capacity.py) for the WebSocket targets, and
-# results/PEERS.md from them (scripts/peers/table.py). Without flags the scenario is 50 clients
+# results/PEERS.md with two charts in results/charts/ from them (scripts/peers/table.py). Without flags the scenario is 50 clients
 # per transport, 10 msg/s of 64 B, polls every 1 s, 5 s measured after 1 s of warmup; flags
 # given replace all of these. A target that is missing or does not start ends its part with one
 # line naming what is missing; the others still run.
@@ -58,6 +58,12 @@ target() {
     stop
     return 0
   fi
+  if [ "$profile" = pushlab ]; then  # serving, not only listening (Pushpin's origin, ...)
+    for _ in $(seq 300); do
+      curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/healthz" && break
+      sleep 0.1
+    done
+  fi
   echo "## $label" > "$out/$name.md"
   "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --target-profile "$profile" \
     --server-pid "$pid" --transports "$transports" "${flags[@]}" --out "$out/$name.json" \
@@ -82,5 +88,5 @@ target channels-redis "Channels (Redis layer)" all pushlab "$here/channels/run.s
 # One thread per open WebSocket, and publishing needs one too: 64 threads for 50 clients.
 target dwebsocket "dwebsocket" ws pushlab "$here/dwebsocket/run.sh" --threads 64
 
-python3 "$here/table.py" "$out" "${flags[*]}" > "$root/results/PEERS.md"
+python3 "$here/table.py" "$out" "${flags[*]}" "$root/results/charts" > "$root/results/PEERS.md"
 echo "wrote $root/results/PEERS.md" >&2

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""results/PEERS.md from the results compare.sh wrote (usage: table.py OUT_DIR "FLAGS").
+"""results/PEERS.md from the results compare.sh wrote (usage: table.py OUT_DIR "FLAGS" [CHARTS_DIR]).
 
 Per transport, one row per target: wire bytes per delivered message (up + down, TCP/IP headers
 left out as in the main report), latency p50 and p99, server CPU per delivery, server memory per
 open connection (RSS growth, or pushlab-server's own figure), errors, lost, and each figure's
-ratio to pushlab-server's. Then the concurrent WebSockets each target served
+ratio to pushlab-server's; with CHARTS_DIR, two SVG charts (CPU per delivery, p99). Then the concurrent WebSockets each target served
 (dwebsocket/capacity.py) and what each target could not do. Nothing here is typed by hand: every
 figure comes from OUT_DIR's JSON.
 """
@@ -65,8 +65,55 @@ def ratio(x, base):
     return f"{x / base:.2f}"
 
 
+COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+
+
+def chart_svg(rows, metric, title):
+    """A grouped bar chart (SVG text), log scale: one group per transport, one bar per target.
+    `rows`: {transport: [(label, figures)]}."""
+    import math
+
+    values = [f[metric] for group in rows.values() for _, f in group if f[metric]]
+    if not values:
+        return None
+    lo = 10 ** math.floor(math.log10(min(values)))
+    hi = 10 ** math.ceil(math.log10(max(values)))
+    w, h, left, top, plot_h = 760, 360, 60, 40, 250
+    group_w = (w - left - 20) / len(TRANSPORTS)
+    labels = [label for name, label in TARGETS]
+    bar_w = group_w * 0.8 / len(labels)
+
+    def y(v):
+        return top + plot_h * (1 - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+    decade = lo
+    while decade <= hi:
+        parts.append(f'<line x1="{left}" x2="{w - 20}" y1="{y(decade):.1f}" y2="{y(decade):.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 4}" y="{y(decade) + 4:.1f}" text-anchor="end">{decade:g}</text>')
+        decade *= 10
+    for gi, tr in enumerate(TRANSPORTS):
+        x0 = left + gi * group_w + group_w * 0.1
+        parts.append(f'<text x="{x0 + group_w * 0.4:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{tr}</text>')
+        for label, f in rows.get(tr, []):
+            v = f[metric]
+            if not v:
+                continue
+            i = labels.index(label)
+            parts.append(f'<rect x="{x0 + i * bar_w:.1f}" y="{y(v):.1f}" width="{bar_w - 1:.1f}" '
+                         f'height="{top + plot_h - y(v):.1f}" fill="{COLORS[i]}"><title>{label}: {v:.1f}</title></rect>')
+    for i, label in enumerate(labels):
+        lx, ly = left + (i % 3) * 230, top + plot_h + 34 + (i // 3) * 16
+        parts.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{COLORS[i]}"/>'
+                     f'<text x="{lx + 14}" y="{ly}">{label}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
 def main():
     out, flags = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
+    charts = sys.argv[3] if len(sys.argv) > 3 else None
     runs = {name: load(out, name) for name, _ in TARGETS}
     lines = [
         "# Peer servers beside pushlab-server",
@@ -87,6 +134,7 @@ def main():
         "",
     ]
     base_runs = runs.get("pushlab")
+    rows = {}
     for tr in TRANSPORTS:
         lines += [
             f"## {tr}",
@@ -104,6 +152,7 @@ def main():
             if not t:
                 continue
             f = figures(t[0])
+            rows.setdefault(tr, []).append((label, f))
             b = base or {}
             lines.append(
                 f"| {label} | {num(f['bytes'])} | {num(f['p50'])} | {num(f['p99'])} | "
@@ -113,6 +162,17 @@ def main():
                 f"{ratio(f['mem'], b.get('mem'))} | {f['cpu_source']} |"
             )
         lines.append("")
+    if charts:
+        os.makedirs(charts, exist_ok=True)
+        for metric, title, file in [
+            ("cpu", "Server CPU per delivered message, microseconds (log scale)", "peers_cpu_per_delivery.svg"),
+            ("p99", "Latency p99, milliseconds (log scale)", "peers_p99_latency.svg"),
+        ]:
+            svg = chart_svg(rows, metric, title)
+            if svg:
+                with open(os.path.join(charts, file), "w") as f:
+                    f.write(svg + "\n")
+                lines += [f"![{title}](charts/{file})", ""]
     lines += [
         "## Concurrent WebSockets",
         "",

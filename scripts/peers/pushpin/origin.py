@@ -223,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(400, "message body must be UTF-8 text")
         except WireError as e:
             return self.error(400, e)
+        except OSError as e:  # Pushpin's publish API did not take it
+            return self.error(502, f"publishing to Pushpin failed: {e}")
         self.answer(202, b'{"seq":%d}' % seq)
 
     def websocket(self, head, topic, query, body):
@@ -256,12 +258,15 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, out, headers)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # socketserver's 5 drops connects when many subscribers arrive
+
+
 def main():
     global PUBLISH_URL
     port, PUBLISH_URL = int(sys.argv[1]), sys.argv[2]
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.serve_forever()
+    Server(("127.0.0.1", port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

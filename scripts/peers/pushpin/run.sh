@@ -86,6 +86,7 @@ mkdir -p "$dir/run" "$dir/log"
 
 PYTHONPATH=$here/../lib python3 "$here/origin.py" "$origin" "http://127.0.0.1:$publish/publish/" &
 children+=($!)
+peer_wait_port "$origin" 20
 echo "pushpin on http://127.0.0.1:$port (origin :$origin, publish API :$publish, config $dir)" >&2
 pushpin --config "$dir/pushpin.conf" --merge-output &
 children+=($!)
