@@ -5,13 +5,18 @@
 # 100 msg/s on renewed keep-alive connections, 10 abusive connections a second, the ticker on).
 #
 # Prints the server's RSS (from /metrics) idle, at the start of the soak (after a warm-up), every
-# 30 s, and at the end. Exits non-zero if RSS grew past the bound, a message was lost or
-# duplicated, or connections or tasks were left behind.
+# 30 s, and at the end. Exits non-zero if RSS grew past the bound, the retained bytes moved, a
+# message was lost or duplicated, or connections or tasks were left behind.
 #
 #   scripts/soak.sh                  # 10 minutes
 #   scripts/soak.sh --minutes 2 --out soak.json
 #
-# Bound: RSS at the end <= RSS at the start + max(16 MiB, 25% of the start).
+# Warm-up: every ring fills before the start figure (the ticker runs at 1000 msg/s until its
+# 4096-message ring is full, then at 5 msg/s; the soak topic fills at 100 msg/s in 41 s), and
+# the start waits for the retained-messages gauge to stop moving (the plateau): from then on a
+# leak-free server holds its memory flat.
+# Bound: RSS at the end <= RSS at the start + 5 %, and pushlab_retained_bytes within 1 % of
+# its start (messages differ only in their seq and timestamp digits).
 set -euo pipefail
 
 MINUTES=10
@@ -64,6 +69,14 @@ mib() { python3 -c "print(f'{int($1) / 1048576:.1f}')"; }
 
 RSS_IDLE=$(metric process_resident_memory_bytes)
 TASKS_IDLE=$(metric pushlab_runtime_alive_tasks)
+# Fill the ticker's ring now rather than over 13 minutes at 5 msg/s (bounded: 30 s).
+HISTORY=4096
+curl -sf --max-time 5 -X POST "http://$ADDR/ticker?rate=1000" >/dev/null
+for _ in $(seq 300); do
+  [ "$(metric pushlab_retained_messages)" -ge "$HISTORY" ] && break
+  sleep 0.1
+done
+curl -sf --max-time 5 -X POST "http://$ADDR/ticker?rate=5" >/dev/null
 echo "== server $ADDR (pid $SERVER_PID): idle RSS $(mib "$RSS_IDLE") MiB, $TASKS_IDLE tasks; soaking ${SECS} s"
 
 PUSHLAB_SOAK_ADDR="$ADDR" PUSHLAB_SOAK_SECS="$SECS" PUSHLAB_SOAK_OUT="$WORK/client.json" \
@@ -71,13 +84,32 @@ PUSHLAB_SOAK_ADDR="$ADDR" PUSHLAB_SOAK_SECS="$SECS" PUSHLAB_SOAK_OUT="$WORK/clie
   >"$WORK/client.log" 2>&1 &
 CLIENT_PID=$!
 
-# Warm-up: the history ring (4096 messages, 41 s at 100 msg/s) fills and allocator pools
-# settle before the start figure: 45 to 60 s, or a quarter of a shorter soak.
+# Warm-up: the soak topic's ring (4096 messages, 41 s at 100 msg/s) fills and allocator pools
+# settle before the start figure: 45 to 60 s, or a quarter of a shorter soak; then the plateau:
+# the retained-messages gauge holds still for 5 s and RSS moves under 1 % over 10 s (bounded by
+# a quarter of the soak; if it is not reached the script says so and starts anyway).
 WARMUP=$(( SECS / 4 > 60 ? 60 : (SECS / 4 < 45 ? 45 : SECS / 4) ))
 [ "$WARMUP" -ge "$SECS" ] && WARMUP=$(( SECS / 4 ))
 sleep "$WARMUP"
+LAST=$(metric pushlab_retained_messages); STILL=0; RSS_HIST=""; PLATEAU=0
+for _ in $(seq $(( SECS / 4 + 10 ))); do
+  sleep 1
+  WARMUP=$(( WARMUP + 1 ))
+  NOW=$(metric pushlab_retained_messages)
+  [ "$NOW" = "$LAST" ] && STILL=$(( STILL + 1 )) || STILL=0
+  LAST=$NOW
+  RSS_HIST="$RSS_HIST $(metric process_resident_memory_bytes)"
+  if [ "$STILL" -ge 5 ] && python3 -c "
+r = [int(x) for x in '$RSS_HIST'.split()][-11:]
+raise SystemExit(0 if len(r) == 11 and abs(r[-1] - r[0]) <= r[-1] // 100 else 1)"; then
+    PLATEAU=1; break
+  fi
+done
+[ "$PLATEAU" -eq 1 ] || echo "   (no plateau within the warm-up: retained messages $LAST, RSS still moving)"
 RSS_START=$(metric process_resident_memory_bytes)
-echo "   t=${WARMUP}s RSS start $(mib "$RSS_START") MiB, $(open_connections) connections open"
+HEAP_START=$(metric pushlab_heap_bytes || echo 0)
+RETAINED_START=$(metric pushlab_retained_bytes)
+echo "   t=${WARMUP}s RSS start $(mib "$RSS_START") MiB, retained $(mib "$RETAINED_START") MiB ($LAST messages), $(open_connections) connections open"
 SAMPLES="$WARMUP:$RSS_START"
 RSS_MAX=$RSS_START
 ELAPSED=$WARMUP
@@ -88,7 +120,7 @@ while kill -0 "$CLIENT_PID" 2>/dev/null; do
     R=$(metric process_resident_memory_bytes || echo 0)
     SAMPLES="$SAMPLES $ELAPSED:$R"
     [ "$R" -gt "$RSS_MAX" ] && RSS_MAX=$R
-    echo "   t=${ELAPSED}s RSS $(mib "$R") MiB, $(open_connections) connections open"
+    H=$(metric pushlab_heap_bytes); echo "   t=${ELAPSED}s RSS $(mib "$R") MiB, heap $(mib "${H:-0}") MiB, $(open_connections) connections open"
   fi
   if [ "$ELAPSED" -gt $(( SECS + 300 )) ]; then
     echo "soak client did not finish" >&2
@@ -99,6 +131,8 @@ CLIENT_OK=0
 wait "$CLIENT_PID" || CLIENT_OK=$?
 CLIENT_PID=""
 RSS_END=$(metric process_resident_memory_bytes)
+HEAP_END=$(metric pushlab_heap_bytes || echo 0)
+RETAINED_END=$(metric pushlab_retained_bytes)
 [ "$RSS_END" -gt "$RSS_MAX" ] && RSS_MAX=$RSS_END
 SAMPLES="$SAMPLES end:$RSS_END"
 
@@ -117,16 +151,21 @@ RESULT=$(python3 - "$WORK/client.json" <<EOF
 import json, sys
 client = json.load(open(sys.argv[1]))
 start, end = $RSS_START, $RSS_END
-bound = start + max(16 << 20, start // 4)
+bound = start + start // 20
+retained_start, retained_end = $RETAINED_START, $RETAINED_END
+retained_flat = abs(retained_end - retained_start) <= retained_start // 100
 samples = [(t, int(r)) for t, r in (s.split(":") for s in "$SAMPLES".split())]
 out = {
     "minutes": $SECS / 60, "server": "$ADDR",
     "rss_idle_bytes": $RSS_IDLE, "rss_start_bytes": start, "rss_end_bytes": end,
     "rss_max_bytes": $RSS_MAX, "rss_bound_bytes": bound, "rss_samples": samples,
+    "rss_drift_percent": round(100.0 * (end - start) / start, 2),
+    "retained_start_bytes": retained_start, "retained_end_bytes": retained_end,
+    "heap_start_bytes": ${HEAP_START:-0}, "heap_end_bytes": ${HEAP_END:-0}, "plateau": $PLATEAU == 1,
     "open_connections_after": $OPEN, "tasks_idle": $TASKS_IDLE, "tasks_after": $TASKS_AFTER,
     "client": client, "client_exit": $CLIENT_OK,
 }
-out["pass"] = (end <= bound and client["lost"] == 0 and client["duplicates"] == 0
+out["pass"] = (end <= bound and retained_flat and client["lost"] == 0 and client["duplicates"] == 0
                and $OPEN == 0 and $CLIENT_OK == 0 and $TASKS_AFTER <= $TASKS_IDLE + 2)
 print(json.dumps(out))
 EOF
@@ -140,7 +179,10 @@ c = r["client"]
 def m(b):
     return f"{b / 1048576:.1f} MiB"
 print(f"== RSS idle {m(r['rss_idle_bytes'])}, start {m(r['rss_start_bytes'])}, "
-      f"end {m(r['rss_end_bytes'])}, max {m(r['rss_max_bytes'])} (bound {m(r['rss_bound_bytes'])})")
+      f"end {m(r['rss_end_bytes'])} ({r['rss_drift_percent']:+.2f} %), max {m(r['rss_max_bytes'])} "
+      f"(bound {m(r['rss_bound_bytes'])}, start + 5 %)")
+print(f"== retained {m(r['retained_start_bytes'])} at the start, {m(r['retained_end_bytes'])} at the end (bound: 1 %); "
+      f"heap {m(r['heap_start_bytes'])} -> {m(r['heap_end_bytes'])}; plateau reached: {r['plateau']}")
 print(f"== published {c['published']}; {c['subscribers']} subscribers over {c['sessions']} sessions "
       f"received {c['messages_received']}; lost {c['lost']}, duplicated {c['duplicates']}, "
       f"gap notices {c['gap_notices']}; {c['abusive_connections']} abusive connections")

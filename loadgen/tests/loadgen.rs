@@ -12,26 +12,13 @@ use pushlab_loadgen::config::{HeaderProfile, RunConfig};
 use pushlab_loadgen::record::decode_histogram;
 use pushlab_proto::result::{RunResult, TransportResult};
 use pushlab_proto::Transport;
+// An in-process server (the shared fixture) is fine where server CPU does not matter.
+use pushlab_server::testing::start_server;
+use pushlab_server::ServerConfig;
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
-
-/// An in-process pushlab-server on port 0 (fine where server CPU does not matter).
-async fn start_server() -> SocketAddr {
-    start_server_with(pushlab_server::ServerConfig::default()).await
-}
-
-async fn start_server_with(config: pushlab_server::ServerConfig) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(pushlab_server::serve(
-        listener,
-        config,
-        std::future::pending::<()>(),
-    ));
-    addr
-}
 
 fn short_config(addr: SocketAddr) -> RunConfig {
     let mut c = RunConfig::new(format!("http://{addr}").parse().unwrap());
@@ -110,14 +97,47 @@ async fn every_transport_counts_exactly_and_results_merge() {
     let server = pushlab_loadgen::spawn_server_from(std::path::Path::new(BIN), &[])
         .await
         .unwrap();
-    let a = pushlab_loadgen::run(short_config(server.addr))
-        .await
-        .unwrap();
+    let mut config = short_config(server.addr);
+    config.server_pid = server.child.id();
+    let a = pushlab_loadgen::run(config).await.unwrap();
     assert_exact(&a);
     for t in &a.transports {
+        let name = t.transport;
         let s = t.server.as_ref().unwrap();
-        assert!(s.rss_bytes_before > 0, "{}", t.transport);
-        assert!(t.server_cpu_us_per_1k_messages.is_some(), "{}", t.transport);
+        assert!(s.rss_bytes_before > 0, "{name}");
+        assert!(t.server_cpu_us_per_1k_messages.is_some(), "{name}");
+        // CPU to the microsecond, split by what it paid for; nothing left out.
+        assert_eq!(
+            s.cpu_source, "getrusage",
+            "{name}: pushlab-server's /metrics"
+        );
+        assert!(
+            s.heap_bytes_per_connection.is_some_and(|b| b > 0.0),
+            "{name}: heap bytes per connection: {:?}",
+            s.unavailable
+        );
+        assert!(
+            s.connect_cpu_us > 0.0 && s.publish_cpu_us > 0.0,
+            "{name}: {s:?}"
+        );
+        assert!(s.idle_s >= 0.9, "{name}: the idle part lasts --idle (1 s)");
+        for (what, v) in [
+            ("per connect", t.server_cpu_us_per_connect),
+            (
+                "per idle connection-second",
+                t.server_cpu_us_per_idle_connection_s,
+            ),
+            ("per delivery", t.server_cpu_us_per_delivery),
+        ] {
+            assert!(v.is_some_and(|v| v >= 0.0), "{name} {what}: {v:?}");
+        }
+        assert!(
+            s.kernel_socket_bytes_per_connection.is_some(),
+            "{name}: kernel socket memory (gauge or ss): {:?}",
+            s.unavailable
+        );
+        let lg = t.loadgen.expect("the loadgen's own cost");
+        assert!(lg.cpu_us > 0.0 && lg.wall_s > 0.0, "{name}: {lg:?}");
     }
     let by = |r: &RunResult, t: Transport| -> TransportResult {
         r.transports
@@ -136,13 +156,13 @@ async fn every_transport_counts_exactly_and_results_merge() {
     server.stop().await;
 
     // Frequent heartbeats and WebSocket pings: their bytes must be attributed too.
-    let addr = start_server_with(pushlab_server::ServerConfig {
+    let chatty = start_server(ServerConfig {
         heartbeat_interval: Duration::from_millis(20),
         ws_ping_interval: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let mut cfg = short_config(addr);
+    let mut cfg = short_config(chatty.addr);
     cfg.keep_alive = false;
     cfg.header_profile = HeaderProfile::Browser;
     cfg.same_process_server = true;
@@ -195,8 +215,8 @@ async fn every_transport_counts_exactly_and_results_merge() {
 /// nothing is lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_a_reconnect_without_loss() {
-    let addr = start_server().await;
-    let mut cfg = short_config(addr);
+    let server = start_server(ServerConfig::default()).await;
+    let mut cfg = short_config(server.addr);
     cfg.concurrent = true;
     cfg.drop_after_messages = Some(4);
     let r = pushlab_loadgen::run(cfg).await.unwrap();

@@ -209,22 +209,37 @@ pub fn hex_len(n: usize) -> usize {
 /// One server-sent event as a client parses it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SseEvent {
+    /// The stream's last event ID when this event was dispatched (set by this or an earlier
+    /// event's `id:` field, WHATWG's "last event ID buffer"); `None` before any `id:`.
     pub id: Option<String>,
+    /// The event type; `None` for the default type `message` (no `event:` field, or empty).
     pub event: Option<String>,
     pub data: String,
 }
 
-/// An incremental `text/event-stream` parser (WHATWG HTML 9.2.6), fed bytes as they arrive.
+/// An incremental `text/event-stream` parser following the WHATWG rules (HTML Living
+/// Standard, "Interpreting an event stream"), fed bytes as they arrive, from any peer:
 ///
-/// Comments (heartbeats) and `retry:` are consumed and skipped. It never panics on any input:
-/// invalid UTF-8 is replaced, lines of any length are buffered up to `max_line` bytes and an
-/// over-long line is an error.
+/// - a leading byte-order mark (EF BB BF) is skipped;
+/// - CR, LF and CRLF each end a line (a CR at the end of the bytes so far waits for the next);
+/// - a blank line dispatches the event, but only if it has data: an event with no `data:`
+///   line is dropped (its `event:` type with it), while its `id:` still sets the last event ID;
+/// - `retry:` with only ASCII digits sets the reconnection time ([`SseParser::retry_ms`]),
+///   anything else in it is ignored; `id:` containing NUL is ignored; other fields and
+///   comment lines (`:`, heartbeats) are skipped.
+///
+/// It never panics on any input: invalid UTF-8 is replaced, lines of any length are buffered up
+/// to `max_line` bytes and an over-long line is an error.
 #[derive(Debug)]
 pub struct SseParser {
     buf: BytesMut,
     current: SseEvent,
     has_data: bool,
     max_line: usize,
+    /// Whether the start of the stream has been looked at for a byte-order mark.
+    bom_checked: bool,
+    last_event_id: Option<String>,
+    retry_ms: Option<u64>,
 }
 
 /// Why an event stream could not be parsed.
@@ -234,6 +249,8 @@ pub enum SseError {
     LineTooLong(usize),
 }
 
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
 impl SseParser {
     pub fn new(max_line: usize) -> Self {
         SseParser {
@@ -241,6 +258,9 @@ impl SseParser {
             current: SseEvent::default(),
             has_data: false,
             max_line,
+            bom_checked: false,
+            last_event_id: None,
+            retry_ms: None,
         }
     }
 
@@ -249,8 +269,35 @@ impl SseParser {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The reconnection time the stream set with `retry:`, in milliseconds.
+    pub fn retry_ms(&self) -> Option<u64> {
+        self.retry_ms
+    }
+
+    /// The last event ID the stream set (what a reconnect sends as `Last-Event-ID`).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// Skips a leading byte-order mark once enough bytes are there to tell.
+    fn skip_bom(&mut self) -> bool {
+        if !self.bom_checked {
+            let n = self.buf.len().min(UTF8_BOM.len());
+            if self.buf[..n] != UTF8_BOM[..n] {
+                self.bom_checked = true;
+            } else if n == UTF8_BOM.len() {
+                let _ = self.buf.split_to(n);
+                self.bom_checked = true;
+            }
+        }
+        self.bom_checked
+    }
+
     /// The next complete event, if the bytes pushed so far hold one.
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
+        if !self.skip_bom() {
+            return Ok(None);
+        }
         loop {
             let Some(nl) = self.buf.iter().position(|&b| b == b'\n' || b == b'\r') else {
                 if self.buf.len() > self.max_line {
@@ -270,38 +317,51 @@ impl SseParser {
             };
             let _ = self.buf.split_to(skip);
             if line.is_empty() {
-                if self.has_data || self.current.event.is_some() {
-                    self.has_data = false;
-                    let mut ev = std::mem::take(&mut self.current);
-                    if ev.data.ends_with('\n') {
-                        ev.data.pop();
-                    }
-                    return Ok(Some(ev));
+                let ev = std::mem::take(&mut self.current);
+                if !std::mem::take(&mut self.has_data) {
+                    continue;
                 }
-                self.current.event = None;
-                continue;
+                return Ok(Some(self.dispatch(ev)));
             }
             if line[0] == b':' {
                 continue;
             }
-            let line = String::from_utf8_lossy(&line);
-            let (field, value) = match line.find(':') {
-                Some(i) => {
-                    let v = &line[i + 1..];
-                    (&line[..i], v.strip_prefix(' ').unwrap_or(v))
-                }
-                None => (&line[..], ""),
-            };
-            match field {
-                "data" => {
-                    self.current.data.push_str(value);
-                    self.current.data.push('\n');
-                    self.has_data = true;
-                }
-                "id" if !value.contains('\0') => self.current.id = Some(value.to_string()),
-                "event" => self.current.event = Some(value.to_string()),
-                _ => {}
+            self.field(&String::from_utf8_lossy(&line));
+        }
+    }
+
+    fn dispatch(&self, mut ev: SseEvent) -> SseEvent {
+        if ev.data.ends_with('\n') {
+            ev.data.pop();
+        }
+        if ev.event.as_deref() == Some("") {
+            ev.event = None;
+        }
+        ev.id = self.last_event_id.clone();
+        ev
+    }
+
+    fn field(&mut self, line: &str) {
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
             }
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                self.current.data.push_str(value);
+                self.current.data.push('\n');
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.last_event_id = Some(value.to_string()),
+            "event" => self.current.event = Some(value.to_string()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                // Digits past u64 are a reconnection time no one waits for: saturate.
+                self.retry_ms = Some(value.parse().unwrap_or(u64::MAX));
+            }
+            _ => {}
         }
     }
 }
@@ -379,6 +439,41 @@ mod tests {
         assert_eq!(p.next_event().unwrap().unwrap().data, "a\nb");
         p.push(&[b'x'; 40]);
         assert!(p.next_event().is_err());
+    }
+
+    #[test]
+    fn sse_parser_follows_the_whatwg_rules() {
+        let mut p = SseParser::new(1 << 10);
+        // A BOM split across pushes, then CR, LF and CRLF line ends.
+        p.push(b"\xef\xbb");
+        assert_eq!(p.next_event().unwrap(), None);
+        p.push(b"\xbfretry: 2500\rid: 7\n\r\nevent: gap\r\n\r\n");
+        // The blank lines ended events with no data: nothing dispatched, the id kept.
+        assert_eq!(p.next_event().unwrap(), None);
+        assert_eq!(p.retry_ms(), Some(2500));
+        assert_eq!(p.last_event_id(), Some("7"));
+        p.push(b"event:\rdata\rdata: x\r\r:");
+        let ev = p.next_event().unwrap().unwrap();
+        assert_eq!(
+            ev,
+            SseEvent {
+                id: Some("7".into()),
+                event: None,
+                data: "\nx".into()
+            }
+        );
+        // retry: with anything but digits is ignored; a BOM later in the stream is data.
+        p.push(b"retry: 1s\nretry:\ndata:\xef\xbb\xbfy\n\n");
+        assert_eq!(p.next_event().unwrap().unwrap().data, "\u{feff}y");
+        assert_eq!(p.retry_ms(), Some(2500));
+        // Only one BOM is skipped.
+        let mut q = SseParser::new(64);
+        q.push(b"\xef\xbb\xbf\xef\xbb\xbfdata: z\n\n");
+        assert_eq!(
+            q.next_event().unwrap(),
+            None,
+            "a line named BOM+data is no field"
+        );
     }
 
     #[test]

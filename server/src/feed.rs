@@ -1,8 +1,10 @@
 //! Topics, sequence numbers, the bounded history ring, and fan-out without copies.
 //!
 //! Each topic keeps its last `history` messages in a ring. A message is encoded once when it is
-//! published ([`Entry`]); the transport framings (SSE event, NDJSON line, WebSocket text) are
-//! built at most once per message, lazily, and shared as `Bytes` by every subscriber.
+//! published ([`Entry`]). The feed knows no transport: each entry carries a cache slot
+//! ([`Entry::cache`]) that the transport side fills with its framings (built at most once per
+//! message, lazily, and shared by every subscriber), so a new transport does not touch this
+//! file.
 //!
 //! Subscribers do not get a queue of their own: each holds a cursor (the last seq it has) and
 //! reads the ring from there when the topic's `watch` channel says something new arrived. A
@@ -10,65 +12,80 @@
 //! falls behind what the ring (or the lag bound) holds, the read returns a [`Gap`] saying
 //! exactly which seqs it missed, and the transport sends the gap notice. Nothing is dropped
 //! silently.
+//!
+//! Memory is bounded in bytes, not only in counts: every retained message is charged
+//! [`Entry::retained_bytes`] against one budget shared by all topics (`--max-retained-bytes`).
+//! Past it, the oldest messages across topics are evicted, in publish order, until the store
+//! fits again; a subscriber behind them gets the usual gap notice. Evicting rather than
+//! refusing publishes (503) keeps the feed live: a full store that refused new messages would
+//! refuse them for as long as nothing ages out, and on a quiet topic nothing would.
+//!
+//! ```text
+//! pushlab_retained_bytes 268435200          (gauge; at most --max-retained-bytes)
+//! pushlab_retained_messages 1489
+//! pushlab_evicted_messages_total{cause="budget"} 2511
+//! ```
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use pushlab_proto::frame::{ndjson_line, sse_event};
 use pushlab_proto::{encode_message, EncodedMessage, Gap};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-/// One published message with its lazily built, shared framings.
+/// One published message, encoded once, with a cache slot the transport side owns.
 #[derive(Debug)]
 pub struct Entry {
     pub msg: EncodedMessage,
-    sse: OnceLock<Bytes>,
-    ndjson: OnceLock<Bytes>,
-    ws: OnceLock<Utf8Bytes>,
+    cache: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Set once the entry has left its ring (history bound or byte budget).
+    evicted: AtomicBool,
 }
 
 impl Entry {
     fn new(msg: EncodedMessage) -> Self {
         Entry {
             msg,
-            sse: OnceLock::new(),
-            ndjson: OnceLock::new(),
-            ws: OnceLock::new(),
+            cache: OnceLock::new(),
+            evicted: AtomicBool::new(false),
         }
+    }
+
+    /// What this entry is charged against the retained-bytes budget: the encoded MESSAGE and
+    /// the framings the transport side may cache beside it (SSE and NDJSON, each about the
+    /// MESSAGE's size; built lazily, charged up front so the budget is an upper bound), plus the entry's fixed cost.
+    pub fn retained_bytes(&self) -> u64 {
+        const ENTRY_OVERHEAD_BYTES: u64 = 256;
+        3 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
     }
 
     pub fn seq(&self) -> u64 {
         self.msg.seq
     }
 
-    /// `id: SEQ\ndata: MESSAGE\n\n`, built once.
-    pub fn sse(&self) -> Bytes {
-        self.sse
-            .get_or_init(|| sse_event(self.msg.seq, &self.msg.bytes))
-            .clone()
-    }
-
-    /// `MESSAGE\n`, built once.
-    pub fn ndjson(&self) -> Bytes {
-        self.ndjson
-            .get_or_init(|| ndjson_line(&self.msg.bytes))
-            .clone()
-    }
-
-    /// MESSAGE as a WebSocket text payload (UTF-8 checked once).
-    pub fn ws_text(&self) -> Utf8Bytes {
-        self.ws
-            .get_or_init(|| {
-                Utf8Bytes::try_from(self.msg.bytes.clone())
-                    .expect("messages are encoded from str and are UTF-8")
-            })
-            .clone()
+    /// The per-message cache of type `T`, made (as `T::default()`) on first use and shared
+    /// by every later caller. The transport layer keeps its framings in it; the feed stores it
+    /// and never looks inside. Costs nothing until asked for (a message only polled makes
+    /// none).
+    ///
+    /// # Panics
+    /// If this entry's cache was already made with another type: a server has one cache type
+    /// (`transport::Framings`).
+    pub fn cache<T: Any + Default + Send + Sync>(&self) -> &T {
+        self.cache
+            .get_or_init(|| Box::<T>::default())
+            .downcast_ref::<T>()
+            .expect("an entry's cache has one type: the transport layer's")
     }
 }
+
+/// Most bytes of MESSAGE one read of the ring hands out (one message more if that one alone is
+/// larger): a poll batch is one contiguous body, so a batch of `max_batch` large messages
+/// would otherwise cost hundreds of MiB per request.
+pub const MAX_READ_BYTES: usize = 1024 * 1024;
 
 /// What a subscriber gets from one read of the ring.
 #[derive(Debug, Default)]
@@ -136,19 +153,44 @@ impl Topic {
         self.latest.subscribe()
     }
 
-    /// Publishes `data`, stamped with the current time. Encodes it once.
+    /// Publishes `data`, stamped with the current time. Encodes it once. Outside a [`Feed`]
+    /// (no byte budget); the feed publishes through [`Feed::publish`].
     pub fn publish(&self, data: &str) -> Arc<Entry> {
+        self.push(data, |_, _| {})
+    }
+
+    /// Publishes `data`; `account(new, evicted)` runs under the ring lock with the new entry
+    /// and the one the history bound pushed out, if any.
+    fn push(&self, data: &str, account: impl FnOnce(&Arc<Entry>, Option<&Entry>)) -> Arc<Entry> {
         let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
         let seq = ring.next_seq;
         ring.next_seq += 1;
         let entry = Arc::new(Entry::new(encode_message(&self.name, seq, now_ns(), data)));
-        if ring.entries.len() == self.history {
-            ring.entries.pop_front();
+        let old = if ring.entries.len() == self.history {
+            ring.entries.pop_front()
+        } else {
+            None
+        };
+        if let Some(old) = &old {
+            old.evicted.store(true, Ordering::Relaxed);
         }
         ring.entries.push_back(entry.clone());
+        account(&entry, old.as_deref());
         // Sent while the ring lock is held so seqs reach the channel in order.
         self.latest.send_replace(seq);
         entry
+    }
+
+    /// Evicts the retained entries with seq at most `seq` (budget eviction); `account` runs
+    /// under the ring lock with each.
+    fn evict_through(&self, seq: u64, mut account: impl FnMut(&Entry)) {
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        while ring.entries.front().is_some_and(|e| e.seq() <= seq) {
+            if let Some(old) = ring.entries.pop_front() {
+                old.evicted.store(true, Ordering::Relaxed);
+                account(&old);
+            }
+        }
     }
 
     /// Checks a client cursor: a `since` past the newest seq is an error (the client talks to a
@@ -166,8 +208,9 @@ impl Topic {
         }
     }
 
-    /// Messages after `since`, at most `max`, starting no further back than `max_lag` messages
-    /// before the newest. Seqs skipped by the ring or the lag bound come back as a gap.
+    /// Messages after `since`, at most `max` and at most [`MAX_READ_BYTES`] of MESSAGE (but at
+    /// least one), starting no further back than `max_lag` messages before the newest. Seqs
+    /// skipped by the ring or the lag bound come back as a gap.
     pub fn read_after(&self, since: u64, max: usize, max_lag: usize) -> Read {
         let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
         let latest = ring.next_seq - 1;
@@ -183,7 +226,17 @@ impl Topic {
         let gap = Gap::between(since, start);
         let from = (start - first_retained) as usize;
         let count = (ring.entries.len() - from).min(max.max(1));
-        let entries: Vec<Arc<Entry>> = ring.entries.range(from..from + count).cloned().collect();
+        let mut bytes = 0usize;
+        let entries: Vec<Arc<Entry>> = ring
+            .entries
+            .range(from..from + count)
+            .take_while(|e| {
+                let first = bytes == 0;
+                bytes += e.msg.bytes.len();
+                first || bytes <= MAX_READ_BYTES
+            })
+            .cloned()
+            .collect();
         let cursor = entries.last().map_or(start - 1, |e| e.seq());
         Read {
             gap,
@@ -193,22 +246,105 @@ impl Topic {
     }
 }
 
+/// One retained message in publish order across topics (what budget eviction walks).
+#[derive(Debug)]
+struct Retained {
+    topic: Weak<Topic>,
+    entry: Weak<Entry>,
+    seq: u64,
+}
+
+impl Retained {
+    /// Still in its ring (not evicted by the history bound meanwhile).
+    fn live(&self) -> bool {
+        self.entry
+            .upgrade()
+            .is_some_and(|e| !e.evicted.load(Ordering::Relaxed))
+    }
+}
+
+/// The retained-bytes budget's books. Lock order: a topic's ring, then this.
+#[derive(Debug, Default)]
+struct Books {
+    retained_bytes: u64,
+    retained_messages: u64,
+    order: VecDeque<Retained>,
+}
+
 /// Every topic, made on first use.
 #[derive(Debug)]
 pub struct Feed {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     history: usize,
     max_topics: usize,
-    published: AtomicU64,
+    max_retained_bytes: u64,
+    books: Mutex<Books>,
+    evicted: AtomicU64,
 }
 
 impl Feed {
+    /// A feed with no byte budget (only `history` per topic and `max_topics` bound it).
     pub fn new(history: usize, max_topics: usize) -> Self {
+        Feed::with_budget(history, max_topics, u64::MAX)
+    }
+
+    /// A feed whose retained messages are charged at most `max_retained_bytes` in all.
+    pub fn with_budget(history: usize, max_topics: usize, max_retained_bytes: u64) -> Self {
         Feed {
             topics: Mutex::new(HashMap::new()),
             history,
             max_topics,
-            published: AtomicU64::new(0),
+            max_retained_bytes,
+            books: Mutex::new(Books::default()),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (bytes, messages) retained now, as charged against the budget.
+    pub fn retained(&self) -> (u64, u64) {
+        let b = self.books();
+        (b.retained_bytes, b.retained_messages)
+    }
+
+    /// Messages evicted to keep within the byte budget.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The feed's gauges in the Prometheus text format (appended to `/metrics`).
+    pub fn render_metrics(&self) -> String {
+        let (bytes, messages) = self.retained();
+        format!(
+            "# HELP pushlab_retained_bytes Bytes charged for retained messages (budget: --max-retained-bytes).\n# TYPE pushlab_retained_bytes gauge\npushlab_retained_bytes {bytes}\n\
+             # HELP pushlab_retained_messages Messages retained for resuming subscribers.\n# TYPE pushlab_retained_messages gauge\npushlab_retained_messages {messages}\n\
+             # HELP pushlab_evicted_messages_total Messages evicted before the history bound to keep within the byte budget.\n# TYPE pushlab_evicted_messages_total counter\npushlab_evicted_messages_total{{cause=\"budget\"}} {}\n",
+            self.evicted()
+        )
+    }
+
+    /// Evicts the oldest messages across topics until the budget holds again.
+    fn enforce_budget(&self) {
+        loop {
+            let oldest = {
+                let mut b = self.books();
+                if b.retained_bytes <= self.max_retained_bytes {
+                    return;
+                }
+                b.order.pop_front()
+            };
+            let Some(oldest) = oldest else { return };
+            if let Some(topic) = oldest.topic.upgrade() {
+                topic.evict_through(oldest.seq, |e| {
+                    let mut b = self.books();
+                    b.retained_bytes = b.retained_bytes.saturating_sub(e.retained_bytes());
+                    b.retained_messages = b.retained_messages.saturating_sub(1);
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
+                });
+            }
         }
     }
 
@@ -226,14 +362,31 @@ impl Feed {
         Ok(t)
     }
 
-    /// Publishes on `topic`, counting it.
-    pub fn publish(&self, topic: &Topic, data: &str) -> Arc<Entry> {
-        self.published.fetch_add(1, Ordering::Relaxed);
-        topic.publish(data)
-    }
-
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
+    /// Publishes on `topic`, charging it against the byte budget (evicting the oldest messages
+    /// across topics past it). Counting is the caller's ([`crate::Shared::publish`] counts it
+    /// once, in the metrics).
+    pub fn publish(&self, topic: &Arc<Topic>, data: &str) -> Arc<Entry> {
+        let entry = topic.push(data, |new, old| {
+            let mut b = self.books();
+            b.retained_bytes += new.retained_bytes();
+            b.retained_messages += 1;
+            if let Some(old) = old {
+                b.retained_bytes = b.retained_bytes.saturating_sub(old.retained_bytes());
+                b.retained_messages = b.retained_messages.saturating_sub(1);
+            }
+            b.order.push_back(Retained {
+                topic: Arc::downgrade(topic),
+                entry: Arc::downgrade(new),
+                seq: new.seq(),
+            });
+            // Markers of entries the history bound evicted are dropped in bulk, so the order
+            // never holds more than about twice the retained messages.
+            if b.order.len() as u64 > 2 * b.retained_messages + 1024 {
+                b.order.retain(Retained::live);
+            }
+        });
+        self.enforce_budget();
+        entry
     }
 
     pub fn topic_count(&self) -> usize {
@@ -303,14 +456,80 @@ mod tests {
     }
 
     #[test]
-    fn framings_are_built_once_and_shared() {
+    fn a_read_is_bounded_in_bytes_but_never_empty() {
+        let t = Topic::new("t".into(), 100);
+        let big = "x".repeat(MAX_READ_BYTES / 3);
+        for _ in 0..10 {
+            t.publish(&big);
+        }
+        let r = t.read_after(0, 1000, 1000);
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.cursor, 2);
+        let huge = Topic::new("h".into(), 4);
+        huge.publish(&"y".repeat(MAX_READ_BYTES * 2));
+        huge.publish("z");
+        assert_eq!(huge.read_after(0, 10, 10).entries.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_cache_is_made_once_and_shared() {
         let t = Topic::new("t".into(), 4);
         let e = t.publish("x");
-        let a = e.sse();
-        let b = e.sse();
-        assert_eq!(a.as_ptr(), b.as_ptr());
-        assert_eq!(e.ndjson().as_ptr(), e.ndjson().as_ptr());
-        assert_eq!(e.ws_text().as_str().as_bytes(), &e.msg.bytes[..]);
+        let first: &OnceLock<String> = e.cache();
+        first.set("framed".into()).unwrap();
+        let again: &OnceLock<String> = e.cache();
+        assert!(std::ptr::eq(first, again));
+        assert_eq!(again.get().map(String::as_str), Some("framed"));
+        // Each entry has its own.
+        let other = t.publish("y");
+        assert!(other.cache::<OnceLock<String>>().get().is_none());
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_oldest_first_across_topics() {
+        let one = Topic::new("a".into(), 100)
+            .publish(&"x".repeat(1000))
+            .retained_bytes();
+        // Room for three messages of this size in all.
+        let f = Feed::with_budget(100, 10, 3 * one + one / 2);
+        let (a, b) = (f.topic("a").unwrap(), f.topic("b").unwrap());
+        let data = "x".repeat(1000);
+        f.publish(&a, &data); // a1
+        f.publish(&b, &data); // b1
+        f.publish(&a, &data); // a2
+        assert_eq!(f.retained(), (3 * one, 3));
+        f.publish(&b, &data); // b2 evicts a1, the oldest
+        assert_eq!(f.retained(), (3 * one, 3));
+        assert_eq!(f.evicted(), 1);
+        assert_eq!(
+            a.read_after(0, 10, 10).gap,
+            Some(Gap {
+                missed: 1,
+                from: 1,
+                to: 1
+            })
+        );
+        f.publish(&a, &data); // a3 evicts b1
+        assert_eq!(b.read_after(0, 10, 10).gap.map(|g| g.to), Some(1));
+        assert_eq!(f.evicted(), 2);
+        assert!(f
+            .render_metrics()
+            .contains("pushlab_evicted_messages_total{cause=\"budget\"} 2"));
+    }
+
+    #[test]
+    fn history_evictions_give_their_bytes_back_and_markers_stay_bounded() {
+        let f = Feed::with_budget(2, 10, u64::MAX);
+        let t = f.topic("t").unwrap();
+        for i in 0..10_000 {
+            f.publish(&t, &format!("m{i}"));
+        }
+        let (bytes, messages) = f.retained();
+        assert_eq!(messages, 2);
+        let kept = t.read_after(0, 10, 10).entries;
+        assert_eq!(bytes, kept.iter().map(|e| e.retained_bytes()).sum::<u64>());
+        assert!(f.books().order.len() <= 2 * 2 + 1024 + 1);
+        assert_eq!(f.evicted(), 0);
     }
 
     #[test]

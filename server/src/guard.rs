@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use pushlab_proto::{IoCounter, Transport};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -83,11 +83,6 @@ impl PerIpLimiter {
     pub fn open(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&ip).copied().unwrap_or(0)
-    }
-
-    /// Addresses with a connection open (the map never keeps an address at zero).
-    pub fn addresses(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -333,11 +328,13 @@ pub fn origin_verdict<B>(req: &Request<B>, config: &ServerConfig) -> OriginVerdi
                     .eq_ignore_ascii_case(origin.trim_end_matches('/'))
         }),
         None => {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            // RFC 9112 §3.2.2: with an absolute-form target the target's authority counts,
+            // not Host (and `check_host` has made sure there is at most one Host).
+            let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            });
             match (host_of_origin(origin), host) {
                 (Some(o), Some(h)) => o.eq_ignore_ascii_case(h),
                 _ => false,
@@ -387,6 +384,54 @@ pub fn may_publish<B>(req: &Request<B>, config: &ServerConfig, allow_query: bool
             .is_some_and(|t| same_secret(t.as_bytes(), token.as_bytes()))
 }
 
+/// Checks the Host header field (RFC 9112 §3.2): an HTTP/1.1 request without one, any request
+/// with more than one, or one whose value is not `uri-host [":" port]` is answered 400.
+/// HTTP/2 carries the authority in `:authority` instead, so Host may be absent there.
+pub fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    match (first, second) {
+        (_, Some(_)) => Err("more than one Host header field (RFC 9112 §3.2)"),
+        (None, None) if req.version() == Version::HTTP_11 => {
+            Err("an HTTP/1.1 request needs a Host header field (RFC 9112 §3.2)")
+        }
+        (None, None) => Ok(()),
+        (Some(v), None) if v.is_empty() || valid_host(v.as_bytes()) => Ok(()),
+        (Some(_), None) => Err("Host is not a valid host[:port] (RFC 9112 §3.2, RFC 3986 §3.2)"),
+    }
+}
+
+/// `uri-host [":" port]` (RFC 3986 §3.2.2-3): a reg-name, IPv4 or bracketed IPv6 literal,
+/// with no userinfo.
+fn valid_host(v: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(v) else {
+        return false;
+    };
+    if !s.is_ascii() || s.contains('@') {
+        return false;
+    }
+    let Ok(authority) = s.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let reg_name_char = |c: u8| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c);
+    let host = authority.host();
+    let host_ok = if host.starts_with('[') {
+        host.ends_with(']')
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
+    } else {
+        !host.is_empty() && host.bytes().all(reg_name_char)
+    };
+    // What follows the host: nothing, or ":" and digits (an empty port is allowed).
+    let rest = &s[host.len()..];
+    let port_ok = rest.is_empty()
+        || rest
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|c| c.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 /// Checks a request head against `--max-header-bytes` and `--max-headers`.
 pub fn check_head<B>(req: &Request<B>, config: &ServerConfig) -> Result<(), String> {
     let h = req.headers();
@@ -434,8 +479,28 @@ pub fn admit<B>(
     config: &ServerConfig,
     metrics: &Metrics,
     slot: Slot,
-    conn: Option<&ConnGuard>,
+    conn: &ConnGuard,
 ) -> Admission {
+    if let Err(reason) = check_host(req) {
+        return refused(
+            metrics,
+            Rejection::BadHost,
+            StatusCode::BAD_REQUEST,
+            reason.into(),
+        );
+    }
+    let target_bytes = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    if target_bytes > config.max_header_bytes {
+        return refused(
+            metrics,
+            Rejection::HeaderTooLarge,
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "request-target of {target_bytes} bytes; at most {} (RFC 9112 §3: 414)",
+                config.max_header_bytes
+            ),
+        );
+    }
     if let Err(reason) = check_head(req, config) {
         return refused(
             metrics,
@@ -460,7 +525,9 @@ pub fn admit<B>(
     // Changing the ticker's rate is publishing too.
     let control =
         req.uri().path() == "/ticker" && !matches!(*req.method(), Method::GET | Method::HEAD);
-    let guarded = control || matches!(slot, Slot::Publish | Slot::Transport(Transport::Ws));
+    let guarded = control
+        || req.uri().path() == "/echo"
+        || matches!(slot, Slot::Publish | Slot::Transport(Transport::Ws));
     if let (true, OriginVerdict::Forbidden(o)) = (guarded, &origin) {
         return refused(
             metrics,
@@ -478,7 +545,7 @@ pub fn admit<B>(
         if !may_publish(req, config, false) {
             return unauthorized(metrics);
         }
-        if let Some(Err(wait)) = conn.map(ConnGuard::take_publish) {
+        if let Err(wait) = conn.take_publish() {
             metrics.reject(Rejection::PublishRate);
             let mut r = http_util::error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -598,6 +665,18 @@ mod tests {
             origin_verdict(&same, &listed),
             OriginVerdict::Forbidden(_)
         ));
+        // RFC 9112 §3.2.2: an absolute-form target's authority counts, not Host.
+        let absolute = req(
+            &[
+                ("host", "evil.example"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+            "http://127.0.0.1:8080/ws/t",
+        );
+        assert!(matches!(
+            origin_verdict(&absolute, &cfg),
+            OriginVerdict::Allowed(_)
+        ));
     }
 
     #[test]
@@ -659,6 +738,36 @@ mod tests {
         drop(a);
         assert_eq!(l.open(ip), 1);
         assert!(l.try_acquire(ip).is_some());
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "a",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "lab.example:",
+            "x-y.z",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "a b", "u@h", "h:http", "[::1", "[zz]:1", "h:1:2", "", "é", "h/p",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+        let one = |v: &[(&str, &str)], version| {
+            let mut r = req(v, "/");
+            *r.version_mut() = version;
+            check_host(&r)
+        };
+        assert!(one(&[("host", "a")], Version::HTTP_11).is_ok());
+        assert!(one(&[], Version::HTTP_11).is_err());
+        assert!(one(&[], Version::HTTP_10).is_ok());
+        assert!(one(&[], Version::HTTP_2).is_ok());
+        assert!(one(&[("host", "a"), ("host", "a")], Version::HTTP_10).is_err());
+        assert!(one(&[("host", "a b")], Version::HTTP_2).is_err());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct SlotCounters {
     pub bytes_written: AtomicU64,
 }
 
-const REJECTIONS: usize = 18;
+const REJECTIONS: usize = 21;
 
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +100,12 @@ pub enum Rejection {
     PublishRate,
     /// Publish body not received within the header-read timeout (408).
     BodyTimeout,
+    /// Invalid UTF-8 in a WebSocket text message or close reason (close 1007).
+    WsInvalidUtf8,
+    /// A WebSocket message that could not be written (close 1011 where possible).
+    WsWriteFailed,
+    /// A request head that breaks an RFC 9112 MUST (Host missing, repeated or invalid): 400.
+    BadHost,
 }
 
 impl Rejection {
@@ -122,6 +128,9 @@ impl Rejection {
         Rejection::WsDeadPeer,
         Rejection::PublishRate,
         Rejection::BodyTimeout,
+        Rejection::WsInvalidUtf8,
+        Rejection::WsWriteFailed,
+        Rejection::BadHost,
     ];
 
     /// The `reason` label in `pushlab_rejected_total`.
@@ -145,6 +154,9 @@ impl Rejection {
             Rejection::WsDeadPeer => "ws_dead_peer",
             Rejection::PublishRate => "publish_rate",
             Rejection::BodyTimeout => "body_timeout",
+            Rejection::WsInvalidUtf8 => "ws_invalid_utf8",
+            Rejection::WsWriteFailed => "ws_write_failed",
+            Rejection::BadHost => "bad_host",
         }
     }
 }

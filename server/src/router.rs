@@ -6,7 +6,11 @@
 //! GET  /longpoll/{topic}      long poll           GET  /stream/{topic}   chunked NDJSON
 //! GET  /ws/{topic}            WebSocket           POST /publish/{topic}  publish
 //! GET  /metrics  /healthz      GET  /ticker  POST /ticker?rate=R   built-in ticker's rate
+//! GET  /echo                  echo page, or an echo WebSocket (transport::echo)
 //! ```
+//!
+//! Every GET route answers HEAD too (RFC 9110 §9.3.2). Before routing, `guard::admit` answers
+//! the request-head MUSTs of RFC 9112 §3 (Host, request-target length) and the bounds.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,14 +23,16 @@ use pushlab_proto::Transport;
 use crate::feed::{FeedError, Topic};
 use crate::guard::{self, Admission, ConnGuard};
 use crate::http_util::{self, Body};
-use crate::metrics::{ConnCounter, Rejection, Slot};
+use crate::metrics::{Rejection, Slot};
 use crate::{page, transport, Shared};
 
-/// Routes one request. Never fails: every problem becomes a JSON error response.
+/// Routes one request that arrived on the connection `conn` (whose bounds state also credits
+/// its bytes to the slot the request names). Never fails: every problem becomes a JSON error
+/// response.
 pub async fn route(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    conn: Arc<ConnCounter>,
+    conn: Arc<ConnGuard>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let (head, topic) = match path.strip_prefix('/').unwrap_or(&path).split_once('/') {
@@ -42,17 +48,16 @@ pub async fn route(
             .map_or(Slot::Other, Slot::Transport),
         _ => Slot::Other,
     };
-    conn.tag(slot);
+    conn.counter().tag(slot);
     shared
         .metrics
         .slot(slot)
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The bounds of `guard` (head size, CORS, origin, token, publish rate) come first.
-    let conn_guard = req.extensions().get::<Arc<ConnGuard>>().cloned();
-    let _in_flight = conn_guard.as_ref().map(|g| g.request());
+    let _in_flight = conn.request();
     let cfg = &shared.config;
-    let cors = match guard::admit(&req, cfg, &shared.metrics, slot, conn_guard.as_deref()) {
+    let cors = match guard::admit(&req, cfg, &shared.metrics, slot, &conn) {
         Admission::Pass(cors) => cors,
         Admission::Answer(r) => return Ok(r),
     };
@@ -65,6 +70,7 @@ pub async fn route(
             }
             (&Method::GET | &Method::HEAD, "metrics") => metrics(&shared),
             (&Method::GET | &Method::HEAD, "ticker") => transport::publish::ticker_rate(&shared),
+            (&Method::GET | &Method::HEAD, "echo") => transport::echo::handle(req, shared.clone()),
             (&Method::POST | &Method::PUT, "ticker") => {
                 transport::publish::set_ticker_rate(&shared, req.uri().query())
             }
@@ -72,7 +78,7 @@ pub async fn route(
                 Some(asset) => page::response(asset),
                 None => not_found(&shared, &path),
             },
-            (_, "healthz" | "metrics") => method_not_allowed(&shared, "GET"),
+            (_, "healthz" | "metrics" | "echo") => method_not_allowed(&shared, "GET, HEAD"),
             (_, "ticker") => method_not_allowed(&shared, "GET, POST"),
             (_, _) if page::asset(head).is_some() => method_not_allowed(&shared, "GET"),
             _ => not_found(&shared, &path),
@@ -89,8 +95,8 @@ pub async fn route(
             }
         }
         (Slot::Transport(t), Some(name)) => {
-            if method != Method::GET {
-                method_not_allowed(&shared, "GET")
+            if method != Method::GET && method != Method::HEAD {
+                method_not_allowed(&shared, "GET, HEAD")
             } else {
                 match topic_for(&shared, name) {
                     Ok(topic) => transport::handle(t, req, shared.clone(), topic).await,
@@ -123,9 +129,9 @@ fn topic_for(shared: &Shared, name: &str) -> Result<Arc<Topic>, Response<Body>> 
 }
 
 fn metrics(shared: &Shared) -> Response<Body> {
-    let mut r = Response::new(http_util::full(
-        shared.metrics.render(shared.feed.topic_count()),
-    ));
+    let mut text = shared.metrics.render(shared.feed.topic_count());
+    text.push_str(&shared.feed.render_metrics());
+    let mut r = Response::new(http_util::full(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

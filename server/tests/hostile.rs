@@ -18,6 +18,8 @@ mod raw;
 
 #[path = "hostile/bounds.rs"]
 mod bounds;
+#[path = "hostile/conformance.rs"]
+mod conformance;
 #[path = "hostile/faults.rs"]
 mod faults;
 #[path = "hostile/fuzz_smoke.rs"]

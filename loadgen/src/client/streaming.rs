@@ -10,7 +10,10 @@
 //! Bytes: the response head and request head are `headers`; chunk-size lines and CRLFs are
 //! `framing`; of the decoded body, each message is payload and envelope and everything else
 //! (`id:`/`data:` lines, blank lines, `retry:`, heartbeats, gap notices, newlines) is
-//! `framing`. When the stream ends or breaks, the subscriber reconnects from its cursor.
+//! `framing`. When the stream ends or breaks, the subscriber reconnects from its cursor, after
+//! the reconnection time an SSE stream set with `retry:` (as EventSource does). The SSE parser
+//! follows the WHATWG rules ([`SseParser`]), since peers other than pushlab-server send such
+//! streams.
 //! Where a chunked-stream item ends is the dialect's ([`super::Dialect::next_stream_item`]:
 //! nchan sends one message per chunk with nothing between).
 
@@ -34,6 +37,8 @@ pub struct StreamingSub {
     /// Decoded body not parsed yet (NDJSON).
     body: BytesMut,
     sse: SseParser,
+    /// The reconnection time the SSE stream set with `retry:`; kept across connections.
+    retry: Option<std::time::Duration>,
     opened_once: bool,
 }
 
@@ -45,6 +50,7 @@ impl StreamingSub {
             decoder: None,
             body: BytesMut::new(),
             sse: SseParser::new(MAX_LINE_BYTES),
+            retry: None,
             opened_once: false,
         }
     }
@@ -90,6 +96,9 @@ impl StreamingSub {
                             cx.token = ev.id;
                         }
                     }
+                }
+                if let Some(ms) = self.sse.retry_ms() {
+                    self.retry = Some(std::time::Duration::from_millis(ms));
                 }
             }
             _ => {
@@ -203,6 +212,10 @@ impl Subscriber for StreamingSub {
         let _ = self.process(cx, out);
         cx.finished(closing);
         self.conn = None;
+    }
+
+    fn reconnect_delay(&self) -> std::time::Duration {
+        self.retry.unwrap_or_default()
     }
 
     fn abort(&mut self, cx: &mut ClientCtx) {

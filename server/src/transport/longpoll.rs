@@ -19,8 +19,9 @@ use crate::feed::Topic;
 use crate::http_util::Body;
 use crate::Shared;
 
-pub async fn handle(shared: &Shared, topic: &Topic, query: Q) -> Response<Body> {
-    let hold = match query.timeout_s {
+/// A long poll; with `hold` false (HEAD) it answers at once with what is there.
+pub async fn handle(shared: &Shared, topic: &Topic, query: Q, hold: bool) -> Response<Body> {
+    let hold_for = match query.timeout_s {
         None => shared.config.default_longpoll_timeout,
         Some(s) if LONGPOLL_TIMEOUT_RANGE_S.contains(&s) => Duration::from_secs(s),
         Some(s) => {
@@ -38,7 +39,7 @@ pub async fn handle(shared: &Shared, topic: &Topic, query: Q) -> Response<Body> 
         Ok(s) => s,
         Err(r) => return r,
     };
-    let deadline = tokio::time::Instant::now() + hold;
+    let deadline = tokio::time::Instant::now() + if hold { hold_for } else { Duration::ZERO };
     let mut news = topic.subscribe();
     let mut shutdown = shared.shutdown.clone();
     loop {

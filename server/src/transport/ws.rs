@@ -1,6 +1,7 @@
 //! WebSocket: `GET /ws/{topic}?since=SEQ` with `Upgrade: websocket` (RFC 6455, no extension
 //! negotiated), then one text frame per message. A text frame from the client publishes on the
-//! topic (the chat room of the classic tutorials).
+//! topic (the chat room of the classic tutorials). `/echo` (see [`super::echo`]) runs through
+//! the very same handshake checks and session loop, with [`Serve::Echo`].
 //!
 //! ```text
 //! GET /ws/chat?since=0 HTTP/1.1            HTTP/1.1 101 Switching Protocols
@@ -13,21 +14,38 @@
 //! 81 26 {"gap":{"missed":7,...}}
 //! ```
 //!
-//! Closes: 1000 when the client closes, 1001 on shutdown, 1009 for a message over
-//! `max_message_bytes`, 1003 for binary frames, 1002 on protocol errors, 1008 for a text frame
-//! on a connection that may not publish (`--publish-token` set and the upgrade request carried
-//! neither `Authorization: Bearer TOKEN` nor `?token=TOKEN`). A GET without `Upgrade` gets 426.
+//! Handshake (RFC 6455 §4.2.1, §4.4, §11.3): a request that does not ask for the upgrade (not
+//! an HTTP/1.1 GET with `Upgrade: websocket` and `Connection: Upgrade`; RFC 9110 §7.8 has an
+//! HTTP/1.0 Upgrade ignored) gets 426 on `/ws` (`/echo` serves its page instead); one that
+//! asks but carries a `Sec-WebSocket-Key` that is missing, repeated or not 16 bytes in base64
+//! gets 400; a `Sec-WebSocket-Version` other than one `13` gets 426 with
+//! `Sec-WebSocket-Version: 13`. Each answer has a JSON reason.
 //!
-//! Liveness: the server pings every `ws_ping_interval`; a peer that answers no ping within
-//! `ws_pong_timeout`, or whose socket takes no write for that long (a stalled reader), is
-//! dropped and counted as `ws_dead_peer`. Publishing past `publish_rate_per_s` is met with
-//! backpressure: the server stops reading the socket until the connection's bucket refills.
+//! Closes: 1000 when the client closes, 1001 on shutdown, 1009 for a message over
+//! `max_message_bytes`, 1007 for invalid UTF-8 in a text message or close reason (RFC 6455
+//! §8.1), 1003 for binary frames on `/ws`, 1002 on other protocol errors, 1008 for a text frame
+//! on a connection that may not publish (`--publish-token` set and the upgrade request carried
+//! neither `Authorization: Bearer TOKEN` nor `?token=TOKEN`), 1011 if a message could not be
+//! written. Each is counted in `pushlab_rejected_total`.
+//!
+//! Bounds: every wait on the peer (a write, a flush, the close handshake) is bounded by
+//! `ws_pong_timeout`; the server pings every `ws_ping_interval` and a peer that answers no ping
+//! within `ws_pong_timeout`, or takes no write for that long (a stalled reader), is dropped and
+//! counted as `ws_dead_peer`. Pongs are never queued one per ping: tungstenite keeps only the
+//! latest (RFC 6455 §5.5.3) and sends it with the next read or write, so a peer that floods
+//! pings and reads nothing costs one pending pong and is dropped by the same timeouts. The
+//! write buffer takes the largest message the server can send (see [`max_frame_bytes`]), so an
+//! accepted publish is deliverable here as on every other transport. Publishing past
+//! `publish_rate_per_s` is met with backpressure: the server stops reading the socket until the
+//! connection's bucket refills.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pushlab_proto::Transport;
@@ -38,7 +56,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{bad_request, start_cursor, Q};
+use super::{bad_request, start_cursor, Framed, Q};
 use crate::feed::Topic;
 use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
@@ -54,61 +72,144 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
-/// Socket buffers sized for a lab subscriber, not tungstenite's 128 KiB defaults.
+/// Bytes of the largest WebSocket frame the server may have to write when messages carry at
+/// most `max_message_bytes` of data: the JSON-encoded MESSAGE (each data byte escapes to at
+/// most 6, `\u0001`; the 64-byte topic likewise; plus the envelope's fields) and a 10-byte
+/// frame header. An echoed message (at most `max_message_bytes`) is smaller.
+pub fn max_frame_bytes(max_message_bytes: usize) -> usize {
+    const ENVELOPE_BYTES: usize = 128;
+    const TOPIC_BYTES: usize = 64;
+    max_message_bytes
+        .saturating_add(TOPIC_BYTES)
+        .saturating_mul(6)
+        .saturating_add(ENVELOPE_BYTES + 10)
+}
+
+/// Socket buffers sized for a lab subscriber, not tungstenite's 128 KiB defaults. The write
+/// buffer's cap takes any message the server accepted (plus one frame's worth of backlog):
+/// memory is only held there while a write is pending, and a pending write is bounded in time.
 pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
+        .max_write_buffer_size(max_frame_bytes(max_message_bytes).max(256 * 1024) + 64 * 1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }
 
-pub fn handle(
-    mut req: Request<Incoming>,
-    shared: Arc<Shared>,
-    topic: Arc<Topic>,
-    query: Q,
-) -> Response<Body> {
+/// Whether `key` is 16 bytes in base64 (RFC 6455 §4.2.1 item 5): 22 base64 characters, the
+/// last of which leaves no stray bits, then `==`.
+pub fn valid_key(key: &[u8]) -> bool {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22].iter().all(|c| B64.contains(c))
+        && B64
+            .iter()
+            .position(|c| *c == key[21])
+            .is_some_and(|i| i % 16 == 0)
+}
+
+/// What a WebSocket session serves.
+pub enum Serve {
+    /// `/ws/{topic}`: the topic from `cursor`; text frames publish when `may_publish`.
+    Topic {
+        topic: Arc<Topic>,
+        cursor: u64,
+        may_publish: bool,
+    },
+    /// `/echo`: every text or binary message back unchanged.
+    Echo,
+}
+
+/// Checks a WebSocket handshake (RFC 6455 §4.2.1). `Ok(None)`: the request asks for no upgrade
+/// at all; `Ok(Some(accept))`: upgrade, with the `Sec-WebSocket-Accept` value; `Err`: the
+/// refusal to send.
+pub fn check_handshake<B>(
+    req: &Request<B>,
+    shared: &Shared,
+) -> Result<Option<String>, Response<Body>> {
     let h = req.headers();
-    if !header_has_token(h, header::UPGRADE, "websocket")
+    // RFC 9110 §7.8: Upgrade counts only with the "upgrade" connection option (else an
+    // intermediary may have forwarded it), and an HTTP/1.0 request's Upgrade MUST be ignored.
+    // RFC 6455 §4.1: the handshake is a GET.
+    if req.method() != http::Method::GET
+        || req.version() != Version::HTTP_11
+        || !header_has_token(h, header::UPGRADE, "websocket")
         || !header_has_token(h, header::CONNECTION, "upgrade")
     {
+        return Ok(None);
+    }
+    let versions: Vec<&HeaderValue> = h.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect();
+    if versions.len() != 1 || versions[0].as_bytes() != b"13" {
         shared.metrics.reject(Rejection::UpgradeRequired);
         let mut r = http_util::error(
             StatusCode::UPGRADE_REQUIRED,
-            "this endpoint speaks WebSocket: send Upgrade: websocket and Connection: Upgrade",
+            "Sec-WebSocket-Version must be sent once, as 13 (RFC 6455 §4.4)",
         );
-        r.headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return r;
-    }
-    if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        let mut r = bad_request(&shared, "Sec-WebSocket-Version must be 13");
         r.headers_mut().insert(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
-        return r;
+        return Err(r);
     }
-    let Some(key) = h.get(header::SEC_WEBSOCKET_KEY).filter(|k| k.len() == 24) else {
-        return bad_request(
-            &shared,
-            "Sec-WebSocket-Key missing or not 16 bytes in base64",
-        );
+    let keys: Vec<&HeaderValue> = h.get_all(header::SEC_WEBSOCKET_KEY).iter().collect();
+    match keys[..] {
+        [key] if valid_key(key.as_bytes()) => Ok(Some(derive_accept_key(key.as_bytes()))),
+        _ => Err(bad_request(
+            shared,
+            "Sec-WebSocket-Key must be sent once, as 16 bytes in base64 (RFC 6455 §4.2.1)",
+        )),
+    }
+}
+
+/// `GET /ws/{topic}`.
+pub fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    topic: Arc<Topic>,
+    query: Q,
+) -> Response<Body> {
+    let accept = match check_handshake(&req, &shared) {
+        Ok(Some(accept)) => accept,
+        Ok(None) => {
+            shared.metrics.reject(Rejection::UpgradeRequired);
+            let mut r = http_util::error(
+                StatusCode::UPGRADE_REQUIRED,
+                "this endpoint speaks WebSocket: send Upgrade: websocket and Connection: Upgrade",
+            );
+            r.headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return r;
+        }
+        Err(r) => return r,
     };
-    let accept = derive_accept_key(key.as_bytes());
     let cursor = match start_cursor(&shared, &topic, query.since) {
         Ok(c) => c,
         Err(r) => return r,
     };
-
     let may_publish = crate::guard::may_publish(&req, &shared.config, true);
+    let serve = Serve::Topic {
+        topic,
+        cursor,
+        may_publish,
+    };
+    upgrade(req, shared, accept, serve)
+}
+
+/// Answers 101 and runs [`run`] on the upgraded socket.
+pub fn upgrade(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+    accept: String,
+    serve: Serve,
+) -> Response<Body> {
     let upgrade = hyper::upgrade::on(&mut req);
     let session_shared = shared.clone();
+    let handshake_timeout = shared.config.header_read_timeout;
     shared.tasks.spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
+        match tokio::time::timeout(handshake_timeout, upgrade).await {
+            Ok(Ok(upgraded)) => {
                 let cfg = ws_config(session_shared.config.max_message_bytes);
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
@@ -116,9 +217,10 @@ pub fn handle(
                     Some(cfg),
                 )
                 .await;
-                session_with(ws, session_shared, topic, cursor, may_publish).await;
+                run(ws, session_shared, serve).await;
             }
-            Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
+            Ok(Err(e)) => tracing::debug!("websocket upgrade failed: {e}"),
+            Err(_) => session_shared.metrics.reject(Rejection::WsDeadPeer),
         }
     });
 
@@ -132,13 +234,6 @@ pub fn handle(
         HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
     );
     r
-}
-
-fn close(code: CloseCode, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
 }
 
 /// One WebSocket subscriber: pushes the topic from `cursor`, publishes what the client sends
@@ -156,15 +251,130 @@ pub async fn session_with<S>(
     ws: WebSocketStream<S>,
     shared: Arc<Shared>,
     topic: Arc<Topic>,
-    mut cursor: u64,
+    cursor: u64,
     may_publish: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (mut sink, mut incoming) = ws.split();
-    let mut news = topic.subscribe();
-    let mut shutdown = shared.shutdown.clone();
+    let serve = Serve::Topic {
+        topic,
+        cursor,
+        may_publish,
+    };
+    run(ws, shared, serve).await
+}
+
+/// How a session ended, and so what is left to do with the socket.
+enum End {
+    /// Send this close frame (bounded), then finish the close handshake.
+    Close(CloseCode, &'static str, Option<Rejection>),
+    /// The peer closed or the socket failed: finish what is left of the close handshake.
+    Gone,
+    /// The peer took no write in time: drop it without waiting on it again.
+    Dead,
+}
+
+/// The close (and its count) a read error calls for. Expected disconnects map to `Gone`.
+fn end_for_read_error(e: &WsError) -> End {
+    match e {
+        WsError::Capacity(_) => End::Close(
+            CloseCode::Size,
+            "message too big",
+            Some(Rejection::WsMessageTooBig),
+        ),
+        WsError::Utf8(_) => End::Close(
+            CloseCode::Invalid,
+            "invalid UTF-8 in a text message or close reason",
+            Some(Rejection::WsInvalidUtf8),
+        ),
+        WsError::Protocol(_) => End::Close(
+            CloseCode::Protocol,
+            "protocol error",
+            Some(Rejection::WsProtocol),
+        ),
+        _ => End::Gone,
+    }
+}
+
+/// The end a failed or timed-out write calls for: never silent, always counted.
+fn end_for_write(
+    shared: &Shared,
+    res: Result<Result<(), WsError>, tokio::time::error::Elapsed>,
+) -> Option<End> {
+    match res {
+        Ok(Ok(())) => None,
+        Ok(Err(WsError::WriteBufferFull(_))) => Some(End::Close(
+            CloseCode::Error,
+            "message could not be written",
+            Some(Rejection::WsWriteFailed),
+        )),
+        Ok(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Some(End::Gone),
+        Ok(Err(_)) => {
+            shared.metrics.reject(Rejection::WsWriteFailed);
+            Some(End::Gone)
+        }
+        Err(_) => {
+            shared.metrics.reject(Rejection::WsDeadPeer);
+            Some(End::Dead)
+        }
+    }
+}
+
+type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+
+/// Sends one batch of what the topic has after `cursor` (gap notice first), the write bounded
+/// by `ws_pong_timeout`. `Ok(true)`: something was sent (there may be more).
+async fn push_news<S>(
+    sink: &mut Sink<S>,
+    shared: &Shared,
+    topic: &Topic,
+    cursor: &mut u64,
+) -> Result<bool, End>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let cfg = &shared.config;
     let counters = shared.metrics.transport(Transport::Ws);
+    let read = topic.read_after(*cursor, cfg.max_batch, cfg.max_subscriber_lag);
+    if read.gap.is_none() && read.entries.is_empty() {
+        return Ok(false);
+    }
+    let write = async {
+        if let Some(gap) = read.gap {
+            counters.gap_notices.fetch_add(1, Ordering::Relaxed);
+            let notice = gap.notice_json();
+            let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
+                .expect("gap notices are ASCII");
+            sink.feed(Message::Text(text)).await?;
+        }
+        for e in &read.entries {
+            sink.feed(Message::Text(e.ws_text())).await?;
+        }
+        sink.flush().await
+    };
+    let res = tokio::time::timeout(cfg.ws_pong_timeout, write).await;
+    if let Some(end) = end_for_write(shared, res) {
+        // The batch stays unsent: a resuming subscriber starts from its own cursor.
+        return Err(end);
+    }
+    counters
+        .delivered_messages
+        .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
+    *cursor = read.cursor;
+    Ok(true)
+}
+
+/// Runs one WebSocket session until the peer, the server or a bound ends it.
+pub async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, mut serve: Serve)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut incoming) = ws.split();
+    let mut news = match &serve {
+        Serve::Topic { topic, .. } => Some(topic.subscribe()),
+        Serve::Echo => None,
+    };
+    let mut shutdown = shared.shutdown.clone();
     let cfg = &shared.config;
     // A write that waits this long means the peer stopped reading (or is gone).
     let write_timeout = cfg.ws_pong_timeout;
@@ -172,57 +382,32 @@ pub async fn session_with<S>(
     let mut pong_due: Option<Instant> = None;
     let mut bucket = TokenBucket::new(cfg.publish_rate_per_s, cfg.publish_burst);
     let mut paused_until: Option<Instant> = None;
-    loop {
-        news.borrow_and_update();
-        let read = topic.read_after(cursor, cfg.max_batch, cfg.max_subscriber_lag);
-        cursor = read.cursor;
-        if read.gap.is_some() || !read.entries.is_empty() {
-            let write = async {
-                if let Some(gap) = read.gap {
-                    counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-                    let notice = gap.notice_json();
-                    let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
-                        .expect("gap notices are ASCII");
-                    sink.feed(Message::Text(text)).await?;
-                }
-                for e in &read.entries {
-                    sink.feed(Message::Text(e.ws_text())).await?;
-                }
-                counters
-                    .delivered_messages
-                    .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
-                sink.flush().await
-            };
-            match tokio::time::timeout(write_timeout, write).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    // The batch stays unsent: the subscriber resumes from its own cursor.
-                    shared.metrics.reject(Rejection::WsDeadPeer);
-                    return;
-                }
+    let end = loop {
+        if let (Serve::Topic { topic, cursor, .. }, Some(news)) = (&mut serve, news.as_mut()) {
+            news.borrow_and_update();
+            match push_news(&mut sink, &shared, topic, cursor).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(end) => break end,
             }
         }
         let ping_or_dead = pong_due.unwrap_or(next_ping);
         tokio::select! {
-            changed = news.changed() => if changed.is_err() { break },
+            changed = async { news.as_mut()?.changed().await.ok() }, if news.is_some() => {
+                if changed.is_none() { break End::Close(CloseCode::Away, "topic gone", None) }
+            }
             _ = crate::until_down(&mut shutdown) => {
-                let _ = sink.send(close(CloseCode::Away, "server shutting down")).await;
-                break;
+                break End::Close(CloseCode::Away, "server shutting down", None);
             }
             _ = tokio::time::sleep_until(ping_or_dead) => {
                 if pong_due.is_some() {
                     shared.metrics.reject(Rejection::WsDeadPeer);
-                    break;
+                    break End::Dead;
                 }
                 let ping = sink.send(Message::Ping(Default::default()));
-                match tokio::time::timeout(write_timeout, ping).await {
-                    Ok(Ok(())) => pong_due = Some(Instant::now() + cfg.ws_pong_timeout),
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        shared.metrics.reject(Rejection::WsDeadPeer);
-                        break;
-                    }
+                match end_for_write(&shared, tokio::time::timeout(write_timeout, ping).await) {
+                    None => pong_due = Some(Instant::now() + cfg.ws_pong_timeout),
+                    Some(end) => break end,
                 }
             }
             // Publish backpressure: while paused, the socket is not read at all.
@@ -230,47 +415,104 @@ pub async fn session_with<S>(
                 paused_until = None;
             }
             msg = incoming.next(), if paused_until.is_none() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    if !may_publish {
-                        shared.metrics.reject(Rejection::Unauthorized);
-                        let _ = sink.send(close(CloseCode::Policy, "publishing needs the publish token")).await;
-                        break;
-                    }
-                    shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
-                    shared.feed.publish(&topic, text.as_str());
-                    if let Err(wait) = bucket.try_take(Instant::now()) {
-                        shared.metrics.reject(Rejection::PublishRate);
-                        paused_until = Some(Instant::now() + wait);
-                    }
-                }
                 Some(Ok(Message::Pong(_))) => {
                     pong_due = None;
                     next_ping = Instant::now() + cfg.ws_ping_interval;
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    shared.metrics.reject(Rejection::WsProtocol);
-                    let _ = sink.send(close(CloseCode::Unsupported, "send text frames")).await;
-                    break;
+                // tungstenite keeps the latest pong and sends it with the next read or write;
+                // nothing here waits on the peer.
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break End::Gone,
+                Some(Ok(data)) => {
+                    let step = on_data(&mut sink, &shared, &serve, data, &mut bucket).await;
+                    match step {
+                        Ok(None) => {}
+                        Ok(Some(wait)) => paused_until = Some(Instant::now() + wait),
+                        Err(end) => break end,
+                    }
                 }
-                Some(Ok(Message::Close(_))) | None => break,
-                // Pings are answered by tungstenite; the pong goes out with the next flush.
-                Some(Ok(_)) => { let _ = sink.flush().await; }
-                Some(Err(WsError::Capacity(_))) => {
-                    shared.metrics.reject(Rejection::WsMessageTooBig);
-                    let _ = sink.send(close(CloseCode::Size, "message too big")).await;
-                    break;
-                }
-                Some(Err(WsError::Protocol(_))) | Some(Err(WsError::Utf8(_))) => {
-                    shared.metrics.reject(Rejection::WsProtocol);
-                    let _ = sink.send(close(CloseCode::Protocol, "protocol error")).await;
-                    break;
-                }
-                Some(Err(_)) => break,
+                Some(Err(e)) => break end_for_read_error(&e),
             },
         }
+    };
+    finish(sink, incoming, &shared, end).await;
+}
+
+/// Handles a text or binary message from the client: publish (`/ws`) or echo (`/echo`).
+/// `Ok(Some(wait))`: stop reading for `wait` (publish rate).
+async fn on_data<S>(
+    sink: &mut Sink<S>,
+    shared: &Shared,
+    serve: &Serve,
+    data: Message,
+    bucket: &mut TokenBucket,
+) -> Result<Option<Duration>, End>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match (serve, data) {
+        (Serve::Echo, data) => {
+            let res = tokio::time::timeout(shared.config.ws_pong_timeout, sink.send(data)).await;
+            end_for_write(shared, res).map_or(Ok(None), Err)
+        }
+        (
+            Serve::Topic {
+                may_publish: false, ..
+            },
+            Message::Text(_),
+        ) => Err(End::Close(
+            CloseCode::Policy,
+            "publishing needs the publish token",
+            Some(Rejection::Unauthorized),
+        )),
+        (Serve::Topic { topic, .. }, Message::Text(text)) => {
+            shared.publish(topic, text.as_str());
+            match bucket.try_take(Instant::now()) {
+                Ok(()) => Ok(None),
+                Err(wait) => {
+                    shared.metrics.reject(Rejection::PublishRate);
+                    Ok(Some(wait))
+                }
+            }
+        }
+        (Serve::Topic { .. }, _) => Err(End::Close(
+            CloseCode::Unsupported,
+            "send text frames",
+            Some(Rejection::WsProtocol),
+        )),
+    }
+}
+
+/// Ends a session: sends the close frame `end` asks for and lets the close handshake finish,
+/// each step bounded, then lingers so the peer sees the close rather than a reset.
+async fn finish<S>(
+    mut sink: Sink<S>,
+    mut incoming: SplitStream<WebSocketStream<S>>,
+    shared: &Shared,
+    end: End,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let bound = shared.config.ws_pong_timeout.min(Duration::from_secs(2));
+    match end {
+        End::Dead => return,
+        End::Close(code, reason, counted) => {
+            if let Some(why) = counted {
+                shared.metrics.reject(why);
+            }
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            if tokio::time::timeout(bound, sink.send(frame)).await.is_err() {
+                shared.metrics.reject(Rejection::WsDeadPeer);
+                return;
+            }
+        }
+        End::Gone => {}
     }
     // Let the close handshake finish (bounded) so the client sees a clean end.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(bound, async {
         while let Some(Ok(_)) = incoming.next().await {}
     })
     .await;
@@ -302,4 +544,32 @@ where
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_16_bytes_of_base64() {
+        assert!(valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(valid_key(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(
+            !valid_key(b"dGhlIHNhbXBsZSBub25jZR=="),
+            "stray bits in the last char"
+        );
+        assert!(!valid_key(b"dGhlIHNhbXBsZSBub25j!Q=="));
+        assert!(!valid_key(b"dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!valid_key(b"dGhlIHNhbXBsZSBub25jZQAA"));
+        assert!(!valid_key(b""));
+    }
+
+    #[test]
+    fn the_write_buffer_takes_the_largest_encoded_message() {
+        let data = "\u{1}".repeat(44_000);
+        let m = pushlab_proto::encode_message(&"t".repeat(64), u64::MAX, u64::MAX, &data);
+        assert!(m.bytes.len() + 10 <= max_frame_bytes(44_000));
+        let cfg = ws_config(64 * 1024);
+        assert!(cfg.max_write_buffer_size >= max_frame_bytes(64 * 1024));
+    }
 }

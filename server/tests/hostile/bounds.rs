@@ -21,14 +21,19 @@ const HYPER_ANSWERS: &[&str] = &[
     "request line that is not HTTP",
     "header without a colon",
     "content-length: -5",
+    "whitespace between the start-line and the first field (RFC 9112 §2.2)",
+    "whitespace between a field name and its colon (RFC 9112 §5.1)",
+    "obs-fold in a request (RFC 9112 §5.2)",
+    "two different Content-Length values (RFC 9112 §6.3)",
+    "Transfer-Encoding whose final coding is not chunked (RFC 9112 §6.3)",
 ];
 
-struct Probe {
-    class: &'static str,
-    attack: &'static str,
-    request: Vec<u8>,
-    status: u16,
-    counted: Option<Rejection>,
+pub(crate) struct Probe {
+    pub class: &'static str,
+    pub attack: &'static str,
+    pub request: Vec<u8>,
+    pub status: u16,
+    pub counted: Option<Rejection>,
 }
 
 fn describe(r: &Resp) -> String {
@@ -44,7 +49,7 @@ fn describe(r: &Resp) -> String {
     }
 }
 
-async fn run(server: &fixture::Server, probes: Vec<Probe>) {
+pub(crate) async fn run(server: &fixture::TestServer, probes: Vec<Probe>) {
     for p in probes {
         let before = p.counted.map(|why| server.rejected(why));
         let r = raw::exchange(server.addr, &p.request, LIMIT).await;
@@ -69,7 +74,7 @@ async fn run(server: &fixture::Server, probes: Vec<Probe>) {
     }
 }
 
-fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut h: Vec<(&str, &str)> = vec![
         ("upgrade", "websocket"),
         ("connection", "Upgrade"),
@@ -82,7 +87,7 @@ fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_clear_answer_and_are_counted() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_token: Some(TOKEN.into()),
         ..fixture::config()
     })
@@ -128,7 +133,7 @@ async fn bad_requests_get_a_clear_answer_and_are_counted() {
         Probe { class: "body", attack: "content-length: -5", request: b"POST /publish/t HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n".to_vec(), status: 400, counted: Some(Rejection::BadRequest) },
         Probe { class: "body", attack: "both content-length and chunked (chunked wins, as RFC 9112 allows; the connection then closes)", request: format!("POST /publish/t HTTP/1.1\r\nhost: x\r\nauthorization: {bearer}\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n").into_bytes(), status: 202, counted: None },
         Probe { class: "ws", attack: "plain GET on /ws/t", request: get("/ws/t", &[]), status: 426, counted: Some(Rejection::UpgradeRequired) },
-        Probe { class: "ws", attack: "Sec-WebSocket-Version: 8", request: get("/ws/t", &[("upgrade", "websocket"), ("connection", "upgrade"), ("sec-websocket-version", "8"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]), status: 400, counted: Some(Rejection::BadRequest) },
+        Probe { class: "ws", attack: "Sec-WebSocket-Version: 8", request: get("/ws/t", &[("upgrade", "websocket"), ("connection", "upgrade"), ("sec-websocket-version", "8"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]), status: 426, counted: Some(Rejection::UpgradeRequired) },
     ];
     run(&server, probes).await;
     assert_eq!(server.settle(LIMIT).await, 0);
@@ -136,7 +141,7 @@ async fn bad_requests_get_a_clear_answer_and_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_echoes_allowed_origins_only_and_never_a_wildcard() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         allowed_origins: Some(vec!["https://lab.example".into()]),
         ..fixture::config()
     })
@@ -214,7 +219,7 @@ async fn cors_echoes_allowed_origins_only_and_never_a_wildcard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_publishing_needs_the_token() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_token: Some(TOKEN.into()),
         ..fixture::config()
     })
@@ -278,7 +283,7 @@ async fn websocket_publishing_needs_the_token() {
     );
 }
 
-async fn read_head(s: &mut TcpStream) -> Vec<u8> {
+pub(crate) async fn read_head(s: &mut TcpStream) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut b = [0u8; 1];
     let _ = tokio::time::timeout(LIMIT, async {
@@ -295,7 +300,7 @@ async fn read_head(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         max_connections_per_ip: 4,
         ..fixture::config()
     })
@@ -343,7 +348,7 @@ async fn connections_per_address_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_rate_per_connection_gets_429_with_retry_after() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_rate_per_s: 5.0,
         publish_burst: 3,
         ..fixture::config()
@@ -387,7 +392,7 @@ async fn publish_rate_per_connection_gets_429_with_retry_after() {
 async fn slow_and_silent_clients_are_cut() {
     let cfg = fixture::config();
     let hrt = cfg.header_read_timeout;
-    let server = fixture::start(cfg).await;
+    let server = fixture::start_server(cfg).await;
     // Generous: the cut must come within a few header-read timeouts, never hang.
     let bound = hrt * 4 + Duration::from_secs(2);
 
@@ -461,7 +466,7 @@ async fn dead_and_oversized_websocket_peers() {
         ..fixture::config()
     };
     let bound = (cfg.ws_ping_interval + cfg.ws_pong_timeout) * 3 + Duration::from_secs(2);
-    let server = fixture::start(cfg).await;
+    let server = fixture::start_server(cfg).await;
     let mut dead = TcpStream::connect(server.addr).await.unwrap();
     dead.write_all(&ws_upgrade("/ws/t", &[])).await.unwrap();
     assert!(read_head(&mut dead).await.starts_with(b"HTTP/1.1 101"));

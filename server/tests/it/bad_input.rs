@@ -1,6 +1,6 @@
 //! Every bad input gets its status and a JSON `{"error": "..."}` body (or, where HTTP is not
 //! spoken yet or any more, a closed connection or a WebSocket close code), and the server
-//! keeps serving afterwards. No input panics it ([`crate::common::TestServer::stop`] checks).
+//! keeps serving afterwards. No input panics it ([`pushlab_server::testing::TestServer::stop`] checks).
 //!
 //! ```text
 //! bad topic, bad since, since ahead, bad Last-Event-ID     400
@@ -84,7 +84,7 @@ async fn bad_subscription_requests(t: Transport) {
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
         let r = fetch(addr, sub_req(t, method.clone(), &format!("/{seg}/t"))).await;
         assert_json_error(&r, StatusCode::METHOD_NOT_ALLOWED, &format!("{method} {t}"));
-        assert_eq!(r.headers().get("allow").unwrap(), "GET");
+        assert_eq!(r.headers().get("allow").unwrap(), "GET, HEAD");
     }
 
     // Still serving: a proper subscription gets what is published next.
@@ -245,8 +245,8 @@ async fn bad_input_elsewhere() {
     for (method, path, allow) in [
         (Method::GET, "/publish/t", "POST"),
         (Method::PUT, "/publish/t", "POST"),
-        (Method::POST, "/healthz", "GET"),
-        (Method::DELETE, "/metrics", "GET"),
+        (Method::POST, "/healthz", "GET, HEAD"),
+        (Method::DELETE, "/metrics", "GET, HEAD"),
     ] {
         let r = fetch(addr, req(method.clone(), path, Bytes::new())).await;
         assert_json_error(

@@ -113,7 +113,7 @@ enum Conn {
         conn: HttpConn,
         body: Incoming,
         buf: BytesMut,
-        sse: Option<SseParser>,
+        sse: Option<Box<SseParser>>,
     },
     Ws(Box<WebSocketStream<Io>>),
     Closed,
@@ -258,7 +258,7 @@ impl Subscriber {
                     conn,
                     body,
                     buf: BytesMut::new(),
-                    sse: (transport == Transport::Sse).then(|| SseParser::new(1 << 20)),
+                    sse: (transport == Transport::Sse).then(|| Box::new(SseParser::new(1 << 20))),
                 };
             }
             Transport::Ws => {
