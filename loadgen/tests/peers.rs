@@ -341,7 +341,7 @@ fn pushpin_missing() -> Option<String> {
 /// a run can be lost (measured: 9 of 3,000 at 50 clients, results/PEERS.md); CI must not flake
 /// on that race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushpin_serves_every_transport_exactly_through_grip() {
+async fn pushpin_serves_poll_streams_and_websocket_exactly_through_grip() {
     if skip_unless_installed("pushpin", pushpin_missing()) {
         return;
     }
