@@ -17,8 +17,10 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pushlab::e2e::{Cost, E2eRig, Floor, Server};
+use pushlab::bench_config;
+use pushlab::e2e::{Cost, E2eRig, Floor};
 use pushlab_proto::Transport;
+use pushlab_server::testing::start_server;
 
 const DATA_BYTES: usize = 64;
 
@@ -52,7 +54,7 @@ fn e2e(c: &mut Criterion) {
         });
         drop(floor);
 
-        let server = rt.block_on(Server::start());
+        let server = rt.block_on(start_server(bench_config()));
         for transport in Transport::ALL {
             let mut rig = rt.block_on(E2eRig::new(&server, transport, DATA_BYTES));
             g.bench_function(format!("{transport}_{infix}_{DATA_BYTES}b"), |b| {

@@ -1,6 +1,7 @@
 //! Publish to receive over 127.0.0.1, one message per round, and the floor beside it.
 //!
-//! The server is the real one ([`pushlab_server::serve_shared`] on `127.0.0.1:0`), in-process
+//! The server is the real one (the shared fixture, [`pushlab_server::testing::start_server`]
+//! with [`crate::bench_config`], on `127.0.0.1:0`), in-process
 //! on the bench's current-thread tokio runtime, beside the clients: each round is then one
 //! thread's straight path through client, kernel loopback and server, with no cross-thread
 //! wake-ups whose cost would depend on what else the (shared, 2-core) machine is running. The clients are deliberately minimal but real: raw HTTP/1.1
@@ -27,13 +28,14 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use pushlab_proto::{encode_message, Transport};
+use pushlab_server::testing::TestServer;
 use pushlab_server::Shared;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{bench_config, data_of, seq_in, thread_cpu_now, TOPIC};
+use crate::{data_of, seq_in, thread_cpu_now, TOPIC};
 
 /// What one round cost: publish-to-receive time, and the CPU time the bench thread (client,
 /// server, and the kernel's loopback work on their behalf, all on a current-thread runtime)
@@ -75,36 +77,6 @@ impl Stopwatch {
 
 /// Longest any wait may take before the bench gives up (a hang guard, not a measurement).
 const HANG_LIMIT: Duration = Duration::from_secs(30);
-
-/// An in-process server on 127.0.0.1:0; stops when dropped.
-pub struct Server {
-    pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Server {
-    /// Binds and spawns the server on the current runtime.
-    pub async fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (shared, shutdown_tx) = Shared::new(bench_config());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(pushlab_server::serve_shared(
-            listener,
-            shared.clone(),
-            shutdown_tx,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            addr,
-            shared,
-            _stop: stop,
-        }
-    }
-}
 
 /// The head of an HTTP response.
 #[derive(Debug)]
@@ -287,7 +259,7 @@ pub struct E2eRig {
 
 impl E2eRig {
     /// Connects (and, for streaming transports, subscribes) on the current runtime.
-    pub async fn new(server: &Server, transport: Transport, data_bytes: usize) -> E2eRig {
+    pub async fn new(server: &TestServer, transport: Transport, data_bytes: usize) -> E2eRig {
         let addr = server.addr;
         let topic = server.shared.feed.topic(TOPIC).expect("topic");
         let subscriber = match transport {

@@ -24,7 +24,6 @@
 //! delivery to everyone, on one core, without scheduler noise from other threads.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,7 +164,6 @@ impl FanoutRig {
         let topic = shared.feed.topic(TOPIC).expect("first topic");
         let progress = Arc::new(Progress::default());
         let builder = Arc::new(pushlab_server::http_builder(&shared.config));
-        let peer: SocketAddr = ([127, 0, 0, 1], 9).into();
         let mut inboxes = Vec::with_capacity(subscribers);
         for _ in 0..subscribers {
             let inbox = Arc::new(Inbox::default());
@@ -175,7 +173,7 @@ impl FanoutRig {
             };
             let (shared, builder) = (shared.clone(), builder.clone());
             tokio::spawn(async move {
-                pushlab_server::serve_connection(socket, peer, shared, &builder).await;
+                pushlab_server::serve_connection(socket, shared, &builder).await;
             });
             inboxes.push(inbox);
         }

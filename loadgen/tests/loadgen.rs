@@ -12,26 +12,13 @@ use pushlab_loadgen::config::{HeaderProfile, RunConfig};
 use pushlab_loadgen::record::decode_histogram;
 use pushlab_proto::result::{RunResult, TransportResult};
 use pushlab_proto::Transport;
+// An in-process server (the shared fixture) is fine where server CPU does not matter.
+use pushlab_server::testing::start_server;
+use pushlab_server::ServerConfig;
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
-
-/// An in-process pushlab-server on port 0 (fine where server CPU does not matter).
-async fn start_server() -> SocketAddr {
-    start_server_with(pushlab_server::ServerConfig::default()).await
-}
-
-async fn start_server_with(config: pushlab_server::ServerConfig) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(pushlab_server::serve(
-        listener,
-        config,
-        std::future::pending::<()>(),
-    ));
-    addr
-}
 
 fn short_config(addr: SocketAddr) -> RunConfig {
     let mut c = RunConfig::new(format!("http://{addr}").parse().unwrap());
@@ -136,13 +123,13 @@ async fn every_transport_counts_exactly_and_results_merge() {
     server.stop().await;
 
     // Frequent heartbeats and WebSocket pings: their bytes must be attributed too.
-    let addr = start_server_with(pushlab_server::ServerConfig {
+    let chatty = start_server(ServerConfig {
         heartbeat_interval: Duration::from_millis(20),
         ws_ping_interval: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let mut cfg = short_config(addr);
+    let mut cfg = short_config(chatty.addr);
     cfg.keep_alive = false;
     cfg.header_profile = HeaderProfile::Browser;
     cfg.same_process_server = true;
@@ -195,8 +182,8 @@ async fn every_transport_counts_exactly_and_results_merge() {
 /// nothing is lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_a_reconnect_without_loss() {
-    let addr = start_server().await;
-    let mut cfg = short_config(addr);
+    let server = start_server(ServerConfig::default()).await;
+    let mut cfg = short_config(server.addr);
     cfg.concurrent = true;
     cfg.drop_after_messages = Some(4);
     let r = pushlab_loadgen::run(cfg).await.unwrap();

@@ -1,8 +1,10 @@
 //! Topics, sequence numbers, the bounded history ring, and fan-out without copies.
 //!
 //! Each topic keeps its last `history` messages in a ring. A message is encoded once when it is
-//! published ([`Entry`]); the transport framings (SSE event, NDJSON line, WebSocket text) are
-//! built at most once per message, lazily, and shared as `Bytes` by every subscriber.
+//! published ([`Entry`]). The feed knows no transport: each entry carries a cache slot
+//! ([`Entry::cache`]) that the transport side fills with its framings (built at most once per
+//! message, lazily, and shared by every subscriber), so a new transport does not touch this
+//! file.
 //!
 //! Subscribers do not get a queue of their own: each holds a cursor (the last seq it has) and
 //! reads the ring from there when the topic's `watch` channel says something new arrived. A
@@ -24,25 +26,20 @@
 //! pushlab_evicted_messages_total{cause="budget"} 2511
 //! ```
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use pushlab_proto::frame::{ndjson_line, sse_event};
 use pushlab_proto::{encode_message, EncodedMessage, Gap};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-/// One published message with its lazily built, shared framings.
+/// One published message, encoded once, with a cache slot the transport side owns.
 #[derive(Debug)]
 pub struct Entry {
     pub msg: EncodedMessage,
-    sse: OnceLock<Bytes>,
-    ndjson: OnceLock<Bytes>,
-    ws: OnceLock<Utf8Bytes>,
+    cache: OnceLock<Box<dyn Any + Send + Sync>>,
     /// Set once the entry has left its ring (history bound or byte budget).
     evicted: AtomicBool,
 }
@@ -51,16 +48,15 @@ impl Entry {
     fn new(msg: EncodedMessage) -> Self {
         Entry {
             msg,
-            sse: OnceLock::new(),
-            ndjson: OnceLock::new(),
-            ws: OnceLock::new(),
+            cache: OnceLock::new(),
             evicted: AtomicBool::new(false),
         }
     }
 
     /// What this entry is charged against the retained-bytes budget: the encoded MESSAGE and
-    /// the SSE and NDJSON framings it may grow (each about the MESSAGE's size; built lazily,
-    /// charged up front so the budget is an upper bound), plus the entry's fixed cost.
+    /// the framings the transport side may cache beside it (SSE and NDJSON, each about the
+    /// MESSAGE's size; built lazily, charged up front so the budget is an upper bound), plus
+    /// the entry's fixed cost.
     pub fn retained_bytes(&self) -> u64 {
         const ENTRY_OVERHEAD_BYTES: u64 = 256;
         3 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
@@ -70,28 +66,19 @@ impl Entry {
         self.msg.seq
     }
 
-    /// `id: SEQ\ndata: MESSAGE\n\n`, built once.
-    pub fn sse(&self) -> Bytes {
-        self.sse
-            .get_or_init(|| sse_event(self.msg.seq, &self.msg.bytes))
-            .clone()
-    }
-
-    /// `MESSAGE\n`, built once.
-    pub fn ndjson(&self) -> Bytes {
-        self.ndjson
-            .get_or_init(|| ndjson_line(&self.msg.bytes))
-            .clone()
-    }
-
-    /// MESSAGE as a WebSocket text payload (UTF-8 checked once).
-    pub fn ws_text(&self) -> Utf8Bytes {
-        self.ws
-            .get_or_init(|| {
-                Utf8Bytes::try_from(self.msg.bytes.clone())
-                    .expect("messages are encoded from str and are UTF-8")
-            })
-            .clone()
+    /// The per-message cache of type `T`, made (as `T::default()`) on first use and shared
+    /// by every later caller. The transport layer keeps its framings in it; the feed stores it
+    /// and never looks inside. Costs nothing until asked for (a message only polled makes
+    /// none).
+    ///
+    /// # Panics
+    /// If this entry's cache was already made with another type: a server has one cache type
+    /// (`transport::Framings`).
+    pub fn cache<T: Any + Default + Send + Sync>(&self) -> &T {
+        self.cache
+            .get_or_init(|| Box::<T>::default())
+            .downcast_ref::<T>()
+            .expect("an entry's cache has one type: the transport layer's")
     }
 }
 
@@ -293,7 +280,6 @@ pub struct Feed {
     max_retained_bytes: u64,
     books: Mutex<Books>,
     evicted: AtomicU64,
-    published: AtomicU64,
 }
 
 impl Feed {
@@ -311,7 +297,6 @@ impl Feed {
             max_retained_bytes,
             books: Mutex::new(Books::default()),
             evicted: AtomicU64::new(0),
-            published: AtomicU64::new(0),
         }
     }
 
@@ -377,10 +362,10 @@ impl Feed {
         Ok(t)
     }
 
-    /// Publishes on `topic`, counting it and charging it against the byte budget (evicting
-    /// the oldest messages across topics past it).
+    /// Publishes `data` on `topic` (a topic of this feed), charging it against the byte budget
+    /// (evicting the oldest messages across topics past it). Counting is the caller's
+    /// ([`crate::Shared::publish`] counts it once, in the metrics).
     pub fn publish(&self, topic: &Arc<Topic>, data: &str) -> Arc<Entry> {
-        self.published.fetch_add(1, Ordering::Relaxed);
         let entry = topic.push(data, |new, old| {
             let mut b = self.books();
             b.retained_bytes += new.retained_bytes();
@@ -402,10 +387,6 @@ impl Feed {
         });
         self.enforce_budget();
         entry
-    }
-
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
     }
 
     pub fn topic_count(&self) -> usize {
@@ -491,14 +472,17 @@ mod tests {
     }
 
     #[test]
-    fn framings_are_built_once_and_shared() {
+    fn an_entry_cache_is_made_once_and_shared() {
         let t = Topic::new("t".into(), 4);
         let e = t.publish("x");
-        let a = e.sse();
-        let b = e.sse();
-        assert_eq!(a.as_ptr(), b.as_ptr());
-        assert_eq!(e.ndjson().as_ptr(), e.ndjson().as_ptr());
-        assert_eq!(e.ws_text().as_str().as_bytes(), &e.msg.bytes[..]);
+        let first: &OnceLock<String> = e.cache();
+        first.set("framed".into()).unwrap();
+        let again: &OnceLock<String> = e.cache();
+        assert!(std::ptr::eq(first, again));
+        assert_eq!(again.get().map(String::as_str), Some("framed"));
+        // Each entry has its own.
+        let other = t.publish("y");
+        assert!(other.cache::<OnceLock<String>>().get().is_none());
     }
 
     #[test]

@@ -84,11 +84,6 @@ impl PerIpLimiter {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&ip).copied().unwrap_or(0)
     }
-
-    /// Addresses with a connection open (the map never keeps an address at zero).
-    pub fn addresses(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 impl Drop for IpSlot {
@@ -484,7 +479,7 @@ pub fn admit<B>(
     config: &ServerConfig,
     metrics: &Metrics,
     slot: Slot,
-    conn: Option<&ConnGuard>,
+    conn: &ConnGuard,
 ) -> Admission {
     if let Err(reason) = check_host(req) {
         return refused(
@@ -550,7 +545,7 @@ pub fn admit<B>(
         if !may_publish(req, config, false) {
             return unauthorized(metrics);
         }
-        if let Some(Err(wait)) = conn.map(ConnGuard::take_publish) {
+        if let Err(wait) = conn.take_publish() {
             metrics.reject(Rejection::PublishRate);
             let mut r = http_util::error(
                 StatusCode::TOO_MANY_REQUESTS,

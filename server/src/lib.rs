@@ -16,6 +16,8 @@
 //! - [`guard`]: bounds against hostile clients (token, origins, per-address connections,
 //!   head size, slow and idle connections, publish rate), each refusal counted.
 //! - [`page`]: the browser page, compiled in.
+//! - `testing` (cargo feature `testing`): the one in-process "server on 127.0.0.1:0" fixture
+//!   that every test binary and bench starts.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -34,10 +36,12 @@ pub mod router;
 pub mod transport;
 pub mod usage;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 mod http_util;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +107,15 @@ impl Shared {
             config,
         });
         (shared, shutdown_tx)
+    }
+
+    /// Publishes `data` on `topic` and counts it (`pushlab_published_messages_total`): the
+    /// one way HTTP publishes, WebSocket text frames and the ticker publish.
+    pub fn publish(&self, topic: &Arc<feed::Topic>, data: &str) -> Arc<feed::Entry> {
+        self.metrics
+            .published_messages
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.feed.publish(topic, data)
     }
 }
 
@@ -219,7 +232,6 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 #[doc(hidden)]
 pub async fn serve_connection<S>(
     stream: S,
-    _peer: SocketAddr,
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
 ) where
@@ -231,8 +243,8 @@ pub async fn serve_connection<S>(
 }
 
 /// [`serve_connection`] with its bounds state made by the caller: the socket is counted
-/// through `guard`, which the router finds in each request's extensions, and the connection
-/// is cut (and counted) when the guard's watchdog says it is slow or idle.
+/// through `conn_guard`, which the router is handed with each request, and the connection is
+/// cut (and counted) when the guard's watchdog says it is slow or idle.
 async fn serve_guarded<S>(
     stream: S,
     conn_guard: Arc<guard::ConnGuard>,
@@ -241,14 +253,12 @@ async fn serve_guarded<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let counter = conn_guard.counter().clone();
     let io = TokioIo::new(CountingIo::new(stream, conn_guard.clone()));
     let mut shutdown = shared.shutdown.clone();
     let svc_shared = shared.clone();
     let svc_guard = conn_guard.clone();
-    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(svc_guard.clone());
-        router::route(req, svc_shared.clone(), counter.clone())
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        router::route(req, svc_shared.clone(), svc_guard.clone())
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

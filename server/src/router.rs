@@ -23,14 +23,16 @@ use pushlab_proto::Transport;
 use crate::feed::{FeedError, Topic};
 use crate::guard::{self, Admission, ConnGuard};
 use crate::http_util::{self, Body};
-use crate::metrics::{ConnCounter, Rejection, Slot};
+use crate::metrics::{Rejection, Slot};
 use crate::{page, transport, Shared};
 
-/// Routes one request. Never fails: every problem becomes a JSON error response.
+/// Routes one request that arrived on the connection `conn` (whose bounds state also credits
+/// its bytes to the slot the request names). Never fails: every problem becomes a JSON error
+/// response.
 pub async fn route(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    conn: Arc<ConnCounter>,
+    conn: Arc<ConnGuard>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let (head, topic) = match path.strip_prefix('/').unwrap_or(&path).split_once('/') {
@@ -46,17 +48,16 @@ pub async fn route(
             .map_or(Slot::Other, Slot::Transport),
         _ => Slot::Other,
     };
-    conn.tag(slot);
+    conn.counter().tag(slot);
     shared
         .metrics
         .slot(slot)
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The bounds of `guard` (head size, CORS, origin, token, publish rate) come first.
-    let conn_guard = req.extensions().get::<Arc<ConnGuard>>().cloned();
-    let _in_flight = conn_guard.as_ref().map(|g| g.request());
+    let _in_flight = conn.request();
     let cfg = &shared.config;
-    let cors = match guard::admit(&req, cfg, &shared.metrics, slot, conn_guard.as_deref()) {
+    let cors = match guard::admit(&req, cfg, &shared.metrics, slot, &conn) {
         Admission::Pass(cors) => cors,
         Admission::Answer(r) => return Ok(r),
     };

@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use cdp::Browser;
@@ -91,16 +91,9 @@ fn out_dir() -> PathBuf {
 }
 
 async fn run(chromium: &Path) -> anyhow::Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let server = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(pushlab_server::serve(
-        listener,
-        pushlab_server::ServerConfig::default(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let fixture =
+        pushlab_server::testing::start_server(pushlab_server::ServerConfig::default()).await;
+    let server = fixture.addr;
     let (relay, heads) = proxy::start(server).await?;
 
     let out = out_dir();
@@ -111,8 +104,7 @@ async fn run(chromium: &Path) -> anyhow::Result<()> {
         let _ = screenshot(&mut browser.cdp, &out.join("failure.png")).await;
     }
     browser.close().await;
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server_task).await;
+    fixture.stop().await;
     result
 }
 

@@ -1,6 +1,7 @@
 //! The five transports, one file each, plus publishing. Each file only turns the shared feed
 //! into its own wire format; what they have in common (cursor resolution, batch responses, the
-//! streaming body that follows a topic) lives here so no transport imports another.
+//! streaming body that follows a topic, each message's cached framings) lives here so no
+//! transport imports another.
 
 pub mod echo;
 pub mod longpoll;
@@ -11,7 +12,7 @@ pub mod stream;
 pub mod ws;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,9 +20,10 @@ use futures_util::stream::{self as fstream, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use pushlab_proto::frame::poll_batch;
+use pushlab_proto::frame::{ndjson_line, poll_batch, sse_event};
 use pushlab_proto::{parse_query, Gap, Query, Transport};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::feed::{Entry, Read, Topic};
 use crate::http_util::{self, Body};
@@ -92,6 +94,51 @@ pub(crate) fn batch_response(shared: &Shared, t: Transport, read: &Read) -> Resp
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// One message's framings, each built at most once per message (on the first subscriber that
+/// needs it) and then shared by every subscriber as a reference-counted buffer. Kept in the
+/// entry's cache slot ([`Entry::cache`]), which the feed stores without looking inside: a new
+/// framing is a field here and a method of [`Framed`], and the feed does not change.
+#[derive(Debug, Default)]
+pub(crate) struct Framings {
+    sse: OnceLock<Bytes>,
+    ndjson: OnceLock<Bytes>,
+    ws_text: OnceLock<Utf8Bytes>,
+}
+
+/// The framings of a feed entry, read through its cache ([`Framings`]).
+pub(crate) trait Framed {
+    /// `id: SEQ\ndata: MESSAGE\n\n` (SSE).
+    fn sse(&self) -> Bytes;
+    /// `MESSAGE\n` (chunked NDJSON stream).
+    fn ndjson(&self) -> Bytes;
+    /// MESSAGE as a WebSocket text payload (its UTF-8 checked once).
+    fn ws_text(&self) -> Utf8Bytes;
+}
+
+impl Framed for Entry {
+    fn sse(&self) -> Bytes {
+        let cache = &self.cache::<Framings>().sse;
+        cache
+            .get_or_init(|| sse_event(self.msg.seq, &self.msg.bytes))
+            .clone()
+    }
+
+    fn ndjson(&self) -> Bytes {
+        let cache = &self.cache::<Framings>().ndjson;
+        cache.get_or_init(|| ndjson_line(&self.msg.bytes)).clone()
+    }
+
+    fn ws_text(&self) -> Utf8Bytes {
+        let cache = &self.cache::<Framings>().ws_text;
+        cache
+            .get_or_init(|| {
+                Utf8Bytes::try_from(self.msg.bytes.clone())
+                    .expect("messages are encoded from str and are UTF-8")
+            })
+            .clone()
+    }
 }
 
 /// How a streaming transport frames what it sends.
@@ -196,3 +243,23 @@ pub(crate) fn streaming_response(content_type: &'static str, body: Body) -> Resp
 
 /// The query a transport was asked with (re-exported for the transport files).
 pub(crate) type Q = Query;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Feed;
+
+    #[test]
+    fn framings_are_built_once_and_shared() {
+        let feed = Feed::new(4, 1);
+        let topic = feed.topic("t").unwrap();
+        let e = feed.publish(&topic, "x");
+        assert_eq!(e.sse().as_ptr(), e.sse().as_ptr());
+        assert_eq!(e.ndjson().as_ptr(), e.ndjson().as_ptr());
+        assert_eq!(e.ws_text().as_ptr(), e.ws_text().as_ptr());
+        // The WebSocket text is the encoded message itself, not a copy.
+        assert_eq!(e.ws_text().as_ptr(), e.msg.bytes.as_ptr());
+        assert_eq!(&e.sse()[..], &sse_event(e.seq(), &e.msg.bytes)[..]);
+        assert_eq!(&e.ndjson()[..], &ndjson_line(&e.msg.bytes)[..]);
+    }
+}

@@ -8,7 +8,6 @@
 //! hello
 //! ```
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,11 +60,7 @@ pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Arc<Topic>)
         shared.metrics.reject(Rejection::BadRequest);
         return http_util::error(StatusCode::BAD_REQUEST, "message body must be UTF-8 text");
     };
-    shared
-        .metrics
-        .published_messages
-        .fetch_add(1, Ordering::Relaxed);
-    let entry = shared.feed.publish(topic, data);
+    let entry = shared.publish(topic, data);
     http_util::json(StatusCode::ACCEPTED, format!("{{\"seq\":{}}}", entry.seq()))
 }
 
@@ -110,8 +105,7 @@ pub async fn ticker(shared: Arc<Shared>) {
             tokio::select! {
                 _ = interval.tick() => {
                     n += 1;
-                    shared.metrics.published_messages.fetch_add(1, Ordering::Relaxed);
-                    shared.feed.publish(&topic, &ticker_data(n, shared.config.tick_bytes));
+                    shared.publish(&topic, &ticker_data(n, shared.config.tick_bytes));
                 }
                 changed = rate_rx.changed() => if changed.is_err() { return } else { break },
                 _ = crate::until_down(&mut shutdown) => return,

@@ -24,8 +24,8 @@ use hyper::body::Incoming;
 use pushlab_proto::frame::{sse_gap, sse_retry, SSE_HEARTBEAT};
 use pushlab_proto::{parse_last_event_id, Transport};
 
-use super::{bad_request, follow_body, start_cursor, streaming_response, Framing, Q};
-use crate::feed::{Entry, Topic};
+use super::{bad_request, follow_body, start_cursor, streaming_response, Framed, Framing, Q};
+use crate::feed::Topic;
 use crate::http_util::Body;
 use crate::Shared;
 
@@ -51,7 +51,7 @@ pub fn handle(
     };
     let framing = Framing {
         transport: Transport::Sse,
-        entry: Entry::sse,
+        entry: Framed::sse,
         gap: sse_gap,
         heartbeat: SSE_HEARTBEAT,
     };

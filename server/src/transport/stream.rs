@@ -18,8 +18,8 @@ use http::Response;
 use pushlab_proto::frame::ndjson_gap;
 use pushlab_proto::Transport;
 
-use super::{follow_body, start_cursor, streaming_response, Framing, Q};
-use crate::feed::{Entry, Topic};
+use super::{follow_body, start_cursor, streaming_response, Framed, Framing, Q};
+use crate::feed::Topic;
 use crate::http_util::Body;
 use crate::Shared;
 
@@ -30,7 +30,7 @@ pub fn handle(shared: Arc<Shared>, topic: Arc<Topic>, query: Q) -> Response<Body
     };
     let framing = Framing {
         transport: Transport::Stream,
-        entry: Entry::ndjson,
+        entry: Framed::ndjson,
         gap: ndjson_gap,
         heartbeat: b"\n",
     };

@@ -56,7 +56,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{bad_request, start_cursor, Q};
+use super::{bad_request, start_cursor, Framed, Q};
 use crate::feed::Topic;
 use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
@@ -466,11 +466,7 @@ where
             Some(Rejection::Unauthorized),
         )),
         (Serve::Topic { topic, .. }, Message::Text(text)) => {
-            shared
-                .metrics
-                .published_messages
-                .fetch_add(1, Ordering::Relaxed);
-            shared.feed.publish(topic, text.as_str());
+            shared.publish(topic, text.as_str());
             match bucket.try_take(Instant::now()) {
                 Ok(()) => Ok(None),
                 Err(wait) => {

@@ -49,7 +49,7 @@ fn describe(r: &Resp) -> String {
     }
 }
 
-pub(crate) async fn run(server: &fixture::Server, probes: Vec<Probe>) {
+pub(crate) async fn run(server: &fixture::TestServer, probes: Vec<Probe>) {
     for p in probes {
         let before = p.counted.map(|why| server.rejected(why));
         let r = raw::exchange(server.addr, &p.request, LIMIT).await;
@@ -87,7 +87,7 @@ pub(crate) fn ws_upgrade(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_clear_answer_and_are_counted() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_token: Some(TOKEN.into()),
         ..fixture::config()
     })
@@ -141,7 +141,7 @@ async fn bad_requests_get_a_clear_answer_and_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_echoes_allowed_origins_only_and_never_a_wildcard() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         allowed_origins: Some(vec!["https://lab.example".into()]),
         ..fixture::config()
     })
@@ -219,7 +219,7 @@ async fn cors_echoes_allowed_origins_only_and_never_a_wildcard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_publishing_needs_the_token() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_token: Some(TOKEN.into()),
         ..fixture::config()
     })
@@ -300,7 +300,7 @@ pub(crate) async fn read_head(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         max_connections_per_ip: 4,
         ..fixture::config()
     })
@@ -348,7 +348,7 @@ async fn connections_per_address_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_rate_per_connection_gets_429_with_retry_after() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         publish_rate_per_s: 5.0,
         publish_burst: 3,
         ..fixture::config()
@@ -392,7 +392,7 @@ async fn publish_rate_per_connection_gets_429_with_retry_after() {
 async fn slow_and_silent_clients_are_cut() {
     let cfg = fixture::config();
     let hrt = cfg.header_read_timeout;
-    let server = fixture::start(cfg).await;
+    let server = fixture::start_server(cfg).await;
     // Generous: the cut must come within a few header-read timeouts, never hang.
     let bound = hrt * 4 + Duration::from_secs(2);
 
@@ -466,7 +466,7 @@ async fn dead_and_oversized_websocket_peers() {
         ..fixture::config()
     };
     let bound = (cfg.ws_ping_interval + cfg.ws_pong_timeout) * 3 + Duration::from_secs(2);
-    let server = fixture::start(cfg).await;
+    let server = fixture::start_server(cfg).await;
     let mut dead = TcpStream::connect(server.addr).await.unwrap();
     dead.write_all(&ws_upgrade("/ws/t", &[])).await.unwrap();
     assert!(read_head(&mut dead).await.starts_with(b"HTTP/1.1 101"));

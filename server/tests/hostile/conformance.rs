@@ -30,7 +30,7 @@ fn upgrade_with(path: &str, version: &str, headers: &[(&str, &str)]) -> Vec<u8> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_heads_and_handshakes_that_break_a_must_get_its_status() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let long_target = format!("/poll/t?pad={}", "a".repeat(17 * 1024));
     let h = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = vec![
@@ -85,7 +85,14 @@ async fn request_heads_and_handshakes_that_break_a_must_get_its_status() {
     ];
     run(&server, probes).await;
     // Nothing was published by the POST without Host.
-    assert_eq!(server.shared.feed.published(), 0);
+    assert_eq!(
+        server
+            .shared
+            .metrics
+            .published_messages
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     // §4.4: the versions the server speaks come with the refusal.
     let r = raw::exchange(
         server.addr,
@@ -107,7 +114,7 @@ async fn read_to_end(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_what_get_would_at_once_and_without_a_body() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         default_longpoll_timeout: Duration::from_secs(30),
         ..fixture::config()
     })
@@ -152,7 +159,7 @@ async fn head_answers_what_get_would_at_once_and_without_a_body() {
 }
 
 /// Opens a WebSocket on `path` with a raw socket (receive buffer `rcvbuf`).
-async fn raw_ws(server: &fixture::Server, path: &str, rcvbuf: Option<u32>) -> TcpStream {
+async fn raw_ws(server: &fixture::TestServer, path: &str, rcvbuf: Option<u32>) -> TcpStream {
     let mut s = raw::connect_from(server.addr, None, rcvbuf).await;
     s.write_all(&ws_upgrade(path, &[])).await.unwrap();
     let head = read_head(&mut s).await;
@@ -193,7 +200,7 @@ fn close_code(frames: &[(u8, Vec<u8>)]) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_in_text_or_close_reason_is_closed_with_1007() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let f = raw::ws_client_frame;
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
         ("text frame c3 28", vec![f(1, b"\xc3\x28", true)]),
@@ -238,7 +245,7 @@ async fn invalid_utf8_in_text_or_close_reason_is_closed_with_1007() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_returns_each_message_unchanged_through_the_ws_session() {
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         max_message_bytes: 1024,
         ..fixture::config()
     })
@@ -277,7 +284,7 @@ async fn echo_returns_each_message_unchanged_through_the_ws_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_accepted_at_publish_reaches_every_transport() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     // Every byte a control character: the JSON MESSAGE is six times the data.
     let data = "\u{1}".repeat(server.shared.config.max_message_bytes);
     let r = raw::exchange(
@@ -319,7 +326,7 @@ async fn a_message_accepted_at_publish_reaches_every_transport() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_that_never_reads_is_dropped_and_counted() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let mut s = raw_ws(&server, "/ws/t", Some(4096)).await;
     let ping = raw::ws_client_frame(9, &[b'p'; 125], true);
     let before = server.rejected(Rejection::WsDeadPeer);
@@ -357,7 +364,7 @@ async fn a_ping_flood_that_never_reads_is_dropped_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_bytes_stay_within_budget_under_a_flood_ten_times_over() {
     let budget: u64 = 2 * 1024 * 1024;
-    let server = fixture::start(ServerConfig {
+    let server = fixture::start_server(ServerConfig {
         max_retained_bytes: budget,
         ..fixture::config()
     })

@@ -60,7 +60,7 @@ async fn collect(
 /// was away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_mid_message_resumes_without_loss_on_every_transport() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     for t in Transport::ALL {
         let name = format!("cut-{t}");
         let topic = server.shared.feed.topic(&name).unwrap();
@@ -146,7 +146,7 @@ async fn cut_mid_message_resumes_without_loss_on_every_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_abrupt_drops_leave_nothing_behind() {
     let _heavy = fixture::HEAVY.lock().await;
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let topic = server.shared.feed.topic("drops").unwrap();
     for i in 0..200 {
         server
@@ -253,7 +253,7 @@ async fn a_thousand_abrupt_drops_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_does_not_slow_the_others() {
     let _heavy = fixture::HEAVY.lock().await;
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let topic = server.shared.feed.topic("stall").unwrap();
     // 6 MiB per reader: more than the kernel's send buffer can hide (tcp_wmem max is 4 MiB),
     // so the stalled sockets really stall the server's writes.
@@ -261,7 +261,7 @@ async fn a_stalled_reader_does_not_slow_the_others() {
     let payload = "s".repeat(4096);
 
     async fn run_round(
-        server: &fixture::Server,
+        server: &fixture::TestServer,
         topic: &std::sync::Arc<pushlab_server::feed::Topic>,
         messages: u64,
         payload: &str,
@@ -406,7 +406,7 @@ async fn a_publish_flood_meets_429_and_backpressure_with_bounded_memory() {
     let _heavy = fixture::HEAVY.lock().await;
     let rate = cfg.publish_rate_per_s;
     let burst = cfg.publish_burst;
-    let server = fixture::start(cfg).await;
+    let server = fixture::start_server(cfg).await;
     let addr = server.addr;
     let body = vec![b'f'; 8 * 1024];
     let rss_before = raw::rss_bytes();

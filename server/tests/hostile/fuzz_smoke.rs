@@ -211,7 +211,7 @@ async fn throw(addr: std::net::SocketAddr, input: Vec<u8>, limit: Duration) -> O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_smoke_random_bytes_at_a_live_socket() {
-    let server = fixture::start(fixture::config()).await;
+    let server = fixture::start_server(fixture::config()).await;
     let topic = server.shared.feed.topic("t").unwrap();
     for i in 0..20 {
         server.shared.feed.publish(&topic, &format!("m{i}"));

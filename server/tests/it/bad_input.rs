@@ -1,6 +1,6 @@
 //! Every bad input gets its status and a JSON `{"error": "..."}` body (or, where HTTP is not
 //! spoken yet or any more, a closed connection or a WebSocket close code), and the server
-//! keeps serving afterwards. No input panics it ([`crate::common::TestServer::stop`] checks).
+//! keeps serving afterwards. No input panics it ([`pushlab_server::testing::TestServer::stop`] checks).
 //!
 //! ```text
 //! bad topic, bad since, since ahead, bad Last-Event-ID     400

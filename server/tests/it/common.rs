@@ -1,14 +1,10 @@
-//! The fixture every test stands on: an in-process server on 127.0.0.1:0 with a shutdown
-//! trigger the test holds, plain HTTP helpers over a byte-counted socket, a /metrics reader and
-//! a watch for server panics.
-//!
-//! Panics inside tokio tasks do not reach the test; a process-wide panic hook counts every
-//! panic raised outside the test code (`tests/`), and [`TestServer::stop`] asserts none
-//! happened, so "no input panics the server" is checked by every test.
+//! What every test stands on: the shared in-process server fixture
+//! ([`pushlab_server::testing`]: 127.0.0.1:0, a shutdown the test holds, a watch for server
+//! panics that `TestServer::stop` checks), the tests' fast settings, plain HTTP helpers over
+//! a byte-counted socket and a /metrics reader.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,9 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use pushlab_proto::{ByteCounter, CountingIo, Transport};
-use pushlab_server::{ServerConfig, ServerError, Shared};
+use pushlab_server::ServerConfig;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A guard against hangs, never a performance claim.
@@ -28,26 +23,7 @@ pub const HANG_GUARD: Duration = Duration::from_secs(30);
 /// The client side of a socket: bytes counted both ways, as the loadgen counts them.
 pub type Io = CountingIo<TcpStream, Arc<ByteCounter>>;
 
-static SERVER_PANICS: AtomicU64 = AtomicU64::new(0);
-
-fn watch_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_tests = info.location().is_some_and(|l| l.file().contains("tests/"));
-            if !in_tests {
-                SERVER_PANICS.fetch_add(1, Ordering::SeqCst);
-            }
-            default(info);
-        }));
-    });
-}
-
-/// Panics raised outside the test code so far (in this test process).
-pub fn server_panics() -> u64 {
-    SERVER_PANICS.load(Ordering::SeqCst)
-}
+pub use pushlab_server::testing::start_server;
 
 /// Settings that keep tests fast: short heartbeats and timeouts, no ticker.
 pub fn test_config() -> ServerConfig {
@@ -63,63 +39,6 @@ pub fn test_config() -> ServerConfig {
         heartbeat_interval: Duration::from_millis(300),
         shutdown_grace: Duration::from_secs(4),
         ..ServerConfig::default()
-    }
-}
-
-/// A server running in this process.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
-}
-
-/// Starts `serve_shared` on 127.0.0.1:0 in a spawned task.
-pub async fn start_server(config: ServerConfig) -> TestServer {
-    watch_panics();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let (shared, shutdown_tx) = Shared::new(config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(pushlab_server::serve_shared(
-        listener,
-        shared.clone(),
-        shutdown_tx,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    TestServer {
-        addr,
-        shared,
-        stop: Some(stop),
-        task: Some(task),
-    }
-}
-
-impl TestServer {
-    /// Triggers shutdown and waits for `serve` to return; how long that took.
-    pub async fn stop(mut self) -> Duration {
-        let started = Instant::now();
-        let _ = self.stop.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        let res = tokio::time::timeout(HANG_GUARD, task)
-            .await
-            .expect("serve did not return after shutdown")
-            .expect("serve task panicked");
-        res.expect("serve returned an error");
-        assert_eq!(server_panics(), 0, "the server panicked (see the output)");
-        started.elapsed()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
