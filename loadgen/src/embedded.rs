@@ -62,6 +62,9 @@ pub async fn spawn_server_from(
         .arg("--bind")
         .arg("127.0.0.1:0")
         .args(args)
+        // `serve` takes pushlab-server's flags, --publish-token's environment variable
+        // included; the loadgen publishes without a token, so the child must not pick one up.
+        .env_remove("PUSHLAB_PUBLISH_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

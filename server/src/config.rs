@@ -213,35 +213,6 @@ pub struct ServerArgs {
 /// The defaults the flags show, as a constant so clap's `default_value_t` can read them.
 const DEFAULTS: ServerConfig = ServerConfig::DEFAULT;
 
-impl Default for ServerArgs {
-    /// The flags as if none were given (so `into_config` gives [`ServerConfig::default`]).
-    fn default() -> Self {
-        ServerArgs {
-            history: DEFAULTS.history,
-            max_batch: DEFAULTS.max_batch,
-            max_subscriber_lag: None,
-            tick_rate: DEFAULTS.tick_rate,
-            tick_bytes: DEFAULTS.tick_bytes,
-            max_connections: DEFAULTS.max_connections,
-            max_message_bytes: DEFAULTS.max_message_bytes,
-            max_topics: DEFAULTS.max_topics,
-            header_read_timeout: DEFAULTS.header_read_timeout.as_secs_f64(),
-            heartbeat: DEFAULTS.heartbeat_interval.as_secs_f64(),
-            publish_token: None,
-            allowed_origins: None,
-            max_connections_per_ip: DEFAULTS.max_connections_per_ip,
-            max_header_bytes: DEFAULTS.max_header_bytes,
-            max_headers: DEFAULTS.max_headers,
-            idle_timeout: DEFAULTS.idle_timeout.as_secs_f64(),
-            ws_ping_interval: DEFAULTS.ws_ping_interval.as_secs_f64(),
-            ws_pong_timeout: DEFAULTS.ws_pong_timeout.as_secs_f64(),
-            publish_rate: DEFAULTS.publish_rate_per_s,
-            publish_burst: DEFAULTS.publish_burst,
-            max_retained_bytes: DEFAULTS.max_retained_bytes,
-        }
-    }
-}
-
 impl ServerArgs {
     /// Checks every flag and builds the settings; the first bad value is the error.
     ///
@@ -376,11 +347,6 @@ mod tests {
         let from_flags = config(&[]).unwrap();
         assert_eq!(
             format!("{from_flags:?}"),
-            format!("{:?}", ServerConfig::default())
-        );
-        let from_default = ServerArgs::default().into_config().unwrap();
-        assert_eq!(
-            format!("{from_default:?}"),
             format!("{:?}", ServerConfig::default())
         );
     }

@@ -10,6 +10,7 @@
 //! - [`byte_counts`]: /metrics byte counters equal what the client counted on its socket.
 //! - [`shutdown`]: shutdown ends every transport cleanly and in time.
 //! - [`wire`]: long-poll timeout, the 2-byte WebSocket header, byte-identical MESSAGEs.
+//! - [`flags`]: a bad flag value stops the binary with exit code 2, naming the flag.
 
 mod client;
 mod common;
@@ -17,6 +18,7 @@ mod common;
 mod bad_input;
 mod byte_counts;
 mod delivery;
+mod flags;
 mod gap;
 mod resume;
 mod shutdown;
