@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Publishing before the measured window (delivered, not sampled).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Idle part after connect (connections open, nothing published): the server's cost per
+    /// idle connection-second is measured over it.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub idle: Duration,
     /// Messages published per second (per topic).
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
@@ -123,6 +127,7 @@ impl RunArgs {
         c.clients = self.clients;
         c.duration = self.duration;
         c.warmup = self.warmup;
+        c.idle = self.idle;
         c.rate_per_s = self.rate;
         c.payload_bytes = self.payload_bytes;
         c.poll_interval = self.poll_interval;

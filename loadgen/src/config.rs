@@ -201,6 +201,10 @@ pub struct RunConfig {
     pub duration: Duration,
     #[serde(rename = "warmup_s", serialize_with = "ser_secs")]
     pub warmup: Duration,
+    /// The idle part after connect: connections open, nothing published (what a connection
+    /// costs the server while there is no news). One poll interval by default.
+    #[serde(rename = "idle_s", serialize_with = "ser_secs")]
+    pub idle: Duration,
     pub rate_per_s: f64,
     pub payload_bytes: usize,
     #[serde(rename = "poll_interval_s", serialize_with = "ser_secs")]
@@ -244,6 +248,7 @@ impl RunConfig {
             clients: 10,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
             rate_per_s: 10.0,
             payload_bytes: 64,
             poll_interval: Duration::from_secs(1),

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Report(args) => {
-                pushlab_loadgen::report::cli(&args, &argv())?;
+                pushlab_loadgen::report::cli(&args)?;
                 Ok(())
             }
             Command::Serve(args) => {

@@ -1,11 +1,16 @@
 //! `pushlab-loadgen merge A.json B.json... --out C.json`: one result from runs made on several
 //! machines against one target. Entries of the same transport are combined: histograms are
-//! added (so percentiles are those of all samples, recomputed), counters and byte totals are
-//! summed, per-message figures are recomputed from the sums, `merged_runs` is summed.
+//! added (so percentiles are those of all samples, recomputed), counters ([`Counters::add`])
+//! and byte totals are summed, per-message figures are recomputed from the sums, per-unit CPU
+//! figures are pooled over their denominators, memory per connection is weighted by each
+//! run's connections (each loadgen loaded the one target with its own share), the loadgens'
+//! own costs keep the worst, `merged_runs` is summed.
+//!
+//! [`Counters::add`]: pushlab_proto::counters::Counters::add
 
 use std::collections::BTreeMap;
 
-use pushlab_proto::result::{RunResult, ServerCost, TransportResult};
+use pushlab_proto::result::{LoadgenCost, RunResult, ServerCost, TransportResult};
 use pushlab_proto::Transport;
 
 use crate::record::{decode_histogram, encode_histogram, latency_of};
@@ -122,42 +127,87 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
 }
 
 fn add_into(acc: &mut TransportResult, t: &TransportResult) {
+    let prior_open = acc.peak_open_connections;
     acc.clients += t.clients;
-    acc.published_messages += t.published_messages;
-    acc.delivered_messages += t.delivered_messages;
-    acc.wire_bytes_up += t.wire_bytes_up;
-    acc.wire_bytes_down += t.wire_bytes_down;
+    acc.counts.add(&t.counts);
     acc.bytes_total = acc.bytes_total.add(&t.bytes_total);
-    acc.http_requests += t.http_requests;
-    acc.empty_responses += t.empty_responses;
-    acc.tcp_connects += t.tcp_connects;
-    acc.peak_open_connections += t.peak_open_connections;
-    acc.reconnects += t.reconnects;
-    acc.errors += t.errors;
-    acc.gap_notices += t.gap_notices;
-    acc.lost_messages += t.lost_messages;
-    acc.duplicate_messages += t.duplicate_messages;
-    acc.out_of_order_messages += t.out_of_order_messages;
-    acc.window_published_messages += t.window_published_messages;
-    acc.unattributed_bytes += t.unattributed_bytes;
     acc.tcp_segments = match (acc.tcp_segments, t.tcp_segments) {
         (Some(a), Some(b)) => Some(a + b),
         (a, b) => a.or(b),
     };
+    // Per-unit CPU: pooled, each run weighted by its own denominator (cpu / per-unit figure).
+    let pool = |a: Option<f64>, b: Option<f64>, cpu_a: f64, cpu_b: f64| match (a, b) {
+        (Some(x), Some(y)) if x > 0.0 && y > 0.0 => Some((cpu_a + cpu_b) / (cpu_a / x + cpu_b / y)),
+        (x, y) => x.or(y),
+    };
+    if let (Some(a), Some(b)) = (&acc.server, &t.server) {
+        acc.server_cpu_us_per_connect = pool(
+            acc.server_cpu_us_per_connect,
+            t.server_cpu_us_per_connect,
+            a.connect_cpu_us,
+            b.connect_cpu_us,
+        );
+        acc.server_cpu_us_per_idle_connection_s = pool(
+            acc.server_cpu_us_per_idle_connection_s,
+            t.server_cpu_us_per_idle_connection_s,
+            a.idle_cpu_us,
+            b.idle_cpu_us,
+        );
+        acc.server_cpu_us_per_delivery = pool(
+            acc.server_cpu_us_per_delivery,
+            t.server_cpu_us_per_delivery,
+            a.publish_cpu_us,
+            b.publish_cpu_us,
+        );
+    }
+    // Memory per connection: weighted by each run's connections.
+    let (wa, wb) = (prior_open as f64, t.peak_open_connections as f64);
+    let weigh = |a: f64, b: f64| (a * wa + b * wb) / (wa + wb).max(1.0);
     acc.server = match (acc.server.take(), t.server.clone()) {
         (Some(a), Some(b)) => Some(ServerCost {
             cpu_seconds: a.cpu_seconds + b.cpu_seconds,
+            connect_cpu_us: a.connect_cpu_us + b.connect_cpu_us,
+            idle_cpu_us: a.idle_cpu_us + b.idle_cpu_us,
+            idle_s: a.idle_s.max(b.idle_s),
+            publish_cpu_us: a.publish_cpu_us + b.publish_cpu_us,
+            heap_bytes_per_connection: a
+                .heap_bytes_per_connection
+                .zip(b.heap_bytes_per_connection)
+                .map(|(x, y)| weigh(x, y)),
+            kernel_socket_bytes_per_connection: a
+                .kernel_socket_bytes_per_connection
+                .zip(b.kernel_socket_bytes_per_connection)
+                .map(|(x, y)| weigh(x, y)),
+            kernel_socket_struct_bytes_per_connection: a
+                .kernel_socket_struct_bytes_per_connection
+                .or(b.kernel_socket_struct_bytes_per_connection),
+            unavailable: a
+                .unavailable
+                .iter()
+                .chain(&b.unavailable)
+                .fold(Vec::new(), |mut v, u| {
+                    if !v.contains(u) {
+                        v.push(u.clone());
+                    }
+                    v
+                }),
             rss_bytes_before: a.rss_bytes_before.min(b.rss_bytes_before),
             rss_bytes_after: a.rss_bytes_after.max(b.rss_bytes_after),
-            rss_bytes_per_connection: (a.rss_bytes_per_connection
-                * acc
-                    .peak_open_connections
-                    .saturating_sub(t.peak_open_connections) as f64
-                + b.rss_bytes_per_connection * t.peak_open_connections as f64)
-                / acc.peak_open_connections.max(1) as f64,
+            rss_bytes_per_connection: weigh(a.rss_bytes_per_connection, b.rss_bytes_per_connection),
             server_bytes_read: a.server_bytes_read + b.server_bytes_read,
             server_bytes_written: a.server_bytes_written + b.server_bytes_written,
-            ..a
+            cpu_source: a.cpu_source,
+        }),
+        (a, b) => a.or(b),
+    };
+    acc.loadgen = match (acc.loadgen, t.loadgen) {
+        (Some(a), Some(b)) => Some(LoadgenCost {
+            cpu_us: a.cpu_us + b.cpu_us,
+            wall_s: a.wall_s.max(b.wall_s),
+            core_share: a.core_share.max(b.core_share),
+            timer_late_p99_us: a.timer_late_p99_us.max(b.timer_late_p99_us),
+            timer_late_max_us: a.timer_late_max_us.max(b.timer_late_max_us),
+            saturated: a.saturated || b.saturated,
         }),
         (a, b) => a.or(b),
     };

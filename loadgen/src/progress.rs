@@ -77,7 +77,7 @@ impl PhaseBars {
         let elapsed = self.started.elapsed().as_secs_f64();
         for (t, bar) in &self.bars {
             let r = &recs[t];
-            let delivered = Recorder::get(&r.delivered);
+            let delivered = Recorder::get(&r.delivered_messages);
             let rate = if elapsed > 0.0 {
                 delivered as f64 / elapsed
             } else {

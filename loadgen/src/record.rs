@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use pushlab_proto::counters::{AtomicCounters, Counters};
 use pushlab_proto::result::{ByteSplit, Latency};
 use pushlab_proto::{Gap, Transport};
 
@@ -143,21 +144,10 @@ pub struct Recorder {
     /// Subscribers that never managed to subscribe.
     pub gave_up: AtomicU64,
     pub open_connections: AtomicI64,
-    pub peak_open_connections: AtomicU64,
-    pub delivered: AtomicU64,
-    pub http_requests: AtomicU64,
-    pub empty_responses: AtomicU64,
-    pub tcp_connects: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub errors: AtomicU64,
-    pub gap_notices: AtomicU64,
-    pub lost: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub out_of_order: AtomicU64,
+    /// The counters the result carries ([`Counters`]); the fields below are the recorder's
+    /// own bookkeeping.
+    pub counts: AtomicCounters,
     pub foreign_messages: AtomicU64,
-    pub wire_up: AtomicU64,
-    pub wire_down: AtomicU64,
-    pub unattributed: AtomicU64,
     pub overattributed: AtomicU64,
     /// Closes where the server did not close its side within the close timeout.
     pub unclean_closes: AtomicU64,
@@ -182,21 +172,8 @@ impl Recorder {
             finished: AtomicU64::new(0),
             gave_up: AtomicU64::new(0),
             open_connections: AtomicI64::new(0),
-            peak_open_connections: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            http_requests: AtomicU64::new(0),
-            empty_responses: AtomicU64::new(0),
-            tcp_connects: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            gap_notices: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            out_of_order: AtomicU64::new(0),
+            counts: AtomicCounters::default(),
             foreign_messages: AtomicU64::new(0),
-            wire_up: AtomicU64::new(0),
-            wire_down: AtomicU64::new(0),
-            unattributed: AtomicU64::new(0),
             overattributed: AtomicU64::new(0),
             unclean_closes: AtomicU64::new(0),
             segments: AtomicU64::new(0),
@@ -240,9 +217,10 @@ impl Recorder {
     }
 
     pub fn connection_opened(&self) {
-        self.tcp_connects.fetch_add(1, Ordering::Relaxed);
+        self.counts.tcp_connects.fetch_add(1, Ordering::Relaxed);
         let now = self.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak_open_connections
+        self.counts
+            .peak_open_connections
             .fetch_max(now.max(0) as u64, Ordering::Relaxed);
     }
 
@@ -271,6 +249,53 @@ impl Recorder {
 
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// Everything the result is assembled from, read now (exact once the subscribers ended).
+    pub fn snapshot(&self) -> RecorderSnapshot {
+        let (problems, problem_count) = self.problems();
+        RecorderSnapshot {
+            counts: self.counts.snapshot(),
+            tally: self.tally(),
+            histogram: self.histogram(),
+            segments: self
+                .segments_known
+                .load(Ordering::Relaxed)
+                .then(|| Recorder::get(&self.segments)),
+            foreign_messages: Recorder::get(&self.foreign_messages),
+            overattributed: Recorder::get(&self.overattributed),
+            unclean_closes: Recorder::get(&self.unclean_closes),
+            problems,
+            problem_count,
+        }
+    }
+}
+
+/// A recorder's figures at one moment, as plain values: what result assembly reads.
+#[derive(Clone, Debug)]
+pub struct RecorderSnapshot {
+    pub counts: Counters,
+    pub tally: Tally,
+    pub histogram: Histogram<u64>,
+    /// TCP segments both ways (`None` where TCP_INFO was not available).
+    pub segments: Option<u64>,
+    /// Deliveries without a send-time stamp (another publisher on the topic).
+    pub foreign_messages: u64,
+    /// Bytes the split attributed beyond what was counted (a loadgen bug if not 0).
+    pub overattributed: u64,
+    /// Closes the server did not answer within the close timeout.
+    pub unclean_closes: u64,
+    /// The first few problems, verbatim, and how many there were.
+    pub problems: Vec<String>,
+    pub problem_count: u64,
+}
+
+/// The recorder's counters read as its fields (`rec.http_requests`).
+impl std::ops::Deref for Recorder {
+    type Target = AtomicCounters;
+
+    fn deref(&self) -> &AtomicCounters {
+        &self.counts
     }
 }
 

@@ -11,9 +11,9 @@ use pushlab_proto::result::RunResult;
 /// Renders `r` as a Markdown table plus its notes.
 pub fn table(r: &RunResult) -> String {
     let mut out = String::new();
-    out.push_str("| transport | clients | delivered | msgs/s | bytes/msg up+down | header B/msg | framing B/msg | p50 us | p99 us | max us | requests | empty | connects | reconnects | lost/dup/ooo | server CPU us/1k msgs |\n");
+    out.push_str("| transport | clients | delivered | msgs/s | bytes/msg up+down | header B/msg | framing B/msg | p50 us | p99 us | max us | requests | empty | connects | reconnects | lost/dup/ooo | server CPU us/connect | us/idle conn-s | us/delivery | heap B/conn | kernel B/conn |\n");
     out.push_str(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for t in &r.transports {
         let d = t.delivered_messages.max(1) as f64;
@@ -23,9 +23,16 @@ pub fn table(r: &RunResult) -> String {
         } else {
             0.0
         };
-        let cpu = t
-            .server_cpu_us_per_1k_messages
-            .map_or("-".to_string(), |v| format!("{v:.0}"));
+        let fig = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let server = t.server.as_ref();
+        let cpu = [
+            fig(t.server_cpu_us_per_connect),
+            fig(t.server_cpu_us_per_idle_connection_s),
+            fig(t.server_cpu_us_per_delivery),
+            fig(server.and_then(|s| s.heap_bytes_per_connection)),
+            fig(server.and_then(|s| s.kernel_socket_bytes_per_connection)),
+        ]
+        .join(" | ");
         out.push_str(&format!(
             "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {} |\n",
             t.transport,
@@ -47,6 +54,16 @@ pub fn table(r: &RunResult) -> String {
             t.out_of_order_messages,
             cpu,
         ));
+    }
+    for t in &r.transports {
+        if let Some(c) = t.loadgen.as_ref().filter(|c| c.saturated) {
+            out.push_str(&format!(
+                "\nwarning: {}: the loadgen was saturated ({:.0} % of a core, timers up to {} us late): these figures may be the loadgen's own\n",
+                t.transport,
+                c.core_share * 100.0,
+                c.timer_late_max_us
+            ));
+        }
     }
     let notes: Vec<String> = r
         .notes

@@ -315,7 +315,8 @@ pub async fn sweep(
         // that already served an earlier point hands its freed memory to the next one (seen:
         // sse 8.4, stream 5.8, ws 1.4 KiB per connection in run order on one process).
         let server_handle = Server::start(server).await?;
-        let config = p.config(server_handle.target.clone(), command);
+        let mut config = p.config(server_handle.target.clone(), command);
+        config.server_pid = server_handle.pid();
         let ran = crate::run(config).await;
         server_handle.stop().await;
         match ran {

@@ -97,14 +97,47 @@ async fn every_transport_counts_exactly_and_results_merge() {
     let server = pushlab_loadgen::spawn_server_from(std::path::Path::new(BIN), &[])
         .await
         .unwrap();
-    let a = pushlab_loadgen::run(short_config(server.addr))
-        .await
-        .unwrap();
+    let mut config = short_config(server.addr);
+    config.server_pid = server.child.id();
+    let a = pushlab_loadgen::run(config).await.unwrap();
     assert_exact(&a);
     for t in &a.transports {
+        let name = t.transport;
         let s = t.server.as_ref().unwrap();
-        assert!(s.rss_bytes_before > 0, "{}", t.transport);
-        assert!(t.server_cpu_us_per_1k_messages.is_some(), "{}", t.transport);
+        assert!(s.rss_bytes_before > 0, "{name}");
+        assert!(t.server_cpu_us_per_1k_messages.is_some(), "{name}");
+        // CPU to the microsecond, split by what it paid for; nothing left out.
+        assert_eq!(
+            s.cpu_source, "getrusage",
+            "{name}: pushlab-server's /metrics"
+        );
+        assert!(
+            s.heap_bytes_per_connection.is_some_and(|b| b > 0.0),
+            "{name}: heap bytes per connection: {:?}",
+            s.unavailable
+        );
+        assert!(
+            s.connect_cpu_us > 0.0 && s.publish_cpu_us > 0.0,
+            "{name}: {s:?}"
+        );
+        assert!(s.idle_s >= 0.9, "{name}: the idle part lasts --idle (1 s)");
+        for (what, v) in [
+            ("per connect", t.server_cpu_us_per_connect),
+            (
+                "per idle connection-second",
+                t.server_cpu_us_per_idle_connection_s,
+            ),
+            ("per delivery", t.server_cpu_us_per_delivery),
+        ] {
+            assert!(v.is_some_and(|v| v >= 0.0), "{name} {what}: {v:?}");
+        }
+        assert!(
+            s.kernel_socket_bytes_per_connection.is_some(),
+            "{name}: kernel socket memory (gauge or ss): {:?}",
+            s.unavailable
+        );
+        let lg = t.loadgen.expect("the loadgen's own cost");
+        assert!(lg.cpu_us > 0.0 && lg.wall_s > 0.0, "{name}: {lg:?}");
     }
     let by = |r: &RunResult, t: Transport| -> TransportResult {
         r.transports

@@ -137,6 +137,22 @@ fn assert_clean(r: &RunResult, costed: bool) {
                     "{name}: {s:?}"
                 );
                 assert!(t.server_cpu_us_per_1k_messages.is_some(), "{name}");
+                // nginx's CPU to the nanosecond from schedstat, split like pushlab-server's;
+                // its sockets' kernel memory from ss; no heap figure, and that is said.
+                assert_eq!(s.cpu_source, "schedstat", "{name}");
+                assert!(s.connect_cpu_us > 0.0, "{name}: {s:?}");
+                assert!(t.server_cpu_us_per_connect.is_some(), "{name}");
+                assert!(t.server_cpu_us_per_delivery.is_some(), "{name}");
+                assert!(
+                    s.kernel_socket_bytes_per_connection.is_some(),
+                    "{name}: {s:?}"
+                );
+                assert!(s.heap_bytes_per_connection.is_none(), "{name}");
+                assert!(
+                    s.unavailable.iter().any(|u| u.starts_with("heap:")),
+                    "{name}: {:?}",
+                    s.unavailable
+                );
             }
             (true, None) => panic!("{name}: --server-pid gives a server cost"),
         }

@@ -69,7 +69,7 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
         &input,
         &out,
         &ReportOptions {
-            command: "pushlab-loadgen report (test)".into(),
+            input_label: Some("in".into()),
         },
     )
     .expect("report runs");
@@ -89,7 +89,15 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
     let md = fs::read_to_string(&report.report_md).expect("REPORT.md");
     assert_eq!(report.claims.len(), 8);
     for c in &report.claims {
-        assert_ne!(c.verdict, Verdict::NoData, "{}: {}", c.id, c.reason);
+        if let Verdict::NotSettled(why) = &c.verdict {
+            // The synthetic runs have 100 clients: not enough for C5 or C8.
+            assert!(
+                ["C5", "C8"].contains(&c.id),
+                "{}: {why}: {}",
+                c.id,
+                c.reason
+            );
+        }
         assert!(
             md.contains(&format!("### {}:", c.id)),
             "no section for {}",

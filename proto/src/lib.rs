@@ -12,9 +12,11 @@
 //!   WebSocket frame), the gap notice, and the framing-overhead arithmetic the loadgen uses to
 //!   split wire bytes into payload, envelope and framing.
 //! - [`cursor`]: query-string, `Last-Event-ID` and topic-name parsing, strict and panic-free.
+//! - [`counters`]: the counters of one transport entry, named once (recorder, merge, result).
 //! - [`counting`]: an `AsyncRead + AsyncWrite` wrapper that counts bytes both ways.
 //! - [`result`]: the JSON result schema one loadgen run writes (`schema_version`).
 
+pub mod counters;
 pub mod counting;
 pub mod cursor;
 pub mod frame;

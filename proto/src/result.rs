@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
 use crate::transport::Transport;
 
 /// Bump on any change a reader of old files must know about.
@@ -187,6 +188,12 @@ pub struct ServerCost {
     /// server-side connection after connect and settle; `None` where it could not be read.
     #[serde(default)]
     pub kernel_socket_bytes_per_connection: Option<f64>,
+    /// Kernel objects one TCP connection holds besides its queues (the slab object sizes of
+    /// `TCP`, `sock_inode_cache`, `filp`, `dentry`, `eventpoll_epi` in `/proc/slabinfo`); add
+    /// it to `kernel_socket_bytes_per_connection` for the kernel's whole share. `None` where
+    /// `/proc/slabinfo` cannot be read (it needs root).
+    #[serde(default)]
+    pub kernel_socket_struct_bytes_per_connection: Option<f64>,
     /// Why any figure of this struct is left out or less precise than the rest.
     #[serde(default)]
     pub unavailable: Vec<String>,
@@ -206,28 +213,16 @@ pub struct TransportResult {
     pub transport: Transport,
     pub scenario: Scenario,
     pub clients: u64,
-    pub published_messages: u64,
-    /// Messages delivered, summed over clients (measured window and warmup).
-    pub delivered_messages: u64,
-    /// Every byte client sockets sent, connect to close.
-    pub wire_bytes_up: u64,
-    /// Every byte client sockets received, connect to close.
-    pub wire_bytes_down: u64,
+    /// The counters (delivered messages, wire bytes, requests, connects, losses, ...), one
+    /// JSON key each beside the fields here; read as `entry.delivered_messages` through
+    /// `Deref` (see [`Counters`]).
+    #[serde(flatten)]
+    pub counts: Counters,
     /// Totals by kind, both directions (their sum equals up + down, plus tcpip).
     pub bytes_total: ByteSplit,
     /// `bytes_total` divided by delivered messages.
     pub bytes_per_message: ByteSplit,
     pub latency_us: Latency,
-    pub http_requests: u64,
-    pub empty_responses: u64,
-    pub tcp_connects: u64,
-    pub peak_open_connections: u64,
-    pub reconnects: u64,
-    pub errors: u64,
-    pub gap_notices: u64,
-    pub lost_messages: u64,
-    pub duplicate_messages: u64,
-    pub out_of_order_messages: u64,
     /// Target CPU microseconds per 1,000 delivered messages (None without /metrics).
     pub server_cpu_us_per_1k_messages: Option<f64>,
     /// Target CPU microseconds per TCP connect made in the connect part (accept, request,
@@ -248,16 +243,23 @@ pub struct TransportResult {
     pub tcp_segments: Option<u64>,
     /// HDR histogram of latency_us, V2+deflate, base64.
     pub histogram: String,
-    /// Messages published in the measured window (after warmup); each subscriber should hold
-    /// one latency sample per such message.
-    #[serde(default)]
-    pub window_published_messages: u64,
-    /// Bytes read that no parser consumed (a connection cut mid-message); counted in
-    /// `bytes_total.framing` so the split still sums, and 0 in a clean run.
-    #[serde(default)]
-    pub unattributed_bytes: u64,
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// The counters are the entry's own figures (flattened in the JSON), so they read as fields.
+impl std::ops::Deref for TransportResult {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for TransportResult {
+    fn deref_mut(&mut self) -> &mut Counters {
+        &mut self.counts
+    }
 }
 
 /// The loadgen's own CPU and timer health over one transport phase. A loadgen that is busy

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # One scenario, all five transports, against nginx-nchan and against pushlab-server, each
-# started here on a free loopback port and stopped at the end:
+# transport on a FRESH server process (started here on a free loopback port, stopped after its
+# phase), so no transport's memory per connection is hidden by memory an earlier one freed:
 #
 #   scripts/nchan/compare.sh OUT_DIR [pushlab-loadgen run flags...]
 #
-# writes OUT_DIR/{nchan,pushlab}.json and the summary tables it prints to OUT_DIR/{nchan,pushlab}.md. Without
-# flags the scenario is 100 clients per transport, 10 msg/s of 32 B, polls every 1 s, 5 s
-# measured after 1 s of warmup (about 2 minutes for both, after the build); flags given replace all of these.
+# writes OUT_DIR/{nchan,pushlab}.json (the five single-transport runs merged with
+# `pushlab-loadgen merge`), each transport's run in OUT_DIR/{nchan,pushlab}/TRANSPORT.json and the
+# summary tables it prints to OUT_DIR/{nchan,pushlab}.md. Without flags the scenario is 100
+# clients per transport, 10 msg/s of 32 B, polls every 1 s, 5 s measured after 1 s of warmup
+# (about 3 minutes for both, after the build); flags given replace all of these.
 # nchan's config is scripts/nchan/nginx.conf.template (started by scripts/nchan/run.sh); it
-# has no /metrics: its CPU and memory are read from /proc (--server-pid: run.sh, nginx's master
-# and worker), and its own byte counts are left out.
+# has no /metrics: its CPU is read from /proc/PID/task/*/schedstat and its RSS from statm
+# (--server-pid: run.sh, nginx's master and worker), its sockets' kernel memory from `ss`, and
+# its own byte counts are left out.
 set -euo pipefail
 out=${1:?usage: scripts/nchan/compare.sh OUT_DIR [pushlab-loadgen run flags...]}
 shift
@@ -26,16 +30,19 @@ echo "== build" >&2
 (cd "$root" && cargo build --release -q -p pushlab-loadgen -p pushlab-server)
 bin=$root/target/release
 
+# Below the ephemeral range, so a port picked here is not one the loadgen's own client
+# sockets (or their TIME_WAITs) hold: a server could not bind it.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
   local p
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   echo "no free port found" >&2; return 1
 }
 wait_port() {
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
@@ -51,26 +58,43 @@ stop_all() {
 }
 trap stop_all EXIT
 
+transports=(poll longpoll sse stream ws)
+mkdir -p "$out/nchan" "$out/pushlab"
+
 echo "== nginx-nchan" >&2
-port=$(free_port)
-"$here/run.sh" "$port" &            # SIGTERM to it stops nginx
-pids+=($!)
-nchan_pid=$!
-wait_port "$port"
-echo "## nginx-nchan ($(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'))" | tee "$out/nchan.md"
-"$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --target-profile nchan \
-  --server-pid "$nchan_pid" --transports all "${flags[@]}" --out "$out/nchan.json" | tee -a "$out/nchan.md" ||
-  echo "(the nchan run failed or lost messages: see above)" >&2
-stop_all
+echo "## nginx-nchan ($(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'))" > "$out/nchan.md"
+for t in "${transports[@]}"; do
+  port=$(free_port)
+  "$here/run.sh" "$port" &            # SIGTERM to it stops nginx
+  pids+=($!)
+  nchan_pid=$!
+  wait_port "$port"
+  "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --target-profile nchan \
+    --server-pid "$nchan_pid" --transports "$t" "${flags[@]}" --out "$out/nchan/$t.json" | tee -a "$out/nchan.md" ||
+    echo "(the nchan $t run failed or lost messages: see above)" >&2
+  stop_all
+done
 
 echo "== pushlab-server" >&2
-port=$(free_port)
-"$bin/pushlab-server" --bind "127.0.0.1:$port" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$port"
-echo "## pushlab-server" | tee "$out/pushlab.md"
-"$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" \
-  --transports all "${flags[@]}" --out "$out/pushlab.json" | tee -a "$out/pushlab.md" ||
-  echo "(the pushlab run failed or lost messages: see above)" >&2
-stop_all
+echo "## pushlab-server" > "$out/pushlab.md"
+for t in "${transports[@]}"; do
+  port=$(free_port)
+  "$bin/pushlab-server" --bind "127.0.0.1:$port" >/dev/null 2>&1 &
+  pids+=($!)
+  server_pid=$!
+  wait_port "$port"
+  "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --server-pid "$server_pid" \
+    --transports "$t" "${flags[@]}" --out "$out/pushlab/$t.json" | tee -a "$out/pushlab.md" ||
+    echo "(the pushlab $t run failed or lost messages: see above)" >&2
+  stop_all
+done
 
+for target in nchan pushlab; do
+  files=()
+  for t in "${transports[@]}"; do
+    if [ -f "$out/$target/$t.json" ]; then files+=("$out/$target/$t.json"); fi
+  done
+  if [ ${#files[@]} -gt 0 ]; then
+    "$bin/pushlab-loadgen" merge "${files[@]}" --out "$out/$target.json"
+  fi
+done

@@ -353,10 +353,10 @@ pub async fn drive<S: Subscriber>(
     if outcome.lost > 0 {
         outcome.missing = tracker.describe_missing(target, 4);
     }
-    rec.lost.fetch_add(outcome.lost, Ordering::Relaxed);
-    rec.duplicates
+    rec.lost_messages.fetch_add(outcome.lost, Ordering::Relaxed);
+    rec.duplicate_messages
         .fetch_add(tracker.duplicates, Ordering::Relaxed);
-    rec.out_of_order
+    rec.out_of_order_messages
         .fetch_add(tracker.out_of_order, Ordering::Relaxed);
     rec.gap_notices
         .fetch_add(tracker.gap_notices, Ordering::Relaxed);
@@ -364,13 +364,13 @@ pub async fn drive<S: Subscriber>(
     // Every byte counted must have been attributed by a parser.
     let up = cx.counter.written();
     let down = cx.counter.read();
-    rec.wire_up.fetch_add(up, Ordering::Relaxed);
-    rec.wire_down.fetch_add(down, Ordering::Relaxed);
+    rec.wire_bytes_up.fetch_add(up, Ordering::Relaxed);
+    rec.wire_bytes_down.fetch_add(down, Ordering::Relaxed);
     let attributed = cx.tally.sum();
     let wire = up + down;
     if wire > attributed {
         let rest = wire - attributed;
-        rec.unattributed.fetch_add(rest, Ordering::Relaxed);
+        rec.unattributed_bytes.fetch_add(rest, Ordering::Relaxed);
         cx.tally.framing += rest;
     } else if attributed > wire {
         rec.overattributed
@@ -417,7 +417,8 @@ fn absorb(
     }
     let _ = cx;
     if delivered > 0 {
-        rec.delivered.fetch_add(delivered, Ordering::Relaxed);
+        rec.delivered_messages
+            .fetch_add(delivered, Ordering::Relaxed);
     }
     rec.record_latencies(samples);
     samples.clear();

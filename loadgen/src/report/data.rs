@@ -25,6 +25,7 @@ use hdrhistogram::Histogram;
 use pushlab_proto::result::{Environment, RunResult, Scenario, TransportResult};
 use pushlab_proto::Transport;
 
+pub use super::format::fmt_num;
 use super::ReportError;
 
 /// One transport's figures from one result file, with where it came from.
@@ -33,6 +34,8 @@ pub struct Entry {
     pub source: PathBuf,
     pub environment: Environment,
     pub command: Vec<String>,
+    /// The result file's `schema_version` (figures added in v2 are `None` in older files).
+    pub schema_version: u32,
     pub result: TransportResult,
 }
 
@@ -167,12 +170,12 @@ impl<'a> RateSweep<'a> {
     }
 }
 
-/// One tick of Linux process CPU accounting (USER_HZ = 100), the resolution of
-/// `process_cpu_seconds_total`.
+/// One tick of Linux process CPU accounting (USER_HZ = 100): the resolution of CPU figures in
+/// files older than schema v2 (or with `cpu_source` `proc-stat`).
 pub const CPU_TICK_S: f64 = 0.01;
-/// Server CPU comes from `/proc` in 10 ms ticks. A figure resting on fewer than 20 ticks is
-/// quantised by more than 5% and is shown with `~` and kept out of verdicts.
-pub const MIN_CPU_SECONDS: f64 = 0.2;
+/// A CPU figure resting on fewer than 20 steps of its clock is quantised by more than 5%: shown
+/// with `~` and kept out of verdicts.
+pub const MIN_CPU_STEPS: f64 = 20.0;
 /// RSS moves in pages and allocator chunks, and freed memory of an earlier phase is reused.
 /// Growth under 2 MiB in total says little about memory per connection: shown, not judged.
 pub const MIN_RSS_GROWTH_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
@@ -212,25 +215,75 @@ impl Dataset {
         set
     }
 
+    /// The dataset of each repeat (`compare --repeat N`): a run with `repeats` > 1 goes to the
+    /// dataset of its `repeat`; a run with `repeats` 1 (a sweep point) belongs to every repeat.
+    /// Plans repeated fewer times than the most-repeated one are reused cyclically. One dataset
+    /// (this one) when nothing was repeated.
+    pub fn repeats(&self) -> Vec<Dataset> {
+        let n = self
+            .runs
+            .iter()
+            .map(|(_, r)| r.repeats.max(1))
+            .max()
+            .unwrap_or(1);
+        if n <= 1 {
+            return vec![self.clone()];
+        }
+        (1..=n)
+            .map(|k| {
+                let runs = self
+                    .runs
+                    .iter()
+                    .filter(|(_, r)| {
+                        let m = r.repeats.max(1);
+                        m == 1 || r.repeat.clamp(1, m) == (k - 1) % m + 1
+                    })
+                    .cloned()
+                    .collect();
+                Dataset::from_runs(runs)
+            })
+            .collect()
+    }
+
+    /// The most repeats any plan in the data was run.
+    pub fn repeat_count(&self) -> u32 {
+        self.runs
+            .iter()
+            .map(|(_, r)| r.repeats.max(1))
+            .max()
+            .unwrap_or(1)
+    }
+
     fn push_run(&mut self, path: PathBuf, run: RunResult) {
         for t in &run.transports {
             self.entries.push(Entry {
                 source: path.clone(),
                 environment: run.environment.clone(),
                 command: run.command.clone(),
+                schema_version: run.schema_version,
                 result: t.clone(),
             });
         }
         self.runs.push((path, run));
     }
 
-    /// The baseline scenario: see the module doc for the rule.
-    pub fn baseline(&self) -> Option<Baseline<'_>> {
+    /// The baseline's entries and then its variants: the rows of the main table.
+    pub fn baseline_entries(&self) -> Vec<&Entry> {
+        let Some(base) = self.baseline() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<&Entry> = base.per_transport.values().copied().collect();
+        rows.extend(self.variants_of(&base.key).into_iter().map(|(_, _, e)| e));
+        rows
+    }
+
+    /// Default-variant entries by scenario and transport; of several entries of one point
+    /// (repeats, merged directories) the one with the most evidence (delivered messages).
+    pub fn default_scenarios(&self) -> BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> {
         let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
         for e in self.entries.iter().filter(|e| e.variant().is_default()) {
             let slot = groups.entry(e.key()).or_default();
             let t = e.result.transport;
-            // Of repeated runs of one point, keep the one with the most evidence.
             if slot
                 .get(&t)
                 .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
@@ -238,6 +291,12 @@ impl Dataset {
                 slot.insert(t, e);
             }
         }
+        groups
+    }
+
+    /// The baseline scenario: see the module doc for the rule.
+    pub fn baseline(&self) -> Option<Baseline<'_>> {
+        let groups = self.default_scenarios();
         let score = |k: &ScenarioKey, m: &BTreeMap<Transport, &Entry>| {
             let delivered: u64 = m.values().map(|e| e.result.delivered_messages).sum();
             // Distance from 1 msg/s on a log scale, so 0.5 and 2 tie.
@@ -335,18 +394,7 @@ impl Dataset {
     /// with its entries in transport order: server cost is judged and drawn at the largest
     /// scale the data holds (C5 is about high concurrency). Falls back to the baseline.
     pub fn largest_scale(&self) -> Option<Baseline<'_>> {
-        let mut groups: BTreeMap<ScenarioKey, BTreeMap<Transport, &Entry>> = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| e.variant().is_default()) {
-            let slot = groups.entry(e.key()).or_default();
-            let t = e.result.transport;
-            if slot
-                .get(&t)
-                .is_none_or(|old| e.result.delivered_messages > old.result.delivered_messages)
-            {
-                slot.insert(t, e);
-            }
-        }
-        groups
+        self.default_scenarios()
             .into_iter()
             .filter(|(_, m)| m.len() >= 2)
             .max_by_key(|(k, m)| (k.clients, m.len(), std::cmp::Reverse(k.rate_milli)))
@@ -453,34 +501,80 @@ impl Entry {
         (per * self.result.peak_open_connections as f64 >= MIN_RSS_GROWTH_BYTES).then_some(per)
     }
 
-    /// Whether the server CPU behind this entry is enough ticks to compare.
+    /// The step of the clock behind this entry's server CPU figures, seconds: a microsecond
+    /// for getrusage, a nanosecond for schedstat, a 10 ms tick otherwise (files before v2).
+    pub fn cpu_resolution_s(&self) -> f64 {
+        match self.result.server.as_ref().map(|s| s.cpu_source.as_str()) {
+            Some("getrusage") => 1e-6,
+            Some("schedstat") => 1e-9,
+            _ => CPU_TICK_S,
+        }
+    }
+
+    /// Whether the server CPU behind this entry spans enough clock steps to compare.
     pub fn cpu_resolved(&self) -> bool {
         self.result
             .server
             .as_ref()
-            .is_some_and(|s| s.cpu_seconds >= MIN_CPU_SECONDS)
+            .is_some_and(|s| s.cpu_seconds >= MIN_CPU_STEPS * self.cpu_resolution_s())
     }
 
-    /// Server CPU per 1k messages, only when resolved (see [`MIN_CPU_SECONDS`]).
-    pub fn cpu_us_per_1k_resolved(&self) -> Option<f64> {
-        self.cpu_us_per_1k().filter(|_| self.cpu_resolved())
+    /// Server CPU microseconds per delivered message: the publish part's figure where the
+    /// file has it (schema v2), else the whole phase's per 1,000 messages / 1,000.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        self.result
+            .server_cpu_us_per_delivery
+            .or(self
+                .result
+                .server_cpu_us_per_1k_messages
+                .map(|v| v / 1000.0))
+            .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
-    /// Server CPU per 1k messages as (low, measured, high), the bounds one tick either side.
-    pub fn cpu_us_per_1k_bounds(&self) -> Option<(f64, f64, f64)> {
-        let mid = self.cpu_us_per_1k()?;
+    /// Server CPU per delivery as (low, measured, high): one clock step either side.
+    pub fn cpu_us_per_delivery_bounds(&self) -> Option<(f64, f64, f64)> {
+        let mid = self.cpu_us_per_delivery()?;
         let delivered = self.result.delivered_messages as f64;
         if delivered <= 0.0 {
             return None;
         }
-        let tick = CPU_TICK_S * 1e6 * 1000.0 / delivered;
-        Some(((mid - tick).max(0.0), mid, mid + tick))
+        let step = self.cpu_resolution_s() * 1e6 / delivered;
+        Some(((mid - step).max(0.0), mid, mid + step))
     }
 
-    pub fn cpu_us_per_1k(&self) -> Option<f64> {
+    /// Why server figures are missing or coarse, from the file (`unavailable`), or `no
+    /// /metrics` when the target reported no server cost at all.
+    pub fn server_unavailable(&self) -> String {
+        match &self.result.server {
+            None => "the target reported no server cost".into(),
+            Some(_) if self.schema_version < 2 => {
+                format!("the file predates schema v2 (v{})", self.schema_version)
+            }
+            Some(s) => s.unavailable.join("; "),
+        }
+    }
+
+    /// Allocator bytes in use per open connection (schema v2, pushlab-server).
+    pub fn heap_per_connection_bytes(&self) -> Option<f64> {
         self.result
-            .server_cpu_us_per_1k_messages
-            .filter(|v| v.is_finite() && *v >= 0.0)
+            .server
+            .as_ref()
+            .and_then(|s| s.heap_bytes_per_connection)
+            .filter(|v| v.is_finite())
+    }
+
+    /// Kernel socket memory per open server-side connection (schema v2).
+    pub fn kernel_per_connection_bytes(&self) -> Option<f64> {
+        self.result
+            .server
+            .as_ref()
+            .and_then(|s| s.kernel_socket_bytes_per_connection)
+            .filter(|v| v.is_finite())
+    }
+
+    /// Whether the loadgen said it measured itself in this phase.
+    pub fn loadgen_saturated(&self) -> bool {
+        self.result.loadgen.is_some_and(|l| l.saturated)
     }
 }
 
@@ -501,50 +595,6 @@ pub fn ratio(a: f64, b: f64) -> f64 {
         a / b
     } else {
         0.0
-    }
-}
-
-/// A number for prose and tables: at most 3 significant figures, no trailing zeros.
-pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".into();
-    }
-    let a = v.abs();
-    let s = if a == 0.0 {
-        "0".to_string()
-    } else if a >= 1000.0 {
-        let r = v.round() as i64;
-        group_thousands(r)
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else if a >= 0.001 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1e}")
-    };
-    if s.contains('.') && !s.contains('e') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-fn group_thousands(n: i64) -> String {
-    let digits: Vec<char> = n.unsigned_abs().to_string().chars().collect();
-    let groups: Vec<String> = digits
-        .rchunks(3)
-        .rev()
-        .map(|c| c.iter().collect())
-        .collect();
-    let out = groups.join(",");
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
     }
 }
 
@@ -570,21 +620,4 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(fmt_num(0.0), "0");
-        assert_eq!(fmt_num(1234.4), "1,234");
-        assert_eq!(fmt_num(123.4), "123");
-        assert_eq!(fmt_num(12.34), "12.3");
-        assert_eq!(fmt_num(2.0), "2");
-        assert_eq!(fmt_num(0.0153), "0.015");
-        assert_eq!(fmt_num(1_526_000.0), "1,526,000");
-        assert_eq!(fmt_num(f64::NAN), "n/a");
-    }
 }

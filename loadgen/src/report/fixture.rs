@@ -12,7 +12,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use pushlab_proto::result::{
-    ByteSplit, Environment, Latency, RunResult, Scenario, ServerCost, TransportResult,
+    ByteSplit, Environment, Latency, LoadgenCost, RunResult, Scenario, ServerCost, TransportResult,
     SCHEMA_VERSION,
 };
 use pushlab_proto::Transport;
@@ -43,6 +43,8 @@ pub struct Synth {
     pub rss_scale: f64,
     /// Extra TCP connects (reconnects) as a fraction of clients.
     pub reconnect_fraction: f64,
+    /// Whether the loadgen says it was saturated (busy over 70% of a core).
+    pub loadgen_saturated: bool,
 }
 
 impl Synth {
@@ -57,22 +59,18 @@ impl Synth {
             header_bytes_per_exchange,
             rss_scale: 1.0,
             reconnect_fraction: 0.0,
+            loadgen_saturated: false,
         }
     }
 
-    pub fn result(&self, transport: Transport) -> TransportResult {
+    /// Requests, empty responses, TCP connects, framing bytes and handshake bytes in total.
+    fn exchanges(&self, transport: Transport, delivered: u64) -> (u64, u64, u64, f64, f64) {
         let s = &self.scenario;
         let clients = s.clients;
         let wall_s = s.duration_s + s.warmup_s;
-        let published = (s.publish_rate_per_s * wall_s).round().max(1.0) as u64;
-        let delivered = published * clients;
-        let payload = s.payload_bytes as f64;
-        let envelope = 60.0;
         let interval_s = s.poll_interval_ms as f64 / 1000.0;
-        let hdr = self.header_bytes_per_exchange;
         let connects_base = clients + (clients as f64 * self.reconnect_fraction).round() as u64;
-
-        let (requests, empty, connects, framing_total, handshake_total) = match transport {
+        match transport {
             Transport::Poll => {
                 let requests = ((wall_s / interval_s).floor() as u64).max(1) * clients;
                 let with_news = requests.min(delivered);
@@ -113,7 +111,22 @@ impl Synth {
                 delivered as f64 * 2.0,
                 connects_base as f64 * 420.0,
             ),
-        };
+        }
+    }
+
+    pub fn result(&self, transport: Transport) -> TransportResult {
+        let s = &self.scenario;
+        let clients = s.clients;
+        let wall_s = s.duration_s + s.warmup_s;
+        let published = (s.publish_rate_per_s * wall_s).round().max(1.0) as u64;
+        let delivered = published * clients;
+        let payload = s.payload_bytes as f64;
+        let envelope = 60.0;
+        let interval_s = s.poll_interval_ms as f64 / 1000.0;
+        let hdr = self.header_bytes_per_exchange;
+
+        let (requests, empty, connects, framing_total, handshake_total) =
+            self.exchanges(transport, delivered);
         let headers_total = if transport == Transport::Ws {
             0.0
         } else {
@@ -134,30 +147,7 @@ impl Synth {
         };
         let per_msg = bytes_total.scaled(1.0 / delivered as f64);
 
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
-        for i in 0..delivered {
-            let frac = (i as f64 + 0.5) / delivered as f64;
-            let us = match transport {
-                Transport::Poll => 1_000.0 + frac * interval_s * 1e6,
-                _ => 300.0 + 2_000.0 * frac * frac,
-            };
-            h.record(us as u64).expect("in range");
-        }
-        let latency_us = Latency {
-            count: h.len(),
-            min: h.min(),
-            mean: h.mean(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            p9999: h.value_at_quantile(0.9999),
-            max: h.max(),
-        };
-        let mut raw = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(&h, &mut raw)
-            .expect("serialize");
+        let (latency_us, histogram) = latency(transport, delivered, interval_s);
 
         let cpu_us_per_1k = match transport {
             Transport::Poll => 20_000.0 * (requests as f64 / delivered as f64).max(0.2),
@@ -174,6 +164,13 @@ impl Synth {
             1.0
         };
         let wire = bytes_total.total() - bytes_total.tcpip;
+        // The CPU split of schema v2: a connect costs 50 us, an idle connection 2 us a second,
+        // and the publish part what the per-1k figure says.
+        let cpu_per_delivery = cpu_us_per_1k / 1000.0;
+        let idle_s = 1.0;
+        let (connect_cpu_us, idle_cpu_us) = (50.0 * connects as f64, 2.0 * clients as f64);
+        let publish_cpu_us = cpu_per_delivery * delivered as f64;
+        let core_share = if self.loadgen_saturated { 0.9 } else { 0.2 };
         // Built through JSON so fields the schema gains later (with serde defaults) need no edit.
         let value = serde_json::json!({
             "transport": transport,
@@ -197,8 +194,26 @@ impl Synth {
             "duplicate_messages": 0,
             "out_of_order_messages": 0,
             "server_cpu_us_per_1k_messages": cpu_us_per_1k,
+            "server_cpu_us_per_connect": 50.0,
+            "server_cpu_us_per_idle_connection_s": 2.0,
+            "server_cpu_us_per_delivery": cpu_per_delivery,
+            "loadgen": LoadgenCost {
+                cpu_us: core_share * wall_s * 1e6,
+                wall_s,
+                core_share,
+                timer_late_p99_us: 80,
+                timer_late_max_us: 200,
+                saturated: self.loadgen_saturated,
+            },
             "server": ServerCost {
-                cpu_seconds: cpu_us_per_1k * delivered as f64 / 1000.0 / 1e6,
+                cpu_seconds: (connect_cpu_us + idle_cpu_us + publish_cpu_us) / 1e6,
+                cpu_source: "getrusage".into(),
+                connect_cpu_us,
+                idle_cpu_us,
+                idle_s,
+                publish_cpu_us,
+                heap_bytes_per_connection: Some(rss_per_conn * 0.6),
+                kernel_socket_bytes_per_connection: Some(2304.0),
                 rss_bytes_before: 8 << 20,
                 rss_bytes_after: (8 << 20) + (rss_per_conn * clients as f64) as u64,
                 rss_bytes_per_connection: rss_per_conn,
@@ -207,11 +222,44 @@ impl Synth {
                 ..ServerCost::default()
             },
             "tcp_segments": segments as u64,
-            "histogram": base64::engine::general_purpose::STANDARD.encode(raw),
+            "histogram": histogram,
             "notes": ["synthetic: made by report::fixture for tests"],
         });
         serde_json::from_value(value).expect("the fixture matches the schema")
     }
+}
+
+/// A latency model: polls wait up to an interval, pushes a few ms. Percentiles and the
+/// serialized (V2 deflate, base64) histogram.
+fn latency(transport: Transport, delivered: u64, interval_s: f64) -> (Latency, String) {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+    for i in 0..delivered {
+        let frac = (i as f64 + 0.5) / delivered as f64;
+        let us = match transport {
+            Transport::Poll => 1_000.0 + frac * interval_s * 1e6,
+            _ => 300.0 + 2_000.0 * frac * frac,
+        };
+        h.record(us as u64).expect("in range");
+    }
+    let latency_us = Latency {
+        count: h.len(),
+        min: h.min(),
+        mean: h.mean(),
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        p9999: h.value_at_quantile(0.9999),
+        max: h.max(),
+    };
+    let mut raw = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(&h, &mut raw)
+        .expect("serialize");
+    (
+        latency_us,
+        base64::engine::general_purpose::STANDARD.encode(raw),
+    )
 }
 
 /// A run of the given transports in one scenario.

@@ -3,11 +3,15 @@
 //! of the design page from the figures alone.
 //!
 //! # Layout
+//! Three layers, each reading only the one below:
 //! - [`data`]: loading, and choosing which entries each chart and claim reads (the baseline
-//!   scenario, its variants, the rate sweep);
-//! - [`claims`]: the verdicts, with every threshold named and explained;
-//! - [`charts`]: plotters drawings, one colour per transport kept across charts;
-//! - [`markdown`]: the tables and REPORT.md.
+//!   scenario, its variants, the rate sweep, the dataset of each repeat);
+//! - figures: [`figures`] (the comparison table's rows) and each claim's typed figures,
+//!   computed (pure) from the data, combined over repeats as `median (min-max)`;
+//! - [`claims`]: one file per claim, `figures -> verdict` with every threshold named;
+//! - [`render`]: markdown (tables, REPORT.md, CLAIMS.md) and the charts.
+//!
+//! The article's figures are in [`article`]; every number is formatted by [`format`].
 //!
 //! ```text
 //! OUT/REPORT.md
@@ -17,15 +21,19 @@
 //! OUT/charts/requests_per_message.{png,svg} 3 HTTP requests and TCP connects per message
 //! OUT/charts/bandwidth_vs_clients.{png,svg} 4 bandwidth at 1 msg/s vs the article's table
 //! OUT/charts/rate_sweep.{png,svg}           5 latency and bytes per message vs publish rate
-//! OUT/charts/server_cost.{png,svg}          6 server CPU per 1k messages, memory per connection
+//! OUT/charts/server_cost.{png,svg}          6 server CPU per delivery and connect; heap, RSS, kernel per connection
 //! ```
 
-pub mod charts;
+pub mod article;
 pub mod claims;
 pub mod data;
+pub mod figures;
 #[doc(hidden)]
 pub mod fixture;
-pub mod markdown;
+pub mod format;
+pub mod render;
+
+pub use render::{charts, markdown};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -126,11 +134,22 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
-/// How the report was asked for (printed in its footer).
+/// How the report names its input.
 #[derive(Clone, Debug, Default)]
 pub struct ReportOptions {
-    /// The command line that produced the report, for the environment block.
-    pub command: String,
+    /// How REPORT.md names the input directory (and the command that regenerates it);
+    /// default: the path as given. The golden test reads `../results` and names it `results`,
+    /// so the report depends on the results alone, never on where or when it was made.
+    pub input_label: Option<String>,
+}
+
+impl ReportOptions {
+    /// The input directory's name in REPORT.md.
+    pub fn label(&self, input: &Path) -> String {
+        self.input_label
+            .clone()
+            .unwrap_or_else(|| input.display().to_string())
+    }
 }
 
 /// Everything a report wrote.
@@ -154,15 +173,9 @@ pub fn report_dir(
 }
 
 /// `report` as the binary runs it: writes the report and prints the claims table.
-pub fn cli(args: &ReportArgs, command: &[String]) -> Result<ReportOutput, ReportError> {
+pub fn cli(args: &ReportArgs) -> Result<ReportOutput, ReportError> {
     let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
-    let output = report_dir(
-        &args.dir,
-        &out,
-        &ReportOptions {
-            command: command.join(" "),
-        },
-    )?;
+    let output = report_dir(&args.dir, &out, &ReportOptions::default())?;
     println!("{}", markdown::claims_table(&output.claims));
     for w in &output.warnings {
         eprintln!("report: warning: {w}");
@@ -199,6 +212,7 @@ pub fn write_report(
         .map(|(p, why)| format!("skipped {}: not a result file ({why})", p.display()))
         .collect();
     warnings.extend(markdown::correctness_warnings(data));
+    warnings.extend(markdown::saturation_warnings(data));
     let text = markdown::report(data, input, &outcomes, &claims, &warnings, opts);
     // The claims table alone, for README (scripts/reproduce.sh splices it in).
     let claims_md = out.join("CLAIMS.md");

@@ -9,74 +9,99 @@ use std::path::Path;
 
 use pushlab_proto::Transport;
 
-use super::claims::{self, h2_estimate, ClaimResult};
-use super::data::{fmt_num, ratio, Dataset, Entry, Variant};
-use super::{Chart, ChartOutcome, ReportOptions};
+use crate::report::article;
+use crate::report::claims::c2::h2_estimate;
+use crate::report::claims::ClaimResult;
+use std::collections::BTreeMap;
 
-/// The comparison table of `entries`, one row each, in the order given.
-pub fn comparison_table(entries: &[&Entry]) -> String {
+use pushlab_proto::result::LoadgenCost;
+
+use crate::report::data::{ratio, Dataset, Entry, Variant};
+use crate::report::figures::{largest_scale_rows, RowFigures};
+use crate::report::format::{cell, fmt_num, ms, pct, Fig};
+use crate::report::{Chart, ChartOutcome, ReportOptions};
+
+/// The comparison table, one row per [`RowFigures`] in the order given, each figure a median
+/// with its min-max over repeats; then the reason behind every `n/a` server figure, and a
+/// warning for each row where the loadgen measured itself.
+pub fn comparison_table(rows: &[RowFigures]) -> String {
     let mut s = String::new();
-    s.push_str("| transport | clients | msg/s | delivered | lost/dup/ooo | wire B/msg | payload | envelope | headers | framing | handshake | TCP/IP | p50 ms | p99 ms | p99.9 ms | req/msg | connects/msg | empty | CPU us/1k msg | RSS/conn KiB |\n");
-    s.push_str(
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-    );
-    for e in entries {
-        let r = &e.result;
-        let b = &r.bytes_per_message;
-        let ms = |us: u64| fmt_num(us as f64 / 1000.0);
-        let empty = format!("{}%", fmt_num(e.empty_fraction() * 100.0));
-        // `~`: below what /metrics resolves (10 ms CPU ticks, RSS noise); see report::data.
-        let approx = |resolved: bool| if resolved { "" } else { "~" };
-        let cpu = e
-            .cpu_us_per_1k()
-            .map(|v| format!("{}{}", approx(e.cpu_resolved()), fmt_num(v)))
-            .unwrap_or_else(|| "n/a".into());
-        let rss = e
-            .rss_per_connection_bytes()
-            .map(|v| {
-                let resolved = e.rss_per_connection_resolved().is_some();
-                format!("{}{}", approx(resolved), fmt_num(v / 1024.0))
-            })
-            .unwrap_or_else(|| "n/a".into());
+    s.push_str("| transport | clients | msg/s | delivered | lost/dup/ooo | wire B/msg | payload | envelope | headers | framing | handshake | TCP/IP | p50 ms | p99 ms | p99.9 ms | req/msg | connects/msg | empty | server CPU us/connect | us/idle conn-s | us/delivery | heap KiB/conn | RSS KiB/conn | kernel KiB/conn | loadgen CPU |\n");
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        let mut na = |v: Option<Fig>, scale: f64| match v {
+            Some(v) => v.map(|x| x / scale).to_string(),
+            None => {
+                let why = if r.unavailable.is_empty() {
+                    "the target did not report it".to_string()
+                } else {
+                    r.unavailable.clone()
+                };
+                let labels = missing.entry(why).or_default();
+                if !labels.contains(&r.label) {
+                    labels.push(r.label.clone());
+                }
+                "n/a".into()
+            }
+        };
+        let server = [
+            na(r.cpu_us_per_connect, 1.0),
+            na(r.cpu_us_per_idle_connection_s, 1.0),
+            na(r.cpu_us_per_delivery, 1.0),
+            na(r.heap_bytes_per_connection, 1024.0),
+            na(r.rss_bytes_per_connection, 1024.0),
+            na(r.kernel_bytes_per_connection, 1024.0),
+        ];
+        let loadgen = match r.loadgen_core_share {
+            Some(c) if r.loadgen_saturated => format!("{} (saturated)", pct(c)),
+            Some(c) => pct(c),
+            None => na(None, 1.0),
+        };
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {}/{}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            e.label(),
+            r.label,
             r.clients,
-            fmt_num(r.scenario.publish_rate_per_s),
-            fmt_num(r.delivered_messages as f64),
-            r.lost_messages,
-            r.duplicate_messages,
-            r.out_of_order_messages,
-            fmt_num(b.total()),
-            fmt_num(b.payload),
-            fmt_num(b.envelope),
-            fmt_num(b.headers),
-            fmt_num(b.framing),
-            fmt_num(b.handshake),
-            if r.tcp_segments.is_some() { fmt_num(b.tcpip) } else { "n/a".into() },
-            ms(r.latency_us.p50),
-            ms(r.latency_us.p99),
-            ms(r.latency_us.p999),
-            fmt_num(e.per_message(r.http_requests)),
-            fmt_num(e.per_message(r.tcp_connects)),
-            empty,
-            cpu,
-            rss,
+            fmt_num(r.rate_per_s),
+            r.delivered,
+            r.lost,
+            r.duplicate,
+            r.out_of_order,
+            r.bytes_total,
+            r.payload,
+            r.envelope,
+            r.headers,
+            r.framing,
+            r.handshake,
+            r.tcpip.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into()),
+            ms(r.p50_us),
+            ms(r.p99_us),
+            ms(r.p999_us),
+            r.requests_per_message,
+            r.connects_per_message,
+            pct(r.empty),
+            server.join(" | "),
+            loadgen,
+        );
+    }
+    for (why, labels) in &missing {
+        let _ = writeln!(s, "\nn/a in {}: {why}.", labels.join(", "));
+    }
+    for r in rows.iter().filter(|r| r.loadgen_saturated) {
+        let _ = writeln!(
+            s,
+            "\n> **Warning**: {}: the loadgen was saturated (over {} of a core, or timers over {} us late); its figures may measure the loadgen, not the target.",
+            r.label,
+            pct(LoadgenCost::SATURATED_CORE_SHARE),
+            LoadgenCost::LATE_TIMER_US
         );
     }
     s
 }
 
-/// The baseline's entries and then its variants, the rows of the main table.
-pub fn baseline_rows(data: &Dataset) -> Vec<&Entry> {
-    let Some(base) = data.baseline() else {
-        return Vec::new();
-    };
-    let mut rows: Vec<&Entry> = base.per_transport.values().copied().collect();
-    rows.extend(data.variants_of(&base.key).into_iter().map(|(_, _, e)| e));
-    rows
-}
+/// The rows of the main table (re-exported for `compare`).
+pub use crate::report::figures::baseline_rows;
 
 /// Entries that lost, duplicated or reordered messages, or counted errors: said loudly.
 pub fn correctness_warnings(data: &Dataset) -> Vec<String> {
@@ -102,6 +127,25 @@ pub fn correctness_warnings(data: &Dataset) -> Vec<String> {
         .collect()
 }
 
+/// Entries whose loadgen said it measured itself: said loudly.
+pub fn saturation_warnings(data: &Dataset) -> Vec<String> {
+    data.entries
+        .iter()
+        .filter(|e| e.loadgen_saturated())
+        .map(|e| {
+            let l = e.result.loadgen.unwrap_or_default();
+            format!(
+                "{} in {} ({}): the loadgen was saturated ({} of a core, timers up to {} us late); its figures may measure the loadgen, not the target",
+                e.label(),
+                e.source.display(),
+                e.key().describe(),
+                pct(l.core_share),
+                l.timer_late_max_us
+            )
+        })
+        .collect()
+}
+
 /// The claims table: claim | measured | verdict.
 pub fn claims_table(claims: &[ClaimResult]) -> String {
     let mut s = String::from("| claim | measured | verdict |\n|---|---|---|\n");
@@ -116,10 +160,6 @@ pub fn claims_table(claims: &[ClaimResult]) -> String {
         );
     }
     s
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn chart_link(chart: Chart, outcomes: &[(Chart, ChartOutcome)]) -> String {
@@ -147,11 +187,18 @@ pub fn report(
     s.push_str("# pushlab report\n\n");
     let _ = writeln!(
         s,
-        "Generated by `pushlab-loadgen report` from {} result file(s) ({} transport entries) under `{}`. Every figure below is computed from those files; the thresholds behind each verdict are named constants in `loadgen/src/report/claims.rs`.\n",
+        "Generated by `pushlab-loadgen report` from {} result file(s) ({} transport entries) under `{}`. Every figure below is computed from those files; the thresholds behind each verdict are named constants in `loadgen/src/report/claims/` (one file per claim).\n",
         data.runs.len(),
         data.entries.len(),
-        input.display()
+        opts.label(input)
     );
+    let repeats = data.repeat_count();
+    if repeats > 1 {
+        let _ = writeln!(
+            s,
+            "Each plan ran {repeats} times, each on a fresh server: every figure reads `median (min-max)` over the runs, and a claim whose runs disagree is `not settled by {repeats} runs`.\n"
+        );
+    }
     if !warnings.is_empty() {
         s.push_str("> **Warnings**\n>\n");
         for w in warnings {
@@ -172,14 +219,12 @@ pub fn report(
             b.key.describe()
         );
         s.push_str(&comparison_table(&baseline_rows(data)));
-        s.push_str("\n`~`: below what `/metrics` resolves (fewer than 20 CPU ticks of 10 ms, or under 2 MiB of RSS growth): shown, not used in verdicts.\n\n");
-        if let Some(big) = data.largest_scale().filter(|l| l.key != b.key) {
+        s.push_str("\nServer CPU is split by the part of the phase it was spent in: connecting, holding idle connections, delivering. Memory per connection: the allocator's bytes in use (heap) and RSS growth in user space, the kernel's socket memory beside them; RSS growth under 2 MiB in total is allocator noise.\n\n");
+        if let Some((scale, rows)) = largest_scale_rows(data) {
             let _ = writeln!(
                 s,
-                "At the largest scale in the data (**{}**), where server cost resolves best:\n",
-                big.key.describe()
+                "At the largest scale in the data (**{scale}**), where server cost resolves best:\n"
             );
-            let rows: Vec<&Entry> = big.per_transport.values().copied().collect();
             s.push_str(&comparison_table(&rows));
             s.push('\n');
         }
@@ -234,7 +279,7 @@ pub fn report(
     }
     s.push('\n');
 
-    s.push_str(&environment(data, opts));
+    s.push_str(&environment(data, input, opts));
     s
 }
 
@@ -279,7 +324,7 @@ fn modern_http(data: &Dataset) -> String {
                     "- **Header profile (C2)**: a poll exchange carried {} B of headers with curl-sized requests and {} B with the headers a desktop Chromium sends (the article: {} B). The article's figure is a browser's, not HTTP's.",
                     fmt_num(hdr(p)),
                     fmt_num(hdr(br)),
-                    fmt_num(claims::ARTICLE_HEADER_BYTES)
+                    fmt_num(article::HEADER_BYTES)
                 );
             }
             None => {
@@ -316,7 +361,7 @@ fn modern_http(data: &Dataset) -> String {
     s
 }
 
-fn environment(data: &Dataset, opts: &ReportOptions) -> String {
+fn environment(data: &Dataset, input: &Path, opts: &ReportOptions) -> String {
     let mut s = String::from("## Environment\n\n");
     for env in data.environments() {
         let _ = writeln!(s, "```text");
@@ -354,8 +399,94 @@ fn environment(data: &Dataset, opts: &ReportOptions) -> String {
         let _ = writeln!(s, "# ... and {} more", commands.len() - 10);
     }
     s.push_str("```\n\n");
-    if !opts.command.is_empty() {
-        let _ = writeln!(s, "Report made with `{}`.", opts.command);
-    }
+    let _ = writeln!(
+        s,
+        "Regenerate this report with `pushlab-loadgen report {}`.",
+        opts.label(input)
+    );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use pushlab_proto::Transport;
+
+    use super::*;
+    use crate::report::fixture::{self, Synth};
+
+    fn table_of(runs: Vec<(PathBuf, pushlab_proto::result::RunResult)>) -> String {
+        comparison_table(&baseline_rows(&Dataset::from_runs(runs)))
+    }
+
+    #[test]
+    fn the_table_shows_the_cost_split_and_no_tilde() {
+        let t = table_of(vec![(
+            PathBuf::from("a.json"),
+            fixture::run(fixture::scenario(1.0), &[Transport::Ws]),
+        )]);
+        assert!(t.contains("| server CPU us/connect | us/idle conn-s | us/delivery | heap KiB/conn | RSS KiB/conn | kernel KiB/conn | loadgen CPU |"), "{t}");
+        // 50 us per connect, 2 per idle connection-second, 4 per delivery, 2.25 KiB kernel.
+        assert!(
+            t.contains("| 50 | 2 | 4 | 5.86 | 9.77 | 2.25 | 20% |"),
+            "{t}"
+        );
+        assert!(!t.contains('~'), "{t}");
+        assert!(!t.contains("Warning"), "{t}");
+    }
+
+    #[test]
+    fn a_missing_figure_is_na_with_the_files_reason() {
+        let mut run = fixture::run(fixture::scenario(1.0), &[Transport::Ws]);
+        let t = &mut run.transports[0];
+        t.server_cpu_us_per_connect = None;
+        let server = t.server.as_mut().expect("fixture has server cost");
+        server.kernel_socket_bytes_per_connection = None;
+        server.unavailable = vec!["no SO_MEMINFO on this kernel".into()];
+        let table = table_of(vec![(PathBuf::from("a.json"), run)]);
+        assert!(
+            table.contains("| n/a | 2 | 4 | 5.86 | 9.77 | n/a |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("n/a in WebSocket: no SO_MEMINFO on this kernel."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_saturated_loadgen_is_warned_about() {
+        let mut synth = Synth::new(fixture::scenario(1.0));
+        synth.loadgen_saturated = true;
+        let run = fixture::run_of(vec![synth.result(Transport::Ws)]);
+        let data = Dataset::from_runs(vec![(PathBuf::from("a.json"), run)]);
+        let t = comparison_table(&baseline_rows(&data));
+        assert!(t.contains("90% (saturated)"), "{t}");
+        assert!(
+            t.contains("> **Warning**: WebSocket: the loadgen was saturated"),
+            "{t}"
+        );
+        assert_eq!(saturation_warnings(&data).len(), 1);
+    }
+
+    #[test]
+    fn repeated_rows_read_median_with_min_and_max() {
+        let runs = [1.0, 2.0, 3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, scale)| {
+                let mut synth = Synth::new(fixture::scenario(1.0));
+                synth.rss_scale = *scale;
+                let mut run = fixture::run_of(vec![synth.result(Transport::Stream)]);
+                run.repeat = i as u32 + 1;
+                run.repeats = 3;
+                (PathBuf::from(format!("r{i}.json")), run)
+            })
+            .collect();
+        let t = table_of(runs);
+        // RSS 9,000 B per connection times 1, 2 and 3.
+        assert!(t.contains("| 17.6 (8.79-26.4) |"), "{t}");
+        assert_eq!(t.matches("\n| chunked stream |").count(), 1, "{t}");
+    }
 }

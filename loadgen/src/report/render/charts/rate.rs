@@ -1,0 +1,137 @@
+//! Chart 5: latency and bytes per message against publish rate (the rate sweep).
+
+use super::*;
+
+/// (rate msg/s, p50 ms, p99 ms, bytes per message)
+type RatePoint = (f64, f64, f64, f64);
+
+/// Chart 5: latency and bytes per message against publish rate.
+pub(super) struct RateChart {
+    /// (transport, [(rate, p50 ms, p99 ms, bytes per message)])
+    series: Vec<(Transport, Vec<RatePoint>)>,
+    scenario: String,
+}
+
+impl RateChart {
+    pub(super) fn new(s: &crate::report::data::RateSweep<'_>) -> RateChart {
+        RateChart {
+            series: s
+                .series
+                .iter()
+                .map(|(t, pts)| {
+                    let v = pts
+                        .iter()
+                        .filter(|(_, e)| e.result.delivered_messages > 0)
+                        .map(|(r, e)| {
+                            (
+                                *r,
+                                e.p50_ms().max(0.001),
+                                e.p99_ms().max(0.001),
+                                e.result.bytes_per_message.total(),
+                            )
+                        })
+                        .collect();
+                    (*t, v)
+                })
+                .collect(),
+            scenario: format!(
+                "{} clients, {} B payload, poll every {} ms",
+                s.clients, s.payload_bytes, s.poll_interval_ms
+            ),
+        }
+    }
+}
+
+impl Drawing for RateChart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let titled = root
+            .titled(
+                &format!(
+                    "Latency and bytes per message against publish rate ({})",
+                    self.scenario
+                ),
+                (FONT, TITLE_PX - 4),
+            )
+            .ctx()?;
+        let panels = titled.split_evenly((2, 1));
+        let pts = self.series.iter().flat_map(|s| s.1.iter());
+        let (r_lo, r_hi) = pts
+            .clone()
+            .fold((f64::MAX, 0.0f64), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (r_lo, r_hi) = if r_lo == f64::MAX {
+            (0.1, 100.0)
+        } else {
+            (r_lo, r_hi)
+        };
+        let bounds = |f: fn(&RatePoint) -> f64| {
+            let (lo, hi) = pts
+                .clone()
+                .map(f)
+                .filter(|v| *v > 0.0)
+                .fold((f64::MAX, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+            if lo == f64::MAX {
+                (0.1, 10.0)
+            } else {
+                (lo / 2.0, hi * 2.0)
+            }
+        };
+        let lat = {
+            let (a, _) = bounds(|p| p.1);
+            let (_, b) = bounds(|p| p.2);
+            (a, b)
+        };
+        let bytes = bounds(|p| p.3);
+
+        for (panel_i, panel) in panels.iter().enumerate() {
+            let (y_range, y_desc) = if panel_i == 0 {
+                (lat, "latency, ms (log): p50 solid, p99 dashed")
+            } else {
+                (bytes, "wire bytes per delivered message (log)")
+            };
+            let mut chart = ChartBuilder::on(panel)
+                .margin(15)
+                .x_label_area_size(45)
+                .y_label_area_size(90)
+                .build_cartesian_2d(
+                    (r_lo / 1.5..r_hi * 1.5).log_scale(),
+                    (y_range.0..y_range.1).log_scale(),
+                )
+                .ctx()?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&|v| fmt_num(*v))
+                .y_label_formatter(&|v| fmt_num(*v))
+                .x_desc("publish rate, messages per second (log scale)")
+                .y_desc(y_desc)
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, DESC_PX - 2))
+                .draw()
+                .ctx()?;
+            for (t, points) in &self.series {
+                let c = transport_colour(*t);
+                let main: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|p| (p.0, if panel_i == 0 { p.1 } else { p.3 }))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(main.clone(), c.stroke_width(3)))
+                    .ctx()?
+                    .label(t.label())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                    });
+                chart
+                    .draw_series(main.iter().map(|p| Circle::new(*p, 4, c.filled())))
+                    .ctx()?;
+                if panel_i == 0 {
+                    let p99: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
+                    chart
+                        .draw_series(DashedLineSeries::new(p99, 8, 5, c.stroke_width(2)))
+                        .ctx()?;
+                }
+            }
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LEGEND_PX - 1)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Renderers: they format figures and verdicts, and read no result file or socket.
+//!
+//! - [`markdown`]: the comparison table, the claims table and REPORT.md;
+//! - [`charts`]: the six charts (PNG and SVG) on one shared chart helper.
+
+pub mod charts;
+pub mod markdown;

@@ -1,0 +1,465 @@
+//! One phase as named steps, each a function:
+//!
+//! ```text
+//! topics ─ scrape(before) ─ connect ─ scrape(connected) ─ settle (idle) ─ scrape(settled)
+//!   ─ publish ─ scrape(published) ─ drain (and close) ─ scrape(after) ─ assemble
+//! ```
+//!
+//! The idle part ([`RunConfig::idle`], 1 s by default) holds every connection open with nothing
+//! published, so what the server spends in it is what a connection costs while there is no
+//! news: one empty poll per short-poll subscriber per second, timers for the rest. It is one
+//! poll interval long so each short poller polls once in it; SSE and stream heartbeats (15 s)
+//! and WebSocket pings (30 s) fall in it only when the server is told to send them that often.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushlab_proto::result::{Scenario, TransportResult};
+use pushlab_proto::Transport;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::assemble::{assemble, Boundaries, PhaseRecord, TransportRecord};
+use super::selfcost::SelfCostProbe;
+use super::{classify_subscribe_error, probe_latest, random_suffix, CLOSE_TIMEOUT};
+use crate::client::{self, ClientSettings, Dialect, Outcome, Signal};
+use crate::config::RunConfig;
+use crate::error::LoadgenError;
+use crate::net::instant_ns;
+use crate::progress::{PhaseBars, Progress};
+use crate::publisher::{self, Published, Schedule};
+use crate::record::Recorder;
+use crate::scrape::{cost, Scrape};
+
+/// A topic of the phase and the signal its subscribers watch.
+struct PhaseTopic {
+    name: String,
+    start_cursor: u64,
+    signal: watch::Sender<Signal>,
+}
+
+/// What every step of a phase shares.
+struct Phase<'a> {
+    cfg: &'a RunConfig,
+    transports: &'a [Transport],
+    has_metrics: bool,
+    dialect: &'a Arc<dyn Dialect>,
+    topics: Vec<PhaseTopic>,
+    /// Transport -> index into `topics`.
+    topic_of: BTreeMap<Transport, usize>,
+    recs: BTreeMap<Transport, Arc<Recorder>>,
+}
+
+type Subscribers = JoinSet<(Transport, u64, Outcome)>;
+
+impl Phase<'_> {
+    fn stop_all(&self) {
+        for t in &self.topics {
+            t.signal.send_modify(|s| s.stop = true);
+        }
+    }
+
+    /// A scrape of the target at a boundary (`None` for a target that cannot be read).
+    async fn scrape(&self) -> Result<Option<Scrape>, LoadgenError> {
+        if self.has_metrics {
+            cost(&self.cfg.target, self.cfg.server_pid).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn per_transport(&self, f: impl Fn(&Recorder) -> u64) -> BTreeMap<Transport, u64> {
+        self.recs.iter().map(|(&t, r)| (t, f(r))).collect()
+    }
+}
+
+/// Runs one phase (one transport, or several at once with `--concurrent`).
+pub(super) async fn run_phase(
+    cfg: &RunConfig,
+    transports: &[Transport],
+    has_metrics: bool,
+    dialect: &Arc<dyn Dialect>,
+    progress: &Progress,
+    notes: &mut Vec<String>,
+) -> Result<Vec<TransportResult>, LoadgenError> {
+    let (topics, topic_of) = prepare_topics(cfg, transports, notes).await?;
+    let ph = Phase {
+        cfg,
+        transports,
+        has_metrics,
+        dialect,
+        topics,
+        topic_of,
+        recs: transports
+            .iter()
+            .map(|&t| (t, Arc::new(Recorder::new(t))))
+            .collect(),
+    };
+    let probe = SelfCostProbe::start();
+    let bars = progress.phase(transports, &ph.recs, cfg);
+    let mut scrapes = Boundaries {
+        before: ph.scrape().await?,
+        ..Boundaries::default()
+    };
+    let mut subscribers = connect(&ph, &bars).await?;
+    check_subscribed(&ph, notes)?;
+    scrapes.connected = ph.scrape().await?;
+    let idle_start = Instant::now();
+    let connects = ph.per_transport(|r| Recorder::get(&r.tcp_connects));
+    settle(&ph, &bars).await;
+    scrapes.settled = ph.scrape().await?;
+    let idle_s = idle_start.elapsed().as_secs_f64();
+    let open = ph.per_transport(|r| r.open_connections.load(Ordering::Relaxed).max(0) as u64);
+    let subscribed = ph.per_transport(|r| Recorder::get(&r.subscribed));
+    let published = publish(&ph, &bars).await?;
+    scrapes.published = ph.scrape().await?;
+    let delivered = ph.per_transport(|r| Recorder::get(&r.delivered_messages));
+    let outcomes = drain(&ph, &published, &mut subscribers, &bars, notes).await;
+    bars.finish(&ph.recs);
+    scrapes.after = if has_metrics {
+        settled_cost(cfg, transports).await?
+    } else {
+        None
+    };
+    let loadgen = probe.finish().await;
+    loss_notes(&ph, &outcomes, notes);
+    let record = PhaseRecord {
+        scenario: scenario_of(cfg),
+        clients: cfg.clients,
+        transports: transports
+            .iter()
+            .map(|&t| TransportRecord {
+                transport: t,
+                snapshot: ph.recs[&t].snapshot(),
+                published: published[ph.topic_of[&t]].clone(),
+                subscribed: subscribed[&t],
+                connects_by_connected: connects[&t],
+                open_at_settled: open[&t],
+                delivered_by_published: delivered[&t],
+            })
+            .collect(),
+        scrapes,
+        idle_s,
+        loadgen: Some(loadgen),
+        close_timeout: CLOSE_TIMEOUT,
+    };
+    Ok(assemble(&record))
+}
+
+fn scenario_of(cfg: &RunConfig) -> Scenario {
+    Scenario {
+        clients: cfg.clients,
+        publish_rate_per_s: cfg.rate_per_s,
+        payload_bytes: cfg.payload_bytes as u64,
+        poll_interval_ms: cfg.poll_interval.as_millis() as u64,
+        duration_s: cfg.duration.as_secs_f64(),
+        warmup_s: cfg.warmup.as_secs_f64(),
+        keep_alive: cfg.keep_alive,
+        header_profile: cfg.header_profile.as_str().into(),
+        target_profile: cfg.target_profile.as_str().into(),
+        http_version: "http/1.1".into(),
+    }
+}
+
+/// Step `topics`: one fresh topic per transport, or the one `--topic` for all (read from its
+/// newest seq).
+async fn prepare_topics(
+    cfg: &RunConfig,
+    transports: &[Transport],
+    notes: &mut Vec<String>,
+) -> Result<(Vec<PhaseTopic>, BTreeMap<Transport, usize>), LoadgenError> {
+    let suffix = random_suffix();
+    let mut topics: Vec<PhaseTopic> = Vec::new();
+    let mut topic_of = BTreeMap::new();
+    for &t in transports {
+        let name = cfg
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("lab-{t}-{suffix}"));
+        let idx = match topics.iter().position(|p| p.name == name) {
+            Some(i) => i,
+            None => {
+                let start_cursor = if cfg.topic.is_some() {
+                    notes.push(format!(
+                        "topic {name} given: its newest seq was read with one GET /poll (counted by the server under poll)"
+                    ));
+                    probe_latest(cfg, &name).await?
+                } else {
+                    0
+                };
+                topics.push(PhaseTopic {
+                    name,
+                    start_cursor,
+                    signal: watch::channel(Signal::default()).0,
+                });
+                topics.len() - 1
+            }
+        };
+        topic_of.insert(t, idx);
+    }
+    Ok((topics, topic_of))
+}
+
+/// Step `connect`: starts every subscriber (at `--ramp` if given) and waits until each is in
+/// or gave up.
+async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, LoadgenError> {
+    let cfg = ph.cfg;
+    let settings: BTreeMap<Transport, Arc<ClientSettings>> = ph
+        .transports
+        .iter()
+        .map(|&t| {
+            let topic = &ph.topics[ph.topic_of[&t]];
+            let s = ClientSettings {
+                target: cfg.target.clone(),
+                transport: t,
+                topic: topic.name.clone(),
+                start_cursor: topic.start_cursor,
+                header_profile: cfg.header_profile,
+                keep_alive: cfg.keep_alive,
+                poll_interval: cfg.poll_interval,
+                longpoll_timeout_s: cfg.longpoll_timeout_s,
+                clients: cfg.clients,
+                source_ips: cfg.source_ips.clone(),
+                dialect: ph.dialect.clone(),
+                drop_after_messages: cfg.drop_after_messages,
+                close_timeout: CLOSE_TIMEOUT,
+            };
+            (t, Arc::new(s))
+        })
+        .collect();
+    let subscribed = Arc::new(Notify::new());
+    let mut tasks = Subscribers::new();
+    let ramp_start = Instant::now();
+    let mut spawned = 0u64;
+    for i in 0..cfg.clients {
+        for &t in ph.transports {
+            if let Some(r) = cfg.ramp_per_s {
+                tokio::time::sleep_until(ramp_start + Duration::from_secs_f64(spawned as f64 / r))
+                    .await;
+                bars.tick(&ph.recs, "connecting");
+            }
+            let rx = ph.topics[ph.topic_of[&t]].signal.subscribe();
+            let rec = ph.recs[&t].clone();
+            client::spawn(
+                &mut tasks,
+                i,
+                settings[&t].clone(),
+                rec,
+                rx,
+                subscribed.clone(),
+            );
+            spawned += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30) + Duration::from_millis(cfg.clients);
+    loop {
+        let all_in = ph
+            .recs
+            .values()
+            .all(|r| Recorder::get(&r.subscribed) + Recorder::get(&r.gave_up) >= cfg.clients);
+        if all_in {
+            return Ok(tasks);
+        }
+        if Instant::now() >= deadline {
+            ph.stop_all();
+            return Err(LoadgenError::Other(format!(
+                "subscribers still not connected after {:?}: the target is too slow to accept them (try --ramp)",
+                deadline - ramp_start
+            )));
+        }
+        tokio::select! {
+            _ = subscribed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        bars.tick(&ph.recs, "connecting");
+    }
+}
+
+/// Fails the phase when a transport has no subscriber at all; notes partial failures.
+fn check_subscribed(ph: &Phase<'_>, notes: &mut Vec<String>) -> Result<(), LoadgenError> {
+    for (t, r) in &ph.recs {
+        let gave_up = Recorder::get(&r.gave_up);
+        if Recorder::get(&r.subscribed) == 0 {
+            ph.stop_all();
+            let (problems, _) = r.problems();
+            let first = problems.first().cloned().unwrap_or_default();
+            return Err(classify_subscribe_error(ph.cfg, *t, &first));
+        }
+        if gave_up > 0 {
+            notes.push(format!(
+                "{t}: {gave_up} of {} subscribers could not subscribe",
+                ph.cfg.clients
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step `settle`: the idle part, every connection open and nothing published.
+async fn settle(ph: &Phase<'_>, bars: &PhaseBars) {
+    let end = Instant::now() + ph.cfg.idle;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => return,
+            _ = ticker.tick() => bars.tick(&ph.recs, "idle"),
+        }
+    }
+}
+
+/// Step `publish`: warmup then the measured window, open loop on a fixed schedule, one
+/// publisher per topic. Returns each topic's tally, in `ph.topics` order.
+async fn publish(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Vec<Published>, LoadgenError> {
+    let cfg = ph.cfg;
+    let schedule = Schedule {
+        start: Instant::now() + Duration::from_millis(50),
+        rate_per_s: cfg.rate_per_s,
+    };
+    let total = schedule.count_before(cfg.warmup + cfg.duration);
+    let window_first = schedule.count_before(cfg.warmup);
+    let window_start_ns = instant_ns((schedule.start + cfg.warmup).into_std());
+    let window_end_ns = instant_ns((schedule.start + cfg.warmup + cfg.duration).into_std());
+    for r in ph.recs.values() {
+        r.window.set(window_start_ns, window_end_ns);
+    }
+    let mut publishers: JoinSet<(usize, Result<Published, LoadgenError>)> = JoinSet::new();
+    for (i, topic) in ph.topics.iter().enumerate() {
+        let target = cfg.target.clone();
+        let feed = publisher::Feed {
+            dialect: ph.dialect.clone(),
+            topic: topic.name.clone(),
+            first_seq: topic.start_cursor + 1,
+        };
+        let payload = cfg.payload_bytes;
+        publishers.spawn(async move {
+            let res =
+                publisher::publish(&target, &feed, schedule, total, window_first, payload).await;
+            (i, res)
+        });
+    }
+    let mut published: Vec<Option<Published>> = vec![None; ph.topics.len()];
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    while !publishers.is_empty() {
+        tokio::select! {
+            done = publishers.join_next() => {
+                let Some(done) = done else { break };
+                let (i, res) = done.map_err(|e| LoadgenError::Other(format!("publisher task: {e}")))?;
+                match res {
+                    Ok(p) => published[i] = Some(p),
+                    Err(e) => {
+                        ph.stop_all();
+                        publishers.abort_all();
+                        return Err(e);
+                    }
+                }
+            }
+            _ = ticker.tick() => bars.tick(&ph.recs, "publishing"),
+        }
+    }
+    Ok(published
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+/// Step `drain`: every subscriber stops once it holds its topic's last seq (and closes its
+/// connection); the rest are stopped at the drain deadline, and dropped if they still do not
+/// close.
+async fn drain(
+    ph: &Phase<'_>,
+    published: &[Published],
+    tasks: &mut Subscribers,
+    bars: &PhaseBars,
+    notes: &mut Vec<String>,
+) -> Vec<(Transport, u64, Outcome)> {
+    for (topic, p) in ph.topics.iter().zip(published) {
+        topic.signal.send_replace(Signal {
+            target: Some(p.last_seq.max(topic.start_cursor)),
+            stop: false,
+        });
+    }
+    let drain = Duration::from_secs(2).max(ph.cfg.poll_interval * 2 + Duration::from_secs(1));
+    let drain_deadline = Instant::now() + drain;
+    let mut outcomes = Vec::new();
+    let mut stopped = false;
+    let mut hard_deadline = drain_deadline + CLOSE_TIMEOUT * 3 + Duration::from_secs(5);
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    while !tasks.is_empty() {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(Ok(o)) => outcomes.push(o),
+                Some(Err(e)) => notes.push(format!("a subscriber task failed: {e}")),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(drain_deadline), if !stopped => {
+                stopped = true;
+                hard_deadline = Instant::now() + CLOSE_TIMEOUT * 3 + Duration::from_secs(5);
+                ph.stop_all();
+            }
+            _ = tokio::time::sleep_until(hard_deadline) => {
+                notes.push(format!("{} subscribers did not close in time and were dropped", tasks.len()));
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+            _ = ticker.tick() => bars.tick(&ph.recs, "draining"),
+        }
+    }
+    outcomes
+}
+
+/// Losses, named: which subscribers, which seqs.
+fn loss_notes(ph: &Phase<'_>, outcomes: &[(Transport, u64, Outcome)], notes: &mut Vec<String>) {
+    for &t in ph.transports {
+        let mut losers: Vec<&(Transport, u64, Outcome)> = outcomes
+            .iter()
+            .filter(|(tt, _, o)| *tt == t && o.lost > 0)
+            .collect();
+        losers.sort_by_key(|(_, id, _)| *id);
+        if losers.is_empty() {
+            continue;
+        }
+        let shown: Vec<String> = losers
+            .iter()
+            .take(3)
+            .map(|(_, id, o)| format!("client {id} lost {} (seq {})", o.lost, o.missing))
+            .collect();
+        notes.push(format!(
+            "{t}: {} of {} subscribers lost messages: {}{}",
+            losers.len(),
+            ph.cfg.clients,
+            shown.join("; "),
+            if losers.len() > 3 { "; ..." } else { "" }
+        ));
+    }
+}
+
+/// Step `scrape(after)`: taken once the server has closed every connection of this phase, or
+/// after 3 s. Only then are its byte counters final: a subscriber dropped at the deadline may
+/// leave bytes in the server's socket buffer that the server reads (and counts) a moment later,
+/// after our side has already counted them as sent.
+async fn settled_cost(
+    cfg: &RunConfig,
+    transports: &[Transport],
+) -> Result<Option<Scrape>, LoadgenError> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let scrape = cost(&cfg.target, cfg.server_pid).await?;
+        let open: u64 = scrape.as_ref().map_or(0, |s| {
+            transports
+                .iter()
+                .map(|t| {
+                    s.by_transport("pushlab_open_connections", t.as_str())
+                        .unwrap_or(0)
+                })
+                .sum()
+        });
+        if open == 0 || Instant::now() >= deadline {
+            return Ok(scrape);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
