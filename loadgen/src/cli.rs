@@ -41,6 +41,9 @@ pub enum Command {
     /// Print the JSON Schema of result files.
     #[command(hide = true)]
     Schema,
+    /// A packet-level network link (RTT, jitter, loss, rate) between two network namespaces:
+    /// `link up`, or `link [FLAGS] [--server-cmd CMD2] -- CMD ARGS`. Needs root.
+    Link(crate::link::shell::LinkArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

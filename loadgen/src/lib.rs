@@ -17,6 +17,7 @@
 //! - [`publisher`]: the open-loop publisher and its schedule.
 //! - [`record`]: per-transport recorder, HDR histograms, the sequence check.
 //! - [`scrape`]: the target's `/metrics`; [`embedded`]: a server child process.
+//! - [`link`]: the packet-level network emulator (namespaces + TUN) and its shell.
 //! - [`summary`], [`merge`], [`schema`], [`environment`], [`progress`], [`net`].
 //!
 //! ```no_run
@@ -36,6 +37,7 @@ pub mod environment;
 pub mod error;
 pub mod headers;
 pub mod http;
+pub mod link;
 pub mod merge;
 pub mod net;
 pub mod progress;

@@ -46,6 +46,14 @@ fn main() -> ExitCode {
                 pushlab_loadgen::serve(&args, shutdown_signal()).await?;
                 Ok(())
             }
+            Command::Link(args) => {
+                // The link is down (everything removed) once this returns.
+                let code = pushlab_loadgen::link::shell::cli(args).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             Command::Schema => {
                 print!("{}", pushlab_loadgen::schema::result_schema_text());
                 Ok(())

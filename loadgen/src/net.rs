@@ -58,16 +58,44 @@ pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
 /// `tcpi_segs_in`), including SYN, FIN, pure ACKs and retransmissions. `None` off Linux or on
 /// error.
 pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
+    tcp_info(stream).map(|info| info.segs)
+}
+
+/// What a socket's sender has retransmitted so far, from Linux `TCP_INFO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpRetransmissions {
+    /// Segments sent again (`tcpi_total_retrans`: timeouts, fast and tail-loss-probe
+    /// retransmissions, SYN/SYN-ACK included).
+    pub segments: u64,
+    /// Payload bytes sent again (`tcpi_bytes_retrans`, RFC 4898 tcpEStatsPerfOctetsRetrans;
+    /// Linux 4.19+, 0 before).
+    pub bytes: u64,
+}
+
+/// The retransmissions of the socket behind `fd` (a std or tokio `TcpStream`), for the
+/// `retransmitted` share of the byte split (issue 11). `None` off Linux or on error.
+pub fn tcp_retransmissions(fd: &impl std::os::fd::AsRawFd) -> Option<TcpRetransmissions> {
+    tcp_info(fd).map(|info| info.retransmissions)
+}
+
+/// The fields of `TCP_INFO` the loadgen reads.
+struct TcpInfo {
+    /// (sent, received) segments.
+    segs: (u64, u64),
+    retransmissions: TcpRetransmissions,
+}
+
+fn tcp_info(fd: &impl std::os::fd::AsRawFd) -> Option<TcpInfo> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        // SAFETY: tcp_info is plain data; zeroes are a valid value.
+        // SAFETY: tcp_info is plain data; zeroes are a valid value (and stay in fields an
+        // older kernel does not fill).
         let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: the fd is open for the lifetime of `stream`; info and len are ours.
+        // SAFETY: the fd is open for the lifetime of the borrow; info and len are ours.
         let rc = unsafe {
             libc::getsockopt(
-                stream.as_raw_fd(),
+                fd.as_raw_fd(),
                 libc::IPPROTO_TCP,
                 libc::TCP_INFO,
                 (&mut info as *mut libc::tcp_info).cast(),
@@ -77,11 +105,17 @@ pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
         if rc != 0 {
             return None;
         }
-        Some((info.tcpi_segs_out as u64, info.tcpi_segs_in as u64))
+        Some(TcpInfo {
+            segs: (info.tcpi_segs_out as u64, info.tcpi_segs_in as u64),
+            retransmissions: TcpRetransmissions {
+                segments: u64::from(info.tcpi_total_retrans),
+                bytes: info.tcpi_bytes_retrans,
+            },
+        })
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = stream;
+        let _ = fd;
         None
     }
 }
