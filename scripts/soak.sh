@@ -83,6 +83,7 @@ PUSHLAB_SOAK_ADDR="$ADDR" PUSHLAB_SOAK_SECS="$SECS" PUSHLAB_SOAK_OUT="$WORK/clie
   cargo test -q -p pushlab-server --test hostile soak::soak -- --ignored --exact --nocapture \
   >"$WORK/client.log" 2>&1 &
 CLIENT_PID=$!
+T0=$SECONDS
 
 # Warm-up: the soak topic's ring (4096 messages, 41 s at 100 msg/s) fills and allocator pools
 # settle before the start figure: 45 to 60 s, or a quarter of a shorter soak; then the plateau:
@@ -94,7 +95,7 @@ sleep "$WARMUP"
 LAST=$(metric pushlab_retained_messages); STILL=0; RSS_HIST=""; PLATEAU=0
 for _ in $(seq $(( SECS / 4 + 10 ))); do
   sleep 1
-  WARMUP=$(( WARMUP + 1 ))
+  WARMUP=$(( SECONDS - T0 ))
   NOW=$(metric pushlab_retained_messages)
   [ "$NOW" = "$LAST" ] && STILL=$(( STILL + 1 )) || STILL=0
   LAST=$NOW
@@ -113,10 +114,13 @@ echo "   t=${WARMUP}s RSS start $(mib "$RSS_START") MiB, retained $(mib "$RETAIN
 SAMPLES="$WARMUP:$RSS_START"
 RSS_MAX=$RSS_START
 ELAPSED=$WARMUP
+NEXT_SAMPLE=$(( (WARMUP / 30 + 1) * 30 ))
 while kill -0 "$CLIENT_PID" 2>/dev/null; do
   sleep 1
-  ELAPSED=$(( ELAPSED + 1 ))
-  if [ $(( ELAPSED % 30 )) -eq 0 ] && [ "$ELAPSED" -le "$SECS" ]; then
+  # Wall-clock seconds since the client started (scrapes take time under load).
+  ELAPSED=$(( SECONDS - T0 ))
+  if [ "$ELAPSED" -ge "$NEXT_SAMPLE" ] && [ "$ELAPSED" -le "$SECS" ]; then
+    NEXT_SAMPLE=$(( NEXT_SAMPLE + 30 ))
     R=$(metric process_resident_memory_bytes || echo 0)
     SAMPLES="$SAMPLES $ELAPSED:$R"
     [ "$R" -gt "$RSS_MAX" ] && RSS_MAX=$R

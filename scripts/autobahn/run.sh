@@ -10,7 +10,7 @@
 # virtualenv under ~/.cache/pushlab-autobahn (override: AUTOBAHN_VENV), made with
 # virtualenv 20.15.1 (the last release that runs on Python 2.7). Python 2.7 comes from pyenv
 # (PYTHON27 overrides). Starts the server on 127.0.0.1 (port: AUTOBAHN_PORT, default 9001)
-# from target/release or target/debug (SERVER overrides; built if missing), runs the suite,
+# from the newer of target/release and target/debug (SERVER overrides; built if missing), runs the suite,
 # and exits non-zero if any case's result is not OK, NON-STRICT or INFORMATIONAL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,9 +37,8 @@ fi
 server=${SERVER:-}
 if [ -z "$server" ]; then
   target=${CARGO_TARGET_DIR:-$root/target}
-  for p in release debug; do
-    [ -x "$target/$p/pushlab-server" ] && { server="$target/$p/pushlab-server"; break; }
-  done
+  # The newer of the release and debug builds (a stale one would test old code).
+  server=$(ls -t "$target/release/pushlab-server" "$target/debug/pushlab-server" 2>/dev/null | head -1 || true)
   if [ -z "$server" ]; then
     cargo build -q -p pushlab-server --bin pushlab-server
     server="$target/debug/pushlab-server"

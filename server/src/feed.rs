@@ -28,8 +28,7 @@
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,7 +55,8 @@ impl Entry {
 
     /// What this entry is charged against the retained-bytes budget: the encoded MESSAGE and
     /// the framings the transport side may cache beside it (SSE and NDJSON, each about the
-    /// MESSAGE's size; built lazily, charged up front so the budget is an upper bound), plus the entry's fixed cost.
+    /// MESSAGE's size; built lazily, charged up front so the budget is an upper bound), plus
+    /// the entry's fixed cost.
     pub fn retained_bytes(&self) -> u64 {
         const ENTRY_OVERHEAD_BYTES: u64 = 256;
         3 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
@@ -362,9 +362,9 @@ impl Feed {
         Ok(t)
     }
 
-    /// Publishes on `topic`, charging it against the byte budget (evicting the oldest messages
-    /// across topics past it). Counting is the caller's ([`crate::Shared::publish`] counts it
-    /// once, in the metrics).
+    /// Publishes `data` on `topic` (a topic of this feed), charging it against the byte budget
+    /// (evicting the oldest messages across topics past it). Counting is the caller's
+    /// ([`crate::Shared::publish`] counts it once, in the metrics).
     pub fn publish(&self, topic: &Arc<Topic>, data: &str) -> Arc<Entry> {
         let entry = topic.push(data, |new, old| {
             let mut b = self.books();
