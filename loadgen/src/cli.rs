@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    parse_duration, parse_source_ips, parse_transports, HeaderProfile, RunConfig, Target,
-    TargetProfile,
+    parse_duration, parse_shard, parse_source_ips, parse_start_at, parse_transports, HeaderProfile,
+    RunConfig, ShardRole, Target, TargetProfile,
 };
 use crate::error::ConfigError;
 
@@ -31,6 +31,9 @@ pub enum Command {
     /// Start a server, run every transport and its variants, write results/latest/ (JSON,
     /// charts, REPORT.md) and print the comparison.
     Compare(crate::compare::CompareArgs),
+    /// Add clients step by step per transport until a latency SLO or any loss breaks; report
+    /// the largest count held.
+    Capacity(crate::capacity::CapacityArgs),
     /// Run a matrix of points from a spec file, one JSON per point (resumable).
     Sweep(crate::sweep::SweepArgs),
     /// Read every result JSON under DIR and write charts and REPORT.md.
@@ -54,9 +57,11 @@ pub enum OnOff {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// The server to measure.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub target: String,
+    /// The server to measure; several (repeat the flag or separate with commas) are replicas
+    /// of one server sharing one feed: subscribers go round-robin over them, the publisher
+    /// posts to the first, the server's cost is summed over them.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub target: Vec<String>,
     /// Transports to run: poll,longpoll,sse,stream,ws or all.
     #[arg(long, default_value = "all")]
     pub transports: String,
@@ -119,15 +124,71 @@ pub struct RunArgs {
     /// Test hook: each subscriber cuts its connection once after N messages.
     #[arg(long, hide = true)]
     pub drop_after: Option<u64>,
+    /// Spread the clients over N child processes (each with its own open-file budget and
+    /// source address), started together and merged into one result.
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// This process is shard I of N (0-based) of a run spread over several hosts: it takes its
+    /// slice of --clients; shard 0 alone publishes and scrapes. Needs --start-at.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Connect at this wall-clock time (Unix seconds or RFC 3339 UTC, e.g.
+    /// 2026-11-29T17:00:00Z), then idle and publish on a schedule fixed from it, so processes
+    /// on several hosts run together.
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<u64>,
+    /// With --start-at: time allowed to connect every subscriber (default 10 s + 2 ms per
+    /// client of this process, or the --ramp time + 10 s).
+    #[arg(long, value_parser = parse_duration)]
+    pub connect_budget: Option<Duration>,
+    /// Topics are lab-<transport>-SUFFIX (shards of one run share them).
+    #[arg(long, hide = true)]
+    pub topic_suffix: Option<String>,
 }
 
 impl RunArgs {
     /// Checks every flag and resolves the target.
     pub fn into_config(self) -> Result<RunConfig, ConfigError> {
-        let target: Target = self.target.parse()?;
-        let mut c = RunConfig::new(target);
+        let targets = self
+            .target
+            .iter()
+            .map(|t| t.trim().parse::<Target>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = targets.first().cloned() else {
+            return Err(ConfigError::Target("no target given".into()));
+        };
+        let mut c = RunConfig::new(first);
+        c.targets = targets;
         c.transports = parse_transports(&self.transports)?;
         c.clients = self.clients;
+        c.start_at_ns = self.start_at;
+        c.topic_suffix = self.topic_suffix;
+        if let Some((index, count)) = self.shard {
+            if count as u64 > self.clients {
+                return Err(ConfigError::Invalid {
+                    flag: "--shard",
+                    why: format!(
+                        "{index}/{count}: more shards than --clients {}",
+                        self.clients
+                    ),
+                });
+            }
+            let (client_offset, clients) = crate::shard::slice(self.clients, count, index);
+            c.clients = clients;
+            c.shard = Some(ShardRole {
+                index,
+                count,
+                client_offset,
+                total_clients: self.clients,
+            });
+        }
+        c.connect_budget = self.connect_budget.unwrap_or_else(|| {
+            let connecting = match self.ramp {
+                Some(r) if r > 0.0 => Duration::from_secs_f64((c.clients as f64 / r).min(1e6)),
+                _ => Duration::from_millis(2 * c.clients),
+            };
+            Duration::from_secs(10) + connecting
+        });
         c.duration = self.duration;
         c.warmup = self.warmup;
         c.idle = self.idle;

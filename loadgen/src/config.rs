@@ -189,10 +189,120 @@ pub fn parse_transports(s: &str) -> Result<Vec<Transport>, ConfigError> {
     Ok(out)
 }
 
+/// This process's place among the shards of one run (`--shard I/N`, `--start-at`): see
+/// [`crate::shard`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShardRole {
+    /// 0-based; shard 0 alone publishes and scrapes the server.
+    pub index: u32,
+    pub count: u32,
+    /// Global id of this shard's first client (clients `offset..offset + clients`).
+    pub client_offset: u64,
+    /// Every shard's clients across all shards (the run's `--clients`).
+    pub total_clients: u64,
+}
+
+impl ShardRole {
+    /// Whether this process publishes and scrapes (shard 0).
+    pub fn is_lead(&self) -> bool {
+        self.index == 0
+    }
+}
+
+/// Parses `--shard I/N` (0-based I < N).
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected I/N, e.g. 0/4"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: I is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: N is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("{s:?}: needs 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
+/// Parses `--start-at`: Unix seconds (`1764432000`, `1764432000.250`) or RFC 3339 UTC
+/// (`2026-11-29T17:00:00Z`), as nanoseconds since the Unix epoch.
+pub fn parse_start_at(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 {
+            return Ok((secs * 1e9) as u64);
+        }
+        return Err(format!("{s:?}: not a time"));
+    }
+    let bad = || format!("{s:?}: expected Unix seconds or YYYY-MM-DDTHH:MM:SS[.fff]Z");
+    let rest = t.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = rest.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let h: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    if d.len() != 3
+        || h.len() != 3
+        || !(1..=12).contains(&d[1])
+        || !(1..=31).contains(&d[2])
+        || h[0] > 23
+        || h[1] > 59
+        || h[2] > 60
+    {
+        return Err(bad());
+    }
+    // Howard Hinnant's days-from-civil (the inverse of net::rfc3339).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1])
+    } else {
+        (d[0], d[1])
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2];
+    let frac_ns = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        digits.parse::<u64>().map_err(|_| bad())?
+    };
+    u64::try_from(secs)
+        .map(|s| s * 1_000_000_000 + frac_ns)
+        .map_err(|_| bad())
+}
+
 /// Everything one run needs, checked.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {
+    /// The first of [`RunConfig::targets`]: the publisher posts here and topics are probed
+    /// here.
     pub target: Target,
+    /// Every target (one per server replica); subscriber `k` (global id) connects to
+    /// `targets[k % len]`. The server's cost is scraped from each distinct address and summed.
+    pub targets: Vec<Target>,
+    /// This process is one shard of a run (`--shard`), or `None`.
+    pub shard: Option<ShardRole>,
+    /// Wall-clock start (ns since the Unix epoch, `--start-at`): subscribers connect then; the
+    /// idle part and the publisher then follow on a fixed schedule from it (see `run::phase`).
+    pub start_at_ns: Option<u64>,
+    /// Topics are `lab-<transport>-SUFFIX` (shards of one run share it); `None`: random.
+    pub topic_suffix: Option<String>,
+    /// With `start_at_ns`: how long after it every subscriber must be connected.
+    #[serde(rename = "connect_budget_s", serialize_with = "ser_secs")]
+    pub connect_budget: Duration,
     pub transports: Vec<Transport>,
     /// Subscribers per transport.
     pub clients: u64,
@@ -243,7 +353,12 @@ impl RunConfig {
     /// A config with the defaults against `target` (used by tests and `compare`).
     pub fn new(target: Target) -> RunConfig {
         RunConfig {
+            targets: vec![target.clone()],
             target,
+            shard: None,
+            start_at_ns: None,
+            topic_suffix: None,
+            connect_budget: Duration::from_secs(10),
             transports: Transport::ALL.to_vec(),
             clients: 10,
             duration: Duration::from_secs(10),
@@ -331,7 +446,37 @@ impl RunConfig {
         if self.transports.is_empty() {
             return Err(ConfigError::Transport("no transport given".into()));
         }
+        if self.targets.first() != Some(&self.target) {
+            return bad(
+                "--target",
+                "the first target is the one published to".into(),
+            );
+        }
+        if self.start_at_ns.is_some() && self.transports.len() > 1 && !self.concurrent {
+            // Phases one after another drain at their own pace: processes started together
+            // would drift apart after the first. `--shards` runs one phase at a time instead.
+            return bad(
+                "--start-at",
+                "with several transports needs --concurrent (or one run per transport)".into(),
+            );
+        }
+        if self.shard.is_some() && self.start_at_ns.is_none() {
+            return bad(
+                "--shard",
+                "needs --start-at so the shards start together".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether this process publishes and scrapes the server (not a follower shard).
+    pub fn is_lead(&self) -> bool {
+        self.shard.as_ref().is_none_or(ShardRole::is_lead)
+    }
+
+    /// The global id of this process's first client.
+    pub fn client_offset(&self) -> u64 {
+        self.shard.as_ref().map_or(0, |s| s.client_offset)
     }
 
     /// Subscribers open at once at the busiest moment.
@@ -382,6 +527,29 @@ mod tests {
         );
         let e = parse_transports("poll,smoke").unwrap_err().to_string();
         assert!(e.contains("smoke"), "{e}");
+    }
+
+    #[test]
+    fn shard_and_start_at_flags() {
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
+        for bad in ["4/4", "1", "a/2", "0/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_start_at("1700000000").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_start_at("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_start_at("2000-02-29T00:00:00.25Z").unwrap(),
+            951_782_400_250_000_000
+        );
+        for bad in ["", "2023-13-01T00:00:00Z", "2023-11-14 22:13:20", "-5"] {
+            assert!(parse_start_at(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - [`record`]: per-transport recorder, HDR histograms, the sequence check.
 //! - [`scrape`]: the target's `/metrics`; [`embedded`]: a server child process.
 //! - [`link`]: the packet-level network emulator (namespaces + TUN) and its shell.
+//! - [`capacity`]: clients held at a latency SLO, per transport.
+//! - [`shard`]: `run --shards N`, child processes started together and merged.
 //! - [`summary`], [`merge`], [`schema`], [`environment`], [`progress`], [`net`].
 //!
 //! ```no_run
@@ -29,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -46,6 +49,7 @@ pub mod record;
 pub mod run;
 pub mod schema;
 pub mod scrape;
+pub mod shard;
 pub mod summary;
 
 // Results (issue 4): `report`, `compare`, `sweep` and their charts and REPORT.md.

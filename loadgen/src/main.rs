@@ -34,6 +34,10 @@ fn main() -> ExitCode {
                 pushlab_loadgen::compare::cli(&args, &argv()).await?;
                 Ok(())
             }
+            Command::Capacity(args) => {
+                pushlab_loadgen::capacity::cli(&args, &argv()).await?;
+                Ok(())
+            }
             Command::Sweep(args) => {
                 pushlab_loadgen::sweep::cli(&args, &argv()).await?;
                 Ok(())
@@ -77,8 +81,10 @@ fn argv() -> Vec<String> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = args.out.clone();
     let quiet = args.quiet;
-    let config = args.into_config()?;
-    let result = pushlab_loadgen::run(config).await?;
+    let result = match args.shards {
+        Some(n) => pushlab_loadgen::shard::run_sharded(&args, n).await?,
+        None => pushlab_loadgen::run(args.into_config()?).await?,
+    };
     if let Some(path) = &out {
         write_result(path, &result)?;
     }

@@ -6,6 +6,11 @@
 //! run's connections (each loadgen loaded the one target with its own share), the loadgens'
 //! own costs keep the worst, `merged_runs` is summed.
 //!
+//! Shards of one run (`--shard I/N`, each result's `config.shard`) share one target and one
+//! feed: the messages published are the one feed's (taken once, not summed), and the server's
+//! cost is shard 0's scrape of the whole server, so its per-unit figures are divided again by
+//! every shard's counts ([`shared_server_pass`]).
+//!
 //! [`Counters::add`]: pushlab_proto::counters::Counters::add
 
 use std::collections::BTreeMap;
@@ -72,6 +77,10 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
             }
         }
     }
+    let shards = runs.iter().all(|(_, r)| is_shard(r));
+    if shards {
+        shared_server_pass(runs, &mut by_transport);
+    }
     let transports = by_transport
         .into_values()
         .map(|mut t| {
@@ -124,6 +133,65 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
         repeat: first.repeat,
         repeats: first.repeats,
     })
+}
+
+/// Whether a result is one shard of a sharded run (its config names its shard).
+pub fn is_shard(r: &RunResult) -> bool {
+    r.config.get("shard").is_some_and(|v| !v.is_null())
+}
+
+/// Shards of one run: the feed's published counts once (the most any shard saw: they all saw
+/// the same schedule), and the lead shard's server figures per unit re-divided by the units of
+/// every shard: the lead's per-unit figure times its share of the unit (connects, subscribed
+/// clients, deliveries, open connections).
+fn shared_server_pass(
+    runs: &[(String, RunResult)],
+    merged: &mut BTreeMap<Transport, TransportResult>,
+) {
+    for (transport, m) in merged.iter_mut() {
+        let entries: Vec<&TransportResult> = runs
+            .iter()
+            .flat_map(|(_, r)| r.transports.iter())
+            .filter(|t| t.transport == *transport)
+            .collect();
+        m.counts.published_messages = entries
+            .iter()
+            .map(|t| t.counts.published_messages)
+            .max()
+            .unwrap_or(0);
+        m.counts.window_published_messages = entries
+            .iter()
+            .map(|t| t.counts.window_published_messages)
+            .max()
+            .unwrap_or(0);
+        let Some(lead) = entries.iter().find(|t| t.server.is_some()) else {
+            continue;
+        };
+        let share = |part: u64, whole: u64| {
+            move |v: Option<f64>| {
+                v.filter(|_| whole > 0)
+                    .map(|v| v * part as f64 / whole as f64)
+            }
+        };
+        let c = &lead.counts;
+        m.server_cpu_us_per_connect =
+            share(c.tcp_connects, m.counts.tcp_connects)(lead.server_cpu_us_per_connect);
+        m.server_cpu_us_per_idle_connection_s =
+            share(lead.clients, m.clients)(lead.server_cpu_us_per_idle_connection_s);
+        m.server_cpu_us_per_delivery = share(c.delivered_messages, m.counts.delivered_messages)(
+            lead.server_cpu_us_per_delivery,
+        );
+        let open = share(c.peak_open_connections, m.counts.peak_open_connections);
+        if let Some(s) = m.server.as_mut() {
+            s.heap_bytes_per_connection = open(s.heap_bytes_per_connection);
+            s.kernel_socket_bytes_per_connection = open(s.kernel_socket_bytes_per_connection);
+            s.rss_bytes_per_connection = open(Some(s.rss_bytes_per_connection)).unwrap_or(0.0);
+        }
+        m.notes.push(format!(
+            "{} shards: the server's cost is shard 0's scrape of the whole server; per-unit figures are divided by every shard's counts",
+            entries.len()
+        ));
+    }
 }
 
 fn add_into(acc: &mut TransportResult, t: &TransportResult) {

@@ -405,9 +405,69 @@ pub async fn cost(
     Ok(Some(scrape))
 }
 
+/// The cost of every distinct target (server replicas) as one scrape: each value summed over
+/// the replicas (CPU seconds, RSS, heap, socket memory and byte counters are per process, so
+/// the sum is the deployment's); the CPU source is the first replica's. `--server-pid` applies
+/// to the first target only. `None` when the first target has no `/metrics`.
+pub async fn cost_all(
+    targets: &[Target],
+    server_pid: Option<u32>,
+) -> Result<Option<Scrape>, LoadgenError> {
+    let mut seen = Vec::new();
+    let mut total: Option<Scrape> = None;
+    for (i, t) in targets.iter().enumerate() {
+        if seen.contains(&t.addr) {
+            continue;
+        }
+        seen.push(t.addr);
+        let one = cost(t, if i == 0 { server_pid } else { None }).await?;
+        total = match (total, one) {
+            (None, one) if i == 0 => one,
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(LoadgenError::Other(format!(
+                    "{} has no /metrics but {} does: replicas of one run must be the same server",
+                    t.url, targets[0].url
+                )))
+            }
+            (Some(acc), Some(one)) => Some(acc.plus(&one)),
+        };
+        if total.is_none() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+impl Scrape {
+    /// Two replicas' scrapes as one: every value and the `ss` figure summed.
+    pub fn plus(mut self, other: &Scrape) -> Scrape {
+        for (k, v) in &other.values {
+            *self.values.entry(k.clone()).or_insert(0.0) += v;
+        }
+        self.ss_kernel_bytes = match (self.ss_kernel_bytes, other.ss_kernel_bytes) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_scrapes_add_up() {
+        let a = Scrape::parse(
+            "process_cpu_seconds_total 1.5\npushlab_bytes_read_total{transport=\"ws\"} 100\n",
+        );
+        let b = Scrape::parse("process_cpu_seconds_total 0.5\npushlab_bytes_read_total{transport=\"ws\"} 20\npushlab_heap_bytes 7\n");
+        let s = a.plus(&b);
+        assert_eq!(s.cpu_seconds(), Some(2.0));
+        assert_eq!(s.by_transport("pushlab_bytes_read_total", "ws"), Some(120));
+        assert_eq!(s.heap_bytes(), Some(7));
+    }
 
     #[test]
     fn parses_prometheus_text() {

@@ -57,7 +57,8 @@ pub enum Event {
 /// Settings every subscriber of one transport in one phase shares.
 #[derive(Debug)]
 pub struct ClientSettings {
-    pub target: Target,
+    /// Every target (replica); subscriber `id` connects to `targets[id % len]`.
+    pub targets: Vec<Target>,
     pub transport: Transport,
     pub topic: String,
     /// Every subscriber starts here (`since=`): the topic's newest seq before publishing.
@@ -104,6 +105,8 @@ pub struct ClientCtx {
     pub segments: u64,
     pub segments_known: bool,
     pub source: Option<IpAddr>,
+    /// The replica this subscriber connects to (round-robin over the targets by id).
+    pub target: Target,
     /// The target's own cursor for the last message held, when it sends one on the wire
     /// (nchan's `time:tag` id); the dialect turns it into resume headers.
     pub token: Option<String>,
@@ -113,7 +116,9 @@ impl ClientCtx {
     pub fn new(id: u64, s: Arc<ClientSettings>, rec: Arc<Recorder>) -> ClientCtx {
         let source =
             (!s.source_ips.is_empty()).then(|| s.source_ips[(id as usize) % s.source_ips.len()]);
+        let target = s.targets[(id as usize) % s.targets.len().max(1)].clone();
         ClientCtx {
+            target,
             id,
             s,
             rec,
@@ -128,7 +133,7 @@ impl ClientCtx {
 
     /// A new counted TCP connection to the target.
     pub async fn connect(&mut self) -> Result<Conn, ClientError> {
-        let mut conn = Conn::connect(self.s.target.addr, self.source, self.counter.clone()).await?;
+        let mut conn = Conn::connect(self.target.addr, self.source, self.counter.clone()).await?;
         conn.guard = Some(OpenGuard::new(self.rec.clone()));
         Ok(conn)
     }
@@ -155,7 +160,7 @@ impl ClientCtx {
         let head = request_head(
             "GET",
             path,
-            &self.s.target.host_header,
+            &self.target.host_header,
             self.s.header_profile,
             kind,
             self.s.keep_alive,

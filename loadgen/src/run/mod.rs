@@ -28,7 +28,7 @@ use crate::error::LoadgenError;
 use crate::http::Conn;
 use crate::net::now_ns;
 use crate::progress::Progress;
-use crate::scrape::{cost, Scrape};
+use crate::scrape::{cost_all, Scrape};
 
 /// How long a closing subscriber waits for the server to close its side.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,8 +49,15 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
     }
     let mut notes = Vec::new();
     let dialect = client::dialect_for(config.target_profile);
-    let metrics = cost(&config.target, config.server_pid).await?;
+    let metrics = if config.is_lead() {
+        cost_all(&config.targets, config.server_pid).await?
+    } else {
+        None
+    };
     match &metrics {
+        None if !config.is_lead() => notes.push(
+            "a follower shard: shard 0 scrapes the server's cost for every shard".into(),
+        ),
         None => notes.push(format!(
             "{} has no /metrics: server CPU, memory and byte counts are left out",
             config.target.url
@@ -120,7 +127,8 @@ pub async fn run(config: RunConfig) -> Result<RunResult, LoadgenError> {
     })
 }
 
-fn random_suffix() -> String {
+/// Eight hex digits to keep the topics of different runs apart.
+pub(crate) fn random_suffix() -> String {
     let mut x = now_ns() ^ ((std::process::id() as u64) << 24);
     // splitmix64: enough to keep topics of different runs apart.
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -173,7 +181,14 @@ fn classify_subscribe_error(cfg: &RunConfig, t: Transport, first: &str) -> Loadg
         ));
     }
     LoadgenError::NoSubscriber {
-        transport: format!("{t} at {}", cfg.target.url),
+        transport: format!(
+            "{t} at {}",
+            cfg.targets
+                .iter()
+                .map(|x| x.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         first_error: first.to_string(),
     }
 }

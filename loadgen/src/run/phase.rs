@@ -32,7 +32,7 @@ use crate::net::instant_ns;
 use crate::progress::{PhaseBars, Progress};
 use crate::publisher::{self, Published, Schedule};
 use crate::record::Recorder;
-use crate::scrape::{cost, Scrape};
+use crate::scrape::{cost_all, Scrape};
 
 /// A topic of the phase and the signal its subscribers watch.
 struct PhaseTopic {
@@ -65,7 +65,7 @@ impl Phase<'_> {
     /// A scrape of the target at a boundary (`None` for a target that cannot be read).
     async fn scrape(&self) -> Result<Option<Scrape>, LoadgenError> {
         if self.has_metrics {
-            cost(&self.cfg.target, self.cfg.server_pid).await
+            cost_all(&self.cfg.targets, self.cfg.server_pid).await
         } else {
             Ok(None)
         }
@@ -104,17 +104,31 @@ pub(super) async fn run_phase(
         before: ph.scrape().await?,
         ..Boundaries::default()
     };
+    let timetable = Timetable::of(cfg);
+    if let Some(tt) = &timetable {
+        tokio::time::sleep_until(tt.connect_at).await;
+    }
     let mut subscribers = connect(&ph, &bars).await?;
     check_subscribed(&ph, notes)?;
+    if let Some(tt) = &timetable {
+        tt.wait_connected(cfg).await?;
+    }
     scrapes.connected = ph.scrape().await?;
     let idle_start = Instant::now();
     let connects = ph.per_transport(|r| Recorder::get(&r.tcp_connects));
-    settle(&ph, &bars).await;
+    let idle_end = timetable
+        .as_ref()
+        .map_or(idle_start + cfg.idle, |tt| tt.connected_by + cfg.idle);
+    settle(&ph, &bars, idle_end).await;
     scrapes.settled = ph.scrape().await?;
     let idle_s = idle_start.elapsed().as_secs_f64();
     let open = ph.per_transport(|r| r.open_connections.load(Ordering::Relaxed).max(0) as u64);
     let subscribed = ph.per_transport(|r| Recorder::get(&r.subscribed));
-    let published = publish(&ph, &bars).await?;
+    let publish_start = match &timetable {
+        Some(_) => idle_end + Duration::from_millis(50),
+        None => Instant::now() + Duration::from_millis(50),
+    };
+    let published = publish(&ph, &bars, publish_start).await?;
     scrapes.published = ph.scrape().await?;
     let delivered = ph.per_transport(|r| Recorder::get(&r.delivered_messages));
     let outcomes = drain(&ph, &published, &mut subscribers, &bars, notes).await;
@@ -171,7 +185,7 @@ async fn prepare_topics(
     transports: &[Transport],
     notes: &mut Vec<String>,
 ) -> Result<(Vec<PhaseTopic>, BTreeMap<Transport, usize>), LoadgenError> {
-    let suffix = random_suffix();
+    let suffix = cfg.topic_suffix.clone().unwrap_or_else(random_suffix);
     let mut topics: Vec<PhaseTopic> = Vec::new();
     let mut topic_of = BTreeMap::new();
     for &t in transports {
@@ -213,7 +227,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
         .map(|&t| {
             let topic = &ph.topics[ph.topic_of[&t]];
             let s = ClientSettings {
-                target: cfg.target.clone(),
+                targets: cfg.targets.clone(),
                 transport: t,
                 topic: topic.name.clone(),
                 start_cursor: topic.start_cursor,
@@ -234,7 +248,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
     let mut tasks = Subscribers::new();
     let ramp_start = Instant::now();
     let mut spawned = 0u64;
-    for i in 0..cfg.clients {
+    for i in cfg.client_offset()..cfg.client_offset() + cfg.clients {
         for &t in ph.transports {
             if let Some(r) = cfg.ramp_per_s {
                 tokio::time::sleep_until(ramp_start + Duration::from_secs_f64(spawned as f64 / r))
@@ -298,9 +312,50 @@ fn check_subscribed(ph: &Phase<'_>, notes: &mut Vec<String>) -> Result<(), Loadg
     Ok(())
 }
 
-/// Step `settle`: the idle part, every connection open and nothing published.
-async fn settle(ph: &Phase<'_>, bars: &PhaseBars) {
-    let end = Instant::now() + ph.cfg.idle;
+/// With `--start-at`: the phase's fixed timetable, the same in every shard (on every host
+/// whose clock agrees), so shards connect, idle and publish together without talking.
+struct Timetable {
+    /// `--start-at` on this process's clock.
+    connect_at: Instant,
+    /// `connect_at` + `--connect-budget`: every subscriber of every shard is in by then.
+    connected_by: Instant,
+}
+
+impl Timetable {
+    fn of(cfg: &RunConfig) -> Option<Timetable> {
+        let start_ns = cfg.start_at_ns?;
+        let now_ns = crate::net::now_ns();
+        let now = Instant::now();
+        let connect_at = if start_ns >= now_ns {
+            now + Duration::from_nanos(start_ns - now_ns)
+        } else {
+            now.checked_sub(Duration::from_nanos(now_ns - start_ns))
+                .unwrap_or(now)
+        };
+        Some(Timetable {
+            connect_at,
+            connected_by: connect_at + cfg.connect_budget,
+        })
+    }
+
+    /// Waits for the end of the connect budget; an error when this shard overran it (the
+    /// others would publish before its subscribers were in).
+    async fn wait_connected(&self, cfg: &RunConfig) -> Result<(), LoadgenError> {
+        let now = Instant::now();
+        if now > self.connected_by {
+            return Err(LoadgenError::Limit(format!(
+                "subscribers connected only {:.1}s after --start-at, past --connect-budget {:.1}s: raise --connect-budget (or --start-at was already past)",
+                (now - self.connect_at).as_secs_f64(),
+                cfg.connect_budget.as_secs_f64()
+            )));
+        }
+        tokio::time::sleep_until(self.connected_by).await;
+        Ok(())
+    }
+}
+
+/// Step `settle`: the idle part until `end`, every connection open and nothing published.
+async fn settle(ph: &Phase<'_>, bars: &PhaseBars, end: Instant) {
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -310,20 +365,56 @@ async fn settle(ph: &Phase<'_>, bars: &PhaseBars) {
     }
 }
 
-/// Step `publish`: warmup then the measured window, open loop on a fixed schedule, one
-/// publisher per topic. Returns each topic's tally, in `ph.topics` order.
-async fn publish(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Vec<Published>, LoadgenError> {
+/// Step `publish`: warmup then the measured window, open loop on a fixed schedule from
+/// `start`, one publisher per topic. Returns each topic's tally, in `ph.topics` order. A
+/// follower shard publishes nothing: it waits out the same schedule and expects what the lead
+/// publishes on it (a fresh or probed topic, one seq per scheduled message).
+async fn publish(
+    ph: &Phase<'_>,
+    bars: &PhaseBars,
+    start: Instant,
+) -> Result<Vec<Published>, LoadgenError> {
     let cfg = ph.cfg;
     let schedule = Schedule {
-        start: Instant::now() + Duration::from_millis(50),
+        start,
         rate_per_s: cfg.rate_per_s,
     };
     let total = schedule.count_before(cfg.warmup + cfg.duration);
     let window_first = schedule.count_before(cfg.warmup);
-    let window_start_ns = instant_ns((schedule.start + cfg.warmup).into_std());
-    let window_end_ns = instant_ns((schedule.start + cfg.warmup + cfg.duration).into_std());
+    let (mut window_start_ns, mut window_end_ns) = (
+        instant_ns((schedule.start + cfg.warmup).into_std()),
+        instant_ns((schedule.start + cfg.warmup + cfg.duration).into_std()),
+    );
+    if cfg.start_at_ns.is_some() && total > window_first {
+        // Processes started together map the schedule to epoch ns each on its own clock,
+        // equal to within a microsecond or so: bounds half a period from any message keep a
+        // message on a bound from falling in one process's window and not another's.
+        let half = Duration::from_secs_f64(0.5 / cfg.rate_per_s);
+        window_start_ns = instant_ns((schedule.due(window_first) - half).into_std());
+        window_end_ns = instant_ns((schedule.due(total - 1) + half).into_std());
+    }
     for r in ph.recs.values() {
         r.window.set(window_start_ns, window_end_ns);
+    }
+    if !cfg.is_lead() {
+        let end = schedule.start + cfg.warmup + cfg.duration;
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => break,
+                _ = ticker.tick() => bars.tick(&ph.recs, "subscribed (shard 0 publishes)"),
+            }
+        }
+        return Ok(ph
+            .topics
+            .iter()
+            .map(|t| Published {
+                published: total,
+                window_published: total - window_first,
+                last_seq: t.start_cursor + total,
+                ..Published::default()
+            })
+            .collect());
     }
     let mut publishers: JoinSet<(usize, Result<Published, LoadgenError>)> = JoinSet::new();
     for (i, topic) in ph.topics.iter().enumerate() {
@@ -447,7 +538,7 @@ async fn settled_cost(
 ) -> Result<Option<Scrape>, LoadgenError> {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let scrape = cost(&cfg.target, cfg.server_pid).await?;
+        let scrape = cost_all(&cfg.targets, cfg.server_pid).await?;
         let open: u64 = scrape.as_ref().map_or(0, |s| {
             transports
                 .iter()
