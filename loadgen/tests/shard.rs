@@ -181,3 +181,98 @@ fn too_few_shards_for_the_clients_is_refused_up_front() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+fn capacity(url: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "capacity",
+        "--target",
+        url,
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--poll-interval",
+        "100ms",
+        "--time-limit",
+        "2m",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, err) = run_bin(&args);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("| transport | clients held |"), "{stdout}");
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capacity_climbs_in_steps_until_the_slo_breaks() {
+    let server = pushlab_loadgen::spawn_server_from(Path::new(BIN), &[])
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.addr);
+    let dir = std::env::temp_dir().join(format!("pushlab-capacity-test-{}", std::process::id()));
+    // A bound no loopback run misses: every step holds, up to --max.
+    let c = capacity(
+        &url,
+        &dir.join("held.json"),
+        &[
+            "--transports",
+            "ws,poll",
+            "--slo",
+            "p99=10s",
+            "--step",
+            "20",
+            "--max",
+            "60",
+        ],
+    );
+    assert_eq!(c["kind"], "pushlab-capacity");
+    for t in c["transports"].as_array().unwrap() {
+        let name = &t["transport"];
+        let clients: Vec<u64> = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["clients"].as_u64().unwrap())
+            .collect();
+        assert_eq!(clients, vec![20, 40, 60], "{name}");
+        assert_eq!(t["held_clients"], 60, "{name}: {}", t["reason"]);
+        assert_eq!(t["reason"], "held up to --max 60", "{name}");
+        let held = &t["at_held"];
+        assert_eq!(held["clients"], 60, "{name}");
+        assert_eq!(held["lost_messages"], 0, "{name}");
+        assert!(held["delivered_messages"].as_u64().unwrap() > 0, "{name}");
+        assert!(held["p99_us"].as_u64().unwrap() > 0, "{name}");
+    }
+    // A bound no run keeps: the first step breaks it and nothing is held.
+    let c = capacity(
+        &url,
+        &dir.join("broken.json"),
+        &[
+            "--transports",
+            "sse",
+            "--slo",
+            "p50=1us",
+            "--step",
+            "20",
+            "--max",
+            "60",
+        ],
+    );
+    let t = &c["transports"][0];
+    assert_eq!(t["held_clients"], 0);
+    assert_eq!(t["steps"].as_array().unwrap().len(), 1);
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("SLO broken at 20 clients: p50"),
+        "{}",
+        t["reason"]
+    );
+    assert!(t["at_held"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+}

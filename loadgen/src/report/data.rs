@@ -140,6 +140,8 @@ pub struct Dataset {
     pub entries: Vec<Entry>,
     /// Files that looked like results but could not be read, with why (reported, not fatal).
     pub skipped: Vec<(PathBuf, String)>,
+    /// Capacity files (`pushlab-loadgen capacity --out`), in path order.
+    pub capacity: Vec<(PathBuf, crate::capacity::CapacityResult)>,
 }
 
 /// The chosen baseline scenario and its entry per transport.
@@ -198,7 +200,10 @@ impl Dataset {
             })?;
             match serde_json::from_str::<RunResult>(&text) {
                 Ok(run) => set.push_run(path, run),
-                Err(e) => set.skipped.push((path, e.to_string())),
+                Err(e) => match serde_json::from_str::<crate::capacity::CapacityResult>(&text) {
+                    Ok(c) if c.kind == crate::capacity::KIND => set.capacity.push((path, c)),
+                    _ => set.skipped.push((path, e.to_string())),
+                },
             }
         }
         if set.entries.is_empty() {

@@ -254,9 +254,21 @@ pub fn report(
 
     s.push_str(&modern_http(data));
 
+    if let Some((path, c)) = data.capacity.last() {
+        s.push_str("## Capacity at the SLO\n\n");
+        let _ = writeln!(
+            s,
+            "From `{}` (`pushlab-loadgen capacity`): each transport's clients grown step by step until the SLO or any loss broke.\n",
+            path.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned())
+        );
+        s.push_str(&crate::capacity::table(c));
+        s.push('\n');
+    }
+
     s.push_str("## Charts\n\n");
     for (chart, outcome) in outcomes {
         match outcome {
+            ChartOutcome::Skipped(_) if chart.optional() => {}
             ChartOutcome::Drawn { .. } => {
                 let _ = writeln!(
                     s,

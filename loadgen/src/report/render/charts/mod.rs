@@ -1,4 +1,4 @@
-//! The six charts, drawn with plotters into PNG and SVG.
+//! The six charts (and the capacity chart when the data has one), drawn with plotters into PNG and SVG.
 //!
 //! Text is rendered with plotters' pure-Rust `ab_glyph` backend and the committed DejaVu Sans
 //! (`loadgen/assets/`, Bitstream Vera licence), so a fresh machine needs no fontconfig or
@@ -9,6 +9,7 @@
 
 mod bandwidth;
 mod bytes;
+mod capacity;
 mod cost;
 mod latency;
 mod rate;
@@ -176,6 +177,10 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
             }
             render(chart, dir, &c)
         }
+        Chart::Capacity => match data.capacity.last() {
+            Some((_, c)) => render(chart, dir, &capacity::CapacityChart::new(c)),
+            None => skip("no capacity file in the data (pushlab-loadgen capacity --out)"),
+        },
     }
 }
 
