@@ -63,6 +63,33 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
     write_runs(&input, &runs);
     // A JSON file that is not a result is skipped, not fatal.
     fs::write(input.join("spec.json"), br#"{"transports":["ws"]}"#).expect("write");
+    // A capacity file (`pushlab-loadgen capacity --out`) is drawn as chart 7 and tabled.
+    let step = |clients: u64, held: bool| {
+        serde_json::json!({
+            "clients": clients, "held": held, "p50_us": 900, "p99_us": 4000, "p999_us": 9000,
+            "max_us": 12000, "delivered_messages": clients * 10, "lost_messages": 0,
+            "wire_bytes_per_message": 150.0, "server_cpu_us_per_delivery": 2.5,
+            "heap_bytes_per_connection": 9000.0, "loadgen_saturated": false
+        })
+    };
+    let capacity = serde_json::json!({
+        "kind": "pushlab-capacity", "started_at": "2026-11-29T16:00:00Z",
+        "finished_at": "2026-11-29T16:10:00Z", "command": ["pushlab-loadgen", "capacity"],
+        "slo": {"percentile": 99.0, "bound_us": 250000}, "rate_per_s": 1.0, "step": 100,
+        "max": 300, "duration_s": 5.0,
+        "transports": [
+            {"transport": "ws", "held_clients": 300, "reason": "held up to --max 300",
+             "at_held": step(300, true), "steps": [step(100, true), step(200, true), step(300, true)]},
+            {"transport": "poll", "held_clients": 100,
+             "reason": "SLO broken at 200 clients: p99 300 ms > 250 ms",
+             "at_held": step(100, true), "steps": [step(100, true), step(200, false)]}
+        ]
+    });
+    fs::write(
+        input.join("capacity.json"),
+        serde_json::to_vec_pretty(&capacity).unwrap(),
+    )
+    .expect("write");
 
     let out = scratch("out");
     let report = report::report_dir(
@@ -86,7 +113,19 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
     }
     assert!(report.warnings.iter().any(|w| w.contains("spec.json")));
 
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("capacity.json")),
+        "a capacity file is read, not skipped: {:?}",
+        report.warnings
+    );
+
     let md = fs::read_to_string(&report.report_md).expect("REPORT.md");
+    assert!(md.contains("## Capacity at the SLO"), "{md}");
+    assert!(
+        md.contains("| WebSocket | 300 | ") && md.contains("| short poll | 100 | "),
+        "the capacity table: {md}"
+    );
+    assert!(md.contains("charts/capacity.png"), "{md}");
     assert_eq!(report.claims.len(), 8);
     for c in &report.claims {
         if let Verdict::NotSettled(why) = &c.verdict {
