@@ -281,3 +281,87 @@ fn add_into(acc: &mut TransportResult, t: &TransportResult) {
     };
     acc.notes.extend(t.notes.iter().cloned());
 }
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+    use crate::report::fixture::{run_of, scenario, Synth};
+
+    /// Two shards of one run: shard 0 scraped the server for both.
+    fn shards() -> Vec<(String, RunResult)> {
+        let synth = Synth::new(scenario(1.0));
+        let lead = synth.result(Transport::Ws);
+        let mut follower = lead.clone();
+        follower.server = None;
+        follower.server_cpu_us_per_delivery = None;
+        follower.server_cpu_us_per_connect = None;
+        follower.server_cpu_us_per_idle_connection_s = None;
+        [lead, follower]
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut r = run_of(vec![t]);
+                r.config = serde_json::json!({"shard": {"index": i, "count": 2}});
+                (format!("shard {i}"), r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shards_share_one_feed_and_one_servers_cost() {
+        let runs = shards();
+        let (lead, follower) = (&runs[0].1.transports[0], &runs[1].1.transports[0]);
+        let m = merge(&runs).unwrap();
+        let t = &m.transports[0];
+        assert_eq!(t.clients, lead.clients + follower.clients);
+        assert_eq!(
+            t.delivered_messages,
+            lead.delivered_messages + follower.delivered_messages
+        );
+        assert_eq!(t.wire_bytes_up, lead.wire_bytes_up + follower.wire_bytes_up);
+        // One feed: published once, not once per shard.
+        assert_eq!(t.published_messages, lead.published_messages);
+        assert_eq!(t.window_published_messages, lead.window_published_messages);
+        // The server's cost once (shard 0's scrape of the whole server) ...
+        let (s, ls) = (t.server.as_ref().unwrap(), lead.server.as_ref().unwrap());
+        assert_eq!(s.server_bytes_written, ls.server_bytes_written);
+        assert_eq!(s.cpu_seconds, ls.cpu_seconds);
+        // ... per unit over both shards' units (here half each).
+        assert!(
+            lead.server_cpu_us_per_delivery.is_some() && lead.server_cpu_us_per_connect.is_some()
+        );
+        assert!(ls.heap_bytes_per_connection.is_some());
+        let half = |v: Option<f64>| v.map(|v| v / 2.0);
+        assert_eq!(
+            t.server_cpu_us_per_delivery,
+            half(lead.server_cpu_us_per_delivery)
+        );
+        assert_eq!(
+            t.server_cpu_us_per_connect,
+            half(lead.server_cpu_us_per_connect)
+        );
+        assert_eq!(
+            s.heap_bytes_per_connection,
+            half(ls.heap_bytes_per_connection)
+        );
+        assert!(
+            t.notes.iter().any(|n| n.contains("2 shards")),
+            "{:?}",
+            t.notes
+        );
+    }
+
+    #[test]
+    fn runs_that_are_not_shards_sum_their_feeds() {
+        let mut runs = shards();
+        for (_, r) in &mut runs {
+            r.config = serde_json::json!({});
+        }
+        let m = merge(&runs).unwrap();
+        let lead = &runs[0].1.transports[0];
+        assert_eq!(
+            m.transports[0].published_messages,
+            2 * lead.published_messages
+        );
+    }
+}
