@@ -327,5 +327,49 @@ mod tests {
         assert!(parse(&["--target-profile", "nchan", "--topic", "x"])
             .unwrap_err()
             .contains("nchan"));
+        assert!(parse(&["--shard", "0/2", "--clients", "4"])
+            .unwrap_err()
+            .contains("needs --start-at"));
+        assert!(parse(&["--start-at", "1700000000"])
+            .unwrap_err()
+            .contains("--concurrent"));
+        assert!(parse(&[
+            "--shard",
+            "0/5",
+            "--clients",
+            "4",
+            "--start-at",
+            "1700000000"
+        ])
+        .unwrap_err()
+        .contains("more shards than --clients 4"));
+    }
+
+    #[test]
+    fn replicas_and_shards_become_settings() {
+        let c = parse(&[
+            "--target",
+            "http://127.0.0.1:9,http://127.0.0.1:10",
+            "--target",
+            "http://127.0.0.1:11",
+            "--transports",
+            "ws",
+            "--clients",
+            "10",
+            "--shard",
+            "1/4",
+            "--start-at",
+            "2026-11-29T17:00:00Z",
+        ])
+        .unwrap();
+        assert_eq!(c.targets.len(), 3);
+        assert_eq!(c.target, c.targets[0]);
+        let s = c.shard.clone().unwrap();
+        assert_eq!(
+            (s.index, s.client_offset, c.clients, s.total_clients),
+            (1, 3, 3, 10)
+        );
+        assert!(!c.is_lead());
+        assert_eq!(c.connect_budget, Duration::from_millis(10_006));
     }
 }
