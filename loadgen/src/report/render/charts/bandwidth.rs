@@ -275,3 +275,31 @@ impl Drawing for BandwidthChart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::repeated;
+    use super::*;
+
+    #[test]
+    fn measured_bandwidth_is_the_median_over_repeats_with_min_and_max() {
+        let chart = BandwidthChart::new(&repeated());
+        assert!(!chart.measured.is_empty());
+        for (t, _, mibit) in &chart.measured {
+            assert!(
+                mibit.min < mibit.median && mibit.median < mibit.max,
+                "{t:?}: {mibit:?}"
+            );
+        }
+        // One projection per wanted entry, not one per repeat.
+        let labels: Vec<&str> = chart
+            .projections
+            .iter()
+            .map(|p| p.0.label.as_str())
+            .collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(labels, unique);
+        assert!(chart.note.contains("3 repeats"));
+    }
+}

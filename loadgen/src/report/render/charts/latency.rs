@@ -180,3 +180,24 @@ impl Drawing for LatencyChart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{is_median_of_three_scales, repeated};
+    use super::*;
+
+    #[test]
+    fn every_point_is_the_median_over_repeats_with_min_and_max() {
+        let data = repeated();
+        let key = data.baseline().expect("baseline").key;
+        let chart = LatencyChart::new(&data, &key);
+        assert_eq!(chart.series.len(), Transport::ALL.len());
+        for (t, points, from_hist) in &chart.series {
+            assert!(!from_hist, "the fixture's repeats have no histogram");
+            assert_eq!(points.len(), MARKED_QUANTILES.len());
+            for (_, f) in points {
+                assert!(is_median_of_three_scales(*f), "{t:?}: {f:?}");
+            }
+        }
+    }
+}

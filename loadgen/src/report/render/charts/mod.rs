@@ -375,3 +375,51 @@ pub(super) fn headroom(max: f64) -> f64 {
         1.0
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    /// Three repeats; repeat k multiplies latency and payload bytes by k.
+    pub(in crate::report::render::charts) fn repeated() -> Dataset {
+        Dataset::from_runs(fixture::repeated(3, &[0.1, 1.0, 10.0, 100.0]))
+    }
+
+    /// `f` is the median of the values k * x for k = 1, 2, 3: twice its min, its max three times.
+    pub(in crate::report::render::charts) fn is_median_of_three_scales(f: Fig) -> bool {
+        f.min > 0.0 && (f.median / f.min - 2.0).abs() < 1e-6 && (f.max / f.min - 3.0).abs() < 1e-6
+    }
+
+    #[test]
+    fn combine_keyed_takes_median_min_and_max_per_key_over_repeats_that_have_it() {
+        let per = vec![
+            vec![("a", [1.0]), ("b", [5.0])],
+            vec![("a", [3.0])],
+            vec![("c", [7.0]), ("a", [2.0])],
+        ];
+        let c = combine_keyed(&per);
+        let keys: Vec<&str> = c.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(
+            c[0].1[0],
+            Fig {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(c[1].1[0], Fig::of(5.0));
+        assert_eq!(c[2].1[0], Fig::of(7.0));
+    }
+
+    #[test]
+    fn a_single_run_has_no_repeats_note() {
+        let data = Dataset::from_runs(fixture::compare_like());
+        assert_eq!(repeats_note(&data), "");
+        assert_eq!(
+            repeats_note(&repeated()),
+            "; median of 3 repeats, whiskers min-max"
+        );
+    }
+}

@@ -161,3 +161,30 @@ impl Drawing for RateChart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{is_median_of_three_scales, repeated};
+    use super::*;
+
+    #[test]
+    fn every_rate_is_the_median_over_repeats_with_min_and_max() {
+        let data = repeated();
+        let sweep = data.rate_sweep().expect("sweep");
+        let chart = RateChart::new(&data, &sweep);
+        assert_eq!(chart.series.len(), Transport::ALL.len());
+        for (t, points) in &chart.series {
+            let rates: Vec<f64> = points.iter().map(|p| p.0).collect();
+            assert_eq!(rates, [0.1, 1.0, 10.0, 100.0], "{t:?}");
+            for (_, p50, p99, bytes) in points {
+                assert!(is_median_of_three_scales(*p50), "{t:?} p50 {p50:?}");
+                assert!(is_median_of_three_scales(*p99), "{t:?} p99 {p99:?}");
+                // Payload bytes scale with the repeat; the rest of the split does not.
+                assert!(
+                    bytes.min < bytes.median && bytes.median < bytes.max,
+                    "{bytes:?}"
+                );
+            }
+        }
+    }
+}
