@@ -198,7 +198,7 @@ pub fn report(
     if repeats > 1 {
         let _ = writeln!(
             s,
-            "Each plan ran {repeats} times, each on a fresh server: every figure reads `median (min-max)` over the runs, and a claim whose runs disagree is `not settled by {repeats} runs`.\n"
+            "Each plan ran {repeats} times, each on a fresh server: every figure reads `median (min-max)` over the runs, every chart draws the medians (charts 2, 4 and 5 with min-max whiskers where the runs differ), and a claim whose runs disagree is `not settled by {repeats} runs`.\n"
         );
     }
     if !companions.is_empty() {
