@@ -26,31 +26,31 @@ pub(super) struct LatencyChart {
     scenario: String,
 }
 
-/// (nines, ms) samples of `e`: along its HDR histogram, or at its percentile fields.
-fn samples(e: &Entry, from_hist: bool) -> Vec<(f64, f64)> {
-    match e.histogram().filter(|h| from_hist && !h.is_empty()) {
-        Some(h) => {
-            let steps = 80;
-            let lo = nines(0.5);
-            let hi = nines(0.9999);
-            (0..=steps)
-                .map(|i| {
-                    let x = lo + (hi - lo) * i as f64 / steps as f64;
-                    let q = 1.0 - 10f64.powf(-x);
-                    (x, h.value_at_quantile(q) as f64 / 1000.0)
-                })
-                .collect()
-        }
-        None => {
-            let l = &e.result.latency_us;
-            let v = [l.p50, l.p90, l.p99, l.p999, l.p9999];
-            MARKED_QUANTILES
-                .iter()
-                .zip(v)
-                .map(|((q, _), us)| (nines(*q), us as f64 / 1000.0))
-                .collect()
-        }
-    }
+/// (nines, ms) samples of `e` along its HDR histogram, if it has one.
+fn histogram_samples(e: &Entry) -> Option<Vec<(f64, f64)>> {
+    let h = e.histogram().filter(|h| !h.is_empty())?;
+    let steps = 80;
+    let lo = nines(0.5);
+    let hi = nines(0.9999);
+    let points = (0..=steps)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / steps as f64;
+            let q = 1.0 - 10f64.powf(-x);
+            (x, h.value_at_quantile(q) as f64 / 1000.0)
+        })
+        .collect();
+    Some(points)
+}
+
+/// (nines, ms) samples of `e` at its percentile fields.
+fn field_samples(e: &Entry) -> Vec<(f64, f64)> {
+    let l = &e.result.latency_us;
+    let v = [l.p50, l.p90, l.p99, l.p999, l.p9999];
+    MARKED_QUANTILES
+        .iter()
+        .zip(v)
+        .map(|((q, _), us)| (nines(*q), us as f64 / 1000.0))
+        .collect()
 }
 
 impl LatencyChart {
@@ -64,10 +64,7 @@ impl LatencyChart {
                 return Vec::new();
             };
             m.into_iter()
-                .map(|(t, e)| {
-                    let has_hist = e.histogram().is_some_and(|h| !h.is_empty());
-                    (t, has_hist.then(|| samples(e, true)), samples(e, false))
-                })
+                .map(|(t, e)| (t, histogram_samples(e), field_samples(e)))
                 .collect()
         });
         let mut series = Vec::new();
