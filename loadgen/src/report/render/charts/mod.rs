@@ -232,10 +232,15 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
+    let style = colour.stroke_width(2);
+    let spread = || points.iter().filter(|(_, f)| f.has_spread());
     chart
-        .draw_series(points.iter().filter(|(_, f)| f.has_spread()).map(|(x, f)| {
-            ErrorBar::new_vertical(*x, f.min, f.median, f.max, colour.stroke_width(2), 12)
-        }))
+        .draw_series(spread().map(|(x, f)| PathElement::new(vec![(*x, f.min), (*x, f.max)], style)))
+        .ctx()?;
+    let cap =
+        |x: f64, y: f64| EmptyElement::at((x, y)) + PathElement::new(vec![(-6, 0), (6, 0)], style);
+    chart
+        .draw_series(spread().flat_map(|(x, f)| [cap(*x, f.min), cap(*x, f.max)]))
         .ctx()?;
     Ok(())
 }
