@@ -5,6 +5,9 @@ use super::*;
 /// (rate msg/s, p50 ms, p99 ms, bytes per message), each over repeats.
 type RatePoint = (f64, Fig, Fig, Fig);
 
+/// One repeat's sweep point: ((transport, rate msg/s), [p50 ms, p99 ms, bytes per message]).
+type RepeatPoint = ((Transport, f64), [f64; 3]);
+
 /// Chart 5: latency and bytes per message against publish rate.
 pub(super) struct RateChart {
     /// (transport, [(rate, p50 ms, p99 ms, bytes per message)])
@@ -17,7 +20,7 @@ impl RateChart {
     /// group (clients, payload, poll interval); points that delivered nothing are left out.
     pub(super) fn new(data: &Dataset, s: &crate::report::data::RateSweep<'_>) -> RateChart {
         let group = (s.clients, s.payload_bytes, s.poll_interval_ms);
-        let per: Vec<Vec<((Transport, f64), [f64; 3])>> = per_repeat(data, |d| {
+        let per: Vec<Vec<RepeatPoint>> = per_repeat(data, |d| {
             let Some(rs) = d
                 .rate_sweep()
                 .filter(|r| (r.clients, r.payload_bytes, r.poll_interval_ms) == group)
