@@ -61,8 +61,8 @@ case "$BACKPLANE" in
   *) echo "PUSHLAB_BACKPLANE must be redis or unset, got $BACKPLANE" >&2; exit 2 ;;
 esac
 
-SERVER=target/release/pushlab-server
-BIN=target/release/pushlab-loadgen
+SERVER=${CARGO_TARGET_DIR:-target}/release/pushlab-server
+BIN=${CARGO_TARGET_DIR:-target}/release/pushlab-loadgen
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 t0=$(date +%s)
 

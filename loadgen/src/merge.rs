@@ -125,7 +125,14 @@ pub fn merge(runs: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
             .max()
             .unwrap_or_default(),
         command: std::env::args().collect(),
-        config: first.config.clone(),
+        // Merged shards are a whole run again, no longer a shard of one.
+        config: match (shards, first.config.clone()) {
+            (true, serde_json::Value::Object(mut m)) => {
+                m.insert("shard".into(), serde_json::Value::Null);
+                serde_json::Value::Object(m)
+            }
+            (_, c) => c,
+        },
         environment: first.environment.clone(),
         transports,
         merged_runs: runs.iter().map(|(_, r)| r.merged_runs).sum(),

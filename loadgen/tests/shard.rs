@@ -123,6 +123,10 @@ async fn two_shards_merge_to_the_sum_and_match_the_servers_bytes() {
             m.notes
         );
     }
+    // A report over the tree reads the merged run only: the shards' parts are in it already.
+    let data = pushlab_loadgen::report::data::Dataset::load_dir(&dir).unwrap();
+    assert_eq!(data.runs.len(), 1);
+    assert!(data.skipped.is_empty(), "{:?}", data.skipped);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -186,8 +186,9 @@ pub const MIN_RSS_GROWTH_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
 pub const MIN_SWEEP_RATES: usize = 3;
 
 impl Dataset {
-    /// Reads every `*.json` under `dir`, recursively, that parses as a [`RunResult`]. JSON files
-    /// that are not results (a sweep spec, a schema) are listed in `skipped`.
+    /// Reads every `*.json` under `dir`, recursively, that parses as a [`RunResult`] (but not
+    /// one shard's part of a merged run) or a capacity file. JSON files that are not results (a
+    /// sweep spec, a schema) are listed in `skipped`.
     pub fn load_dir(dir: &Path) -> Result<Dataset, ReportError> {
         let mut files = Vec::new();
         collect_json(dir, &mut files)?;
@@ -199,6 +200,9 @@ impl Dataset {
                 source,
             })?;
             match serde_json::from_str::<RunResult>(&text) {
+                // One shard's part of a run (`run --shards` keeps them beside the merged
+                // result, OUT.shards/): the merged file counts it already.
+                Ok(run) if crate::merge::is_shard(&run) => {}
                 Ok(run) => set.push_run(path, run),
                 Err(e) => match serde_json::from_str::<crate::capacity::CapacityResult>(&text) {
                     Ok(c) if c.kind == crate::capacity::KIND => set.capacity.push((path, c)),
