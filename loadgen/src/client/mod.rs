@@ -39,7 +39,7 @@ pub use nchan::NchanDialect;
 use crate::config::{HeaderProfile, Target, TargetProfile};
 use crate::headers::{request_head, RequestKind};
 use crate::http::{ClientError, Closing, Conn};
-use crate::record::{Arrival, OpenGuard, Recorder, SeqTracker, Tally};
+use crate::record::{Arrival, HeaderBlock, OpenGuard, Recorder, SeqTracker, Tally};
 
 /// What a subscriber hands the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +167,17 @@ impl ClientCtx {
             self.tally.headers += head.len() as u64;
         }
         self.rec.http_requests.fetch_add(1, Ordering::Relaxed);
+        self.rec
+            .header_block(HeaderBlock::Request, conn.requests == 0, head.len() as u64);
+        conn.requests += 1;
         conn.send(&head).await
+    }
+
+    /// Notes the head of a response just read from `conn` (headers per response, first or
+    /// later on its connection); the caller attributes its bytes.
+    pub fn response_head(&self, conn: &Conn, head: &crate::http::Head) {
+        self.rec
+            .header_block(HeaderBlock::Response, conn.responses == 1, head.len as u64);
     }
 
     /// Notes what a clean close (FIN, read to EOF) found.

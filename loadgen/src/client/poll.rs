@@ -83,6 +83,7 @@ impl PollSub {
             Some(slot) => {
                 let h = conn.read_head().await?;
                 cx.tally.headers += h.len as u64;
+                cx.response_head(conn, &h);
                 *slot = Some(h.clone());
                 h
             }

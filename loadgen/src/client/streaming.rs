@@ -162,6 +162,7 @@ impl Subscriber for StreamingSub {
         let conn = self.conn.as_mut().expect("set above");
         let head = conn.read_head().await?;
         cx.tally.headers += head.len as u64;
+        cx.response_head(conn, &head);
         if head.status != 200 {
             let (body, framing) = conn.read_body(head.body, 64 * 1024).await?;
             cx.tally.framing += framing + body.len() as u64;

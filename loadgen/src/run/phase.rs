@@ -160,7 +160,7 @@ fn scenario_of(cfg: &RunConfig) -> Scenario {
         keep_alive: cfg.keep_alive,
         header_profile: cfg.header_profile.as_str().into(),
         target_profile: cfg.target_profile.as_str().into(),
-        http_version: "http/1.1".into(),
+        http_version: cfg.http.scenario_name(cfg.tls).into(),
     }
 }
 
