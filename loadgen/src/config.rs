@@ -291,7 +291,10 @@ impl RunConfig {
         }
         if self.http == HttpVersion::Http2 {
             if self.target_profile != TargetProfile::Pushlab {
-                return bad("--http", "2 is supported with --target-profile pushlab only");
+                return bad(
+                    "--http",
+                    "2 is supported with --target-profile pushlab only",
+                );
             }
             if self.transports.contains(&Transport::Ws) {
                 return bad(

@@ -213,9 +213,7 @@ impl Recorder {
             (HeaderBlock::Request, true) => (&c.first_requests, &c.headers_first_request_bytes),
             (HeaderBlock::Request, false) => (&c.later_requests, &c.headers_later_request_bytes),
             (HeaderBlock::Response, true) => (&c.first_responses, &c.headers_first_response_bytes),
-            (HeaderBlock::Response, false) => {
-                (&c.later_responses, &c.headers_later_response_bytes)
-            }
+            (HeaderBlock::Response, false) => (&c.later_responses, &c.headers_later_response_bytes),
         };
         AtomicCounters::bump(n, 1);
         AtomicCounters::bump(b, bytes);

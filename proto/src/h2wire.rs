@@ -81,9 +81,19 @@ enum Category {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Preface { matched: usize },
-    Header { have: usize },
-    Payload { body: Body, left: u64, content: u64, pad: u64, first: bool },
+    Preface {
+        matched: usize,
+    },
+    Header {
+        have: usize,
+    },
+    Payload {
+        body: Body,
+        left: u64,
+        content: u64,
+        pad: u64,
+        first: bool,
+    },
 }
 
 /// A streaming parser for one direction of one HTTP/2 connection. Feed it bytes in any
@@ -172,7 +182,9 @@ impl H2WireParser {
         self.state = if matched + n == PREFACE.len() {
             State::Header { have: 0 }
         } else {
-            State::Preface { matched: matched + n }
+            State::Preface {
+                matched: matched + n,
+            }
         };
         n
     }
@@ -335,14 +347,19 @@ mod tests {
         w.extend(frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])); // handshake 15
         w.extend(frame(0x8, 0, 0, &[0, 0, 0xff, 0xff])); // WINDOW_UPDATE: control 13
         w.extend(frame(SETTINGS, FLAG_ACK, 0, &[])); // first ACK: handshake 9
-        // HEADERS without END_HEADERS (20 B block), CONTINUATION with it (7 B).
+                                                     // HEADERS without END_HEADERS (20 B block), CONTINUATION with it (7 B).
         w.extend(frame(HEADERS, 0x1, 1, &[7; 20]));
         w.extend(frame(CONTINUATION, FLAG_END_HEADERS, 1, &[7; 7]));
         // Padded, prioritised HEADERS: pad length 1 + priority 5 + block 4 + padding 3.
         let mut p = vec![3u8, 0, 0, 0, 0, 16];
         p.extend_from_slice(&[9; 4]);
         p.extend_from_slice(&[0; 3]);
-        w.extend(frame(HEADERS, FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY, 3, &p));
+        w.extend(frame(
+            HEADERS,
+            FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY,
+            3,
+            &p,
+        ));
         w.extend(frame(SETTINGS, 0, 0, &[])); // a later SETTINGS: control 9
         w.extend(frame(0x6, 0, 0, &[1; 8])); // PING: control 17
         w.extend(frame(0x3, 0, 1, &[0, 0, 0, 8])); // RST_STREAM: control 13
@@ -362,7 +379,12 @@ mod tests {
         w.extend(frame(HEADERS, FLAG_END_HEADERS, 1, &[1; 12]));
         w.extend(frame(DATA, 0, 1, b"hello"));
         // Padded DATA: pad length 1 + "abc" + 4 padding.
-        w.extend(frame(DATA, FLAG_PADDED | 0x1, 1, &[4, b'a', b'b', b'c', 0, 0, 0, 0]));
+        w.extend(frame(
+            DATA,
+            FLAG_PADDED | 0x1,
+            1,
+            &[4, b'a', b'b', b'c', 0, 0, 0, 0],
+        ));
         w.extend(frame(DATA, 0x1, 3, b"")); // an empty DATA ending a stream
         w.extend(frame(0x7, 0, 0, &[0, 0, 0, 3, 0, 0, 0, 0])); // GOAWAY
         w.extend(frame(0xfa, 0, 0, b"xyz")); // an unknown type: control
@@ -381,7 +403,11 @@ mod tests {
         let (cw, cwant, blocks) = client_wire();
         let (sw, swant) = server_wire();
         for (sender, wire, want) in [(Sender::Client, &cw, cwant), (Sender::Server, &sw, swant)] {
-            assert_eq!(want.total(), wire.len() as u64, "{sender:?}: the test adds up");
+            assert_eq!(
+                want.total(),
+                wire.len() as u64,
+                "{sender:?}: the test adds up"
+            );
             for piece in [1, 2, 3, 7, 9, 10, wire.len()] {
                 let mut p = H2WireParser::new(sender);
                 for chunk in wire.chunks(piece) {

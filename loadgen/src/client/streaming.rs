@@ -35,7 +35,7 @@ pub struct StreamingSub {
     /// `None`: the body runs until EOF (no chunked encoding).
     decoder: Option<ChunkDecoder>,
     /// Decoded body not parsed yet (NDJSON).
-    body: BytesMut,
+    pub(super) body: BytesMut,
     sse: SseParser,
     /// The reconnection time the SSE stream set with `retry:`; kept across connections.
     retry: Option<std::time::Duration>,
@@ -74,6 +74,16 @@ impl StreamingSub {
         }
         // Every body byte is framing until a parser recognises it as a message.
         cx.tally.framing += (self.body.len() - before) as u64;
+        self.parse_events(cx, out)
+    }
+
+    /// Parses the complete events in the decoded body (whose bytes were counted as framing)
+    /// into `out`, moving each message's bytes to payload and envelope.
+    pub(super) fn parse_events(
+        &mut self,
+        cx: &mut ClientCtx,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
         let at_ns = crate::net::now_ns();
         match self.transport {
             Transport::Sse => {

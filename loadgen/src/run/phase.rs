@@ -219,6 +219,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
                 start_cursor: topic.start_cursor,
                 header_profile: cfg.header_profile,
                 keep_alive: cfg.keep_alive,
+                http: cfg.http,
                 poll_interval: cfg.poll_interval,
                 longpoll_timeout_s: cfg.longpoll_timeout_s,
                 clients: cfg.clients,
