@@ -1,0 +1,1 @@
+//! Bad input on HTTP/2 and TLS.
