@@ -267,7 +267,6 @@ pub const H2_MAX_SEND_BUF_BYTES: usize = 256 * 1024;
 /// bad preface is an HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error).
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
-    h2_only: auto::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
 }
 
@@ -275,7 +274,6 @@ impl Builders {
     fn new(config: &ServerConfig) -> Self {
         let auto = http_builder(config);
         Builders {
-            h2_only: auto.clone().http2_only(),
             auto,
             tls: config
                 .tls
@@ -296,7 +294,7 @@ async fn serve_accepted(
 ) {
     let Some(acceptor) = &builders.tls else {
         let io = CountingIo::new(stream, conn.clone());
-        return serve_guarded(io, conn, shared, &builders.auto).await;
+        return serve_guarded(io, conn, shared, &builders.auto, false).await;
     };
     let cfg = &shared.config;
     let watchdog = guard::watchdog(&conn, cfg.header_read_timeout, cfg.idle_timeout);
@@ -320,16 +318,11 @@ async fn serve_accepted(
         _ = until_down(&mut down) => return,
     };
     match started {
-        Ok(Err(cleartext)) => serve_guarded(cleartext, conn, shared, &builders.auto).await,
+        Ok(Err(cleartext)) => serve_guarded(cleartext, conn, shared, &builders.auto, false).await,
         Ok(Ok(tls)) => {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let builder = if h2 {
-                &builders.h2_only
-            } else {
-                &builders.auto
-            };
             let io = CountingIo::new(tls, guard::TlsPlaintext(conn.clone()));
-            serve_guarded(io, conn, shared, builder).await
+            serve_guarded(io, conn, shared, &builders.auto, h2).await
         }
         Err(e) => {
             tracing::debug!("tls handshake: {e}");
@@ -351,7 +344,7 @@ pub async fn serve_connection<S>(
     let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
     let conn = Arc::new(guard::ConnGuard::new(counter, &shared.config, None));
     let io = CountingIo::new(stream, conn.clone());
-    serve_guarded(io, conn, shared, builder).await
+    serve_guarded(io, conn, shared, builder, false).await
 }
 
 /// [`serve_connection`] with its bounds state made by the caller: `io` is the socket already
@@ -363,20 +356,61 @@ async fn serve_guarded<S>(
     conn_guard: Arc<guard::ConnGuard>,
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
+    h2_only: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
-    let mut shutdown = shared.shutdown.clone();
     let svc_shared = shared.clone();
     let svc_guard = conn_guard.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         router::route(req, svc_shared.clone(), svc_guard.clone())
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    // hyper-util's HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2
+    // needs no HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
+    if h2_only {
+        let h2 = builder.clone().http2_only();
+        drive(h2.serve_connection(io, service), &conn_guard, &shared).await
+    } else {
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        drive(conn, &conn_guard, &shared).await
+    }
+}
+
+type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// A served connection that can be asked to finish gracefully (hyper-util's two connection
+/// types, each with its own inherent `graceful_shutdown`).
+trait Graceful: Future<Output = ConnResult> {
+    fn finish(self: std::pin::Pin<&mut Self>);
+}
+
+macro_rules! graceful {
+    ($($conn:ident),*) => {$(
+        impl<I, S, B> Graceful for auto::$conn<'_, I, S, TokioExecutor>
+        where
+            Self: Future<Output = ConnResult>,
+            S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+            B: hyper::body::Body + 'static,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+            TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+        {
+            fn finish(self: std::pin::Pin<&mut Self>) {
+                self.graceful_shutdown()
+            }
+        }
+    )*};
+}
+graceful!(Connection, UpgradeableConnection);
+
+/// Runs a served connection until it ends, the guard's watchdog cuts it or the server shuts
+/// down; counts the bound it hit, if any.
+async fn drive(conn: impl Graceful, conn_guard: &guard::ConnGuard, shared: &Shared) {
     tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.clone();
     let cfg = &shared.config;
-    let watchdog = guard::watchdog(&conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
+    let watchdog = guard::watchdog(conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(e) = res {
@@ -395,7 +429,7 @@ async fn serve_guarded<S>(
         }
         why = watchdog => shared.metrics.reject(why),
         _ = until_down(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().finish();
             let _ = conn.await;
         }
     }

@@ -38,17 +38,19 @@ pub struct Sub {
     kind: Kind,
 }
 
+struct BodySub {
+    body: Incoming,
+    buf: BytesMut,
+    sse: Option<SseParser>,
+    _send: SendRequest<Empty<Bytes>>,
+}
+
 enum Kind {
     Batch {
         send: SendRequest<Empty<Bytes>>,
         base: String,
     },
-    Body {
-        body: Incoming,
-        buf: BytesMut,
-        sse: Option<SseParser>,
-        _send: SendRequest<Empty<Bytes>>,
-    },
+    Body(Box<BodySub>),
     Ws(Box<WebSocketStream<BoxIo>>),
 }
 
@@ -103,12 +105,12 @@ impl Sub {
                 let resp = get(&mut send, &format!("{base}{}", path(t, topic, since))).await;
                 assert_eq!(resp.status(), StatusCode::OK);
                 assert_eq!(resp.version(), http::Version::HTTP_2);
-                Kind::Body {
+                Kind::Body(Box::new(BodySub {
                     body: resp.into_body(),
                     buf: BytesMut::new(),
                     sse: (t == Transport::Sse).then(|| SseParser::new(1 << 20)),
                     _send: send,
-                }
+                }))
             }
         };
         let requests = u64::from(!matches!(kind, Kind::Batch { .. }));
@@ -150,7 +152,8 @@ impl Sub {
                 }
                 batch.messages.iter().map(|m| m.seq).collect()
             }
-            Kind::Body { body, buf, sse, .. } => {
+            Kind::Body(b) => {
+                let BodySub { body, buf, sse, .. } = &mut **b;
                 let frame = body
                     .frame()
                     .await
