@@ -103,6 +103,13 @@ pub struct RunArgs {
     /// Subscribers over TLS.
     #[arg(long, value_enum, default_value_t = OnOff::Off)]
     pub tls: OnOff,
+    /// With --tls on: trust the server whose certificate's SPKI has this SHA-256 (base64, as
+    /// `pushlab-server --tls-self-signed` prints it).
+    #[arg(long, conflicts_with = "tls_ca")]
+    pub tls_spki: Option<String>,
+    /// With --tls on: trust the certificates (PEM) in this file as roots.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// Subscribers per HTTP/2 connection (1: one connection each, as separate browsers).
     #[arg(long, default_value_t = 1)]
     pub streams_per_connection: u32,
@@ -150,6 +157,11 @@ impl RunArgs {
         c.header_profile = self.header_profile;
         c.http = self.http;
         c.tls = self.tls == OnOff::On;
+        c.tls_trust = match (self.tls_spki, self.tls_ca) {
+            (Some(pin), _) => Some(crate::tls::TlsTrust::SpkiSha256(pin)),
+            (None, Some(file)) => Some(crate::tls::TlsTrust::CaFile(file)),
+            (None, None) => None,
+        };
         c.streams_per_connection = self.streams_per_connection;
         c.source_ips = match self.source_ips.as_deref() {
             None => Vec::new(),

@@ -254,6 +254,9 @@ pub struct RunConfig {
     pub http: HttpVersion,
     /// Subscribers over TLS.
     pub tls: bool,
+    /// What a TLS subscriber trusts (required with `tls`).
+    #[serde(serialize_with = "ser_trust")]
+    pub tls_trust: Option<crate::tls::TlsTrust>,
     /// Subscribers sharing one HTTP/2 connection (1: each has its own, as separate browsers).
     pub streams_per_connection: u32,
     /// Local addresses client sockets bind to, round-robin (empty: the kernel's choice).
@@ -284,10 +287,21 @@ impl RunConfig {
             })
         };
         if self.tls {
-            return bad(
-                "--tls",
-                "on is not supported by this loadgen yet (issue 12: the TLS client is not built)",
-            );
+            if self.http != HttpVersion::Http2 {
+                return bad(
+                    "--tls",
+                    "on needs --http 2 (HTTP/1.1 over TLS is not built in this loadgen yet)",
+                );
+            }
+            let Some(trust) = &self.tls_trust else {
+                return bad(
+                    "--tls",
+                    "on needs --tls-spki HASH (as pushlab-server --tls-self-signed prints it) or --tls-ca FILE",
+                );
+            };
+            crate::tls::client_config(trust, &[b"h2"])?;
+        } else if self.tls_trust.is_some() {
+            return bad("--tls-spki/--tls-ca", "given without --tls on".into());
         }
         if self.http == HttpVersion::Http2 {
             if self.target_profile != TargetProfile::Pushlab {
@@ -319,6 +333,16 @@ impl RunConfig {
     }
 }
 
+fn ser_trust<S: serde::Serializer>(
+    t: &Option<crate::tls::TlsTrust>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&t.describe()),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
@@ -343,6 +367,7 @@ impl RunConfig {
             header_profile: HeaderProfile::Minimal,
             http: HttpVersion::Http11,
             tls: false,
+            tls_trust: None,
             streams_per_connection: 1,
             source_ips: Vec::new(),
             concurrent: false,

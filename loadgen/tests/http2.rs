@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use pushlab_loadgen::config::{HeaderProfile, HttpVersion, RunConfig};
+use pushlab_loadgen::tls::TlsTrust;
 use pushlab_proto::result::TransportResult;
 use pushlab_proto::Transport;
 use pushlab_server::testing::start_server;
@@ -34,9 +35,9 @@ fn h2c_config(addr: std::net::SocketAddr, profile: HeaderProfile) -> RunConfig {
     c
 }
 
-fn assert_exact_h2(t: &TransportResult) {
+fn assert_exact_h2(t: &TransportResult, version: &str) {
     let name = t.transport;
-    assert_eq!(t.scenario.http_version, "h2c", "{name}");
+    assert_eq!(t.scenario.http_version, version, "{name}");
     common::assert_split_exact(t);
     common::assert_delivered_once(t);
     let server = t.server.as_ref().expect("pushlab-server has /metrics");
@@ -82,7 +83,8 @@ async fn h2c_counts_exactly_and_hpack_shrinks_later_requests() {
             .unwrap();
         assert_eq!(r.transports.len(), 4);
         for t in &r.transports {
-            assert_exact_h2(t);
+            assert_exact_h2(t, "h2c");
+            assert_eq!(t.bytes_total.tls, 0.0);
         }
         let poll = r
             .transports
@@ -110,6 +112,47 @@ async fn h2c_counts_exactly_and_hpack_shrinks_later_requests() {
         browser_first > minimal_first + 200.0,
         "a cold browser block is much larger than curl's: {per_profile:?}"
     );
+    server.stop().await;
+}
+
+/// Over TLS (ALPN h2), the server's certificate pinned by its SPKI hash: the same exact split,
+/// now with TLS's handshake and record overhead as its own part, and the client's socket
+/// counts (below TLS) equal to the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_over_tls_counts_exactly_with_tls_overhead_apart() {
+    let server = start_server(pushlab_server::testing::with_self_signed_tls(
+        ServerConfig::default(),
+    ))
+    .await;
+    let pin = server.tls().unwrap().spki_sha256.clone();
+    let mut c = h2c_config(server.addr, HeaderProfile::Minimal);
+    c.tls = true;
+    c.tls_trust = Some(TlsTrust::SpkiSha256(pin));
+    let r = pushlab_loadgen::run(c).await.unwrap();
+    assert_eq!(r.transports.len(), 4);
+    for t in &r.transports {
+        assert_exact_h2(t, "h2");
+        let b = &t.bytes_total;
+        // A TLS 1.3 handshake (certificate included) per connection, and per record at least a
+        // 5-byte header and a 16-byte tag.
+        assert!(
+            b.tls > (t.clients * 500) as f64,
+            "{}: tls {} B",
+            t.transport,
+            b.tls
+        );
+    }
+
+    // A wrong pin: no subscriber gets in, and the run says why.
+    let mut c = h2c_config(server.addr, HeaderProfile::Minimal);
+    c.transports = vec![Transport::Poll];
+    c.clients = 1;
+    c.tls = true;
+    c.tls_trust = Some(TlsTrust::SpkiSha256(
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+    ));
+    let e = pushlab_loadgen::run(c).await.unwrap_err().to_string();
+    assert!(e.contains("pinned"), "{e}");
     server.stop().await;
 }
 

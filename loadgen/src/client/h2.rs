@@ -56,25 +56,56 @@ struct Wire {
     segments: Option<(u64, u64)>,
     /// The server closed its side before we dropped the socket.
     saw_eof: bool,
+    /// The subscriber's wire count (both ways) when this connection opened: what it moved
+    /// beyond its plaintext is TLS's.
+    wire_at_open: u64,
+    /// Added to the subscriber's tally already.
+    folded: bool,
 }
 
 /// A counted socket whose bytes are also split into HTTP/2 frames as they pass.
 #[derive(Debug)]
-struct Tap {
-    io: Io,
+struct Tap<S: OverTcp> {
+    io: S,
     wire: Arc<Mutex<Wire>>,
     /// The write side is shut; reading on until EOF.
     draining: bool,
     _guard: OpenGuard,
 }
 
-impl Tap {
+/// A stream with a TCP socket under it (for TCP_INFO).
+trait OverTcp: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl OverTcp for Io {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
+
+impl OverTcp for tokio_rustls::client::TlsStream<Io> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0.get_ref()
+    }
+}
+
+impl<S: OverTcp> Tap<S> {
+    fn new(io: S, wire: Arc<Mutex<Wire>>, guard: OpenGuard) -> Tap<S> {
+        Tap {
+            io,
+            wire,
+            draining: false,
+            _guard: guard,
+        }
+    }
+
     fn wire(&self) -> std::sync::MutexGuard<'_, Wire> {
         self.wire.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl AsyncRead for Tap {
+impl<S: OverTcp> AsyncRead for Tap<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -90,7 +121,7 @@ impl AsyncRead for Tap {
     }
 }
 
-impl AsyncWrite for Tap {
+impl<S: OverTcp> AsyncWrite for Tap<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -126,7 +157,7 @@ impl AsyncWrite for Tap {
                     this.wire().down.push(buf.filled());
                 }
                 Poll::Ready(r) => {
-                    let segments = crate::net::tcp_segments(this.io.get_ref());
+                    let segments = crate::net::tcp_segments(this.io.tcp());
                     let mut w = this.wire();
                     w.saw_eof = r.is_ok();
                     w.segments = segments;
@@ -137,9 +168,9 @@ impl AsyncWrite for Tap {
     }
 }
 
-impl Drop for Tap {
+impl<S: OverTcp> Drop for Tap<S> {
     fn drop(&mut self) {
-        let segments = crate::net::tcp_segments(self.io.get_ref());
+        let segments = crate::net::tcp_segments(self.io.tcp());
         let mut w = self.wire();
         if w.segments.is_none() {
             w.segments = segments;
@@ -166,44 +197,54 @@ impl std::fmt::Debug for H2Conn {
 }
 
 impl H2Conn {
-    /// Connects, sends the preface and SETTINGS, and starts the connection task.
+    /// Connects (TLS with ALPN `h2` when set), sends the preface and SETTINGS, and starts
+    /// the connection task.
     async fn open(cx: &mut ClientCtx) -> Result<H2Conn, ClientError> {
         let stream: TcpStream = crate::net::connect(cx.s.target.addr, cx.source)
             .await
             .map_err(ClientError::Connect)?;
+        let wire_at_open = cx.counter.read() + cx.counter.written();
         let wire = Arc::new(Mutex::new(Wire {
             up: H2WireParser::new(Sender::Client),
             down: H2WireParser::new(Sender::Server),
             segments: None,
             saw_eof: false,
+            wire_at_open,
+            folded: false,
         }));
-        let tap = Tap {
-            io: pushlab_proto::CountingIo::new(stream, cx.counter.clone()),
-            wire: wire.clone(),
-            draining: false,
-            _guard: OpenGuard::new(cx.rec.clone()),
-        };
-        let handshake = h2::client::Builder::new()
-            .enable_push(false)
-            .handshake::<_, Bytes>(tap)
-            .await;
-        let (send, connection) = match handshake {
-            Ok(pair) => pair,
-            Err(e) => {
-                // The tap went with the failed handshake: attribute what it saw.
-                fold(cx, &wire, 0);
-                return Err(h2_error(e));
+        let io = pushlab_proto::CountingIo::new(stream, cx.counter.clone());
+        let guard = OpenGuard::new(cx.rec.clone());
+        let started = match cx.s.tls.clone() {
+            None => start(Tap::new(io, wire.clone(), guard)).await,
+            Some(config) => {
+                let name = crate::tls::server_name(&cx.s.target.host_header);
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, io)
+                    .await;
+                match tls {
+                    Ok(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                        start(Tap::new(tls, wire.clone(), guard)).await
+                    }
+                    Ok(_) => Err(ClientError::Protocol(
+                        "the server did not choose h2 by ALPN".into(),
+                    )),
+                    Err(e) => Err(ClientError::Io(e)),
+                }
             }
         };
-        let task = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(H2Conn {
-            send,
-            task,
-            wire,
-            body_bytes: 0,
-        })
+        match started {
+            Ok((send, task)) => Ok(H2Conn {
+                send,
+                task,
+                wire,
+                body_bytes: 0,
+            }),
+            Err(e) => {
+                // The socket went with the failed handshake: attribute what it moved.
+                fold(cx, &wire, 0);
+                Err(e)
+            }
+        }
     }
 
     /// Sends a GET for `path` (one HEADERS frame with END_STREAM).
@@ -264,17 +305,23 @@ fn lock(wire: &Mutex<Wire>) -> std::sync::MutexGuard<'_, Wire> {
 }
 
 /// Adds what a connection's tap split to the subscriber's tally, header block sizes and
-/// segments. `body_bytes` of its DATA went to the transport's parser; the rest of DATA is
-/// framing.
+/// segments, once. `body_bytes` of its DATA went to the transport's parser; the rest of DATA
+/// is framing. What the socket moved beyond the plaintext is `tls` (0 in clear).
 fn fold(cx: &mut ClientCtx, wire: &Mutex<Wire>, body_bytes: u64) {
     let mut w = lock(wire);
+    if std::mem::replace(&mut w.folded, true) {
+        return;
+    }
     let (up, down) = (w.up.split(), w.down.split());
     let data = up.data + down.data;
+    let plaintext = up.total() + down.total() + w.up.pending() + w.down.pending();
+    let socket = cx.counter.read() + cx.counter.written() - w.wire_at_open;
     cx.tally.add(&Tally {
         headers: up.headers + down.headers,
         framing: up.framing + down.framing + data.saturating_sub(body_bytes),
         handshake: up.handshake + down.handshake,
         control: up.control + down.control,
+        tls: socket.saturating_sub(plaintext),
         ..Tally::default()
     });
     for (side, blocks) in [
@@ -289,14 +336,6 @@ fn fold(cx: &mut ClientCtx, wire: &Mutex<Wire>, body_bytes: u64) {
         cx.segments += out + inn;
         cx.segments_known = true;
     }
-    // Fold once: a later fold of the same wire adds nothing.
-    let saw_eof = w.saw_eof;
-    *w = Wire {
-        up: H2WireParser::new(Sender::Client),
-        down: H2WireParser::new(Sender::Server),
-        segments: None,
-        saw_eof,
-    };
 }
 
 fn h2_error(e: h2::Error) -> ClientError {
@@ -330,6 +369,21 @@ fn head_of(resp: &http::Response<RecvStream>) -> Head {
             })
             .collect(),
     }
+}
+
+/// Starts HTTP/2 on `tap`: the preface and SETTINGS, then a task that drives the connection.
+async fn start<S: OverTcp + Send + 'static>(
+    tap: Tap<S>,
+) -> Result<(SendRequest<Bytes>, JoinHandle<()>), ClientError> {
+    let (send, connection) = h2::client::Builder::new()
+        .enable_push(false)
+        .handshake::<_, Bytes>(tap)
+        .await
+        .map_err(h2_error)?;
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((send, task))
 }
 
 /// Where a subscriber's current request stands.

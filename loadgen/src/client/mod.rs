@@ -69,6 +69,8 @@ pub struct ClientSettings {
     pub keep_alive: bool,
     /// HTTP/1.1 (by hand) or HTTP/2 ([`h2::H2Sub`]).
     pub http: HttpVersion,
+    /// TLS client settings when subscribers use TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub poll_interval: Duration,
     pub longpoll_timeout_s: u64,
     /// Subscribers of this transport (to spread poll phases).

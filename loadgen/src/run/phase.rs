@@ -207,6 +207,10 @@ async fn prepare_topics(
 /// or gave up.
 async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, LoadgenError> {
     let cfg = ph.cfg;
+    let tls = match (&cfg.tls_trust, cfg.tls) {
+        (Some(trust), true) => Some(crate::tls::client_config(trust, &[b"h2"])?),
+        _ => None,
+    };
     let settings: BTreeMap<Transport, Arc<ClientSettings>> = ph
         .transports
         .iter()
@@ -220,6 +224,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
                 header_profile: cfg.header_profile,
                 keep_alive: cfg.keep_alive,
                 http: cfg.http,
+                tls: tls.clone(),
                 poll_interval: cfg.poll_interval,
                 longpoll_timeout_s: cfg.longpoll_timeout_s,
                 clients: cfg.clients,
