@@ -301,7 +301,7 @@ impl RunConfig {
             };
             crate::tls::client_config(trust, &[b"h2"])?;
         } else if self.tls_trust.is_some() {
-            return bad("--tls-spki/--tls-ca", "given without --tls on".into());
+            return bad("--tls-spki/--tls-ca", "given without --tls on");
         }
         if self.http == HttpVersion::Http2 {
             if self.target_profile != TargetProfile::Pushlab {

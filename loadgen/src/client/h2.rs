@@ -18,7 +18,14 @@
 //! (a stream the client cancelled at the end, with frames still in flight) is `framing`.
 //!
 //! Each request's and response's HPACK block size is recorded as the first on its connection
-//! (empty compression table) or a later one: what header compression saves, measured.
+//! (empty compression table) or a later one: what header compression saves, measured. The h2
+//! crate's encoder never indexes the values of `cookie`, `:path` and a few others
+//! (`hpack::Header::skip_value_index`): they go as literals on every request, so the warm
+//! figure with browser headers is the cookie's size plus a little.
+//!
+//! With `--tls on` the socket is TLS (rustls, ALPN `h2`) and the tap sits above it: it splits
+//! the plaintext, and what the socket moved beyond the plaintext is `tls` (handshake, record
+//! headers, AEAD tags), per connection.
 //!
 //! A poll subscriber keeps its connection and sends each poll as a new stream; an SSE or
 //! stream subscriber holds one stream open and reconnects (a new connection) when it ends.
