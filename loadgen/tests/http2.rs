@@ -42,9 +42,22 @@ fn assert_exact_h2(t: &TransportResult, version: &str) {
     common::assert_delivered_once(t);
     let server = t.server.as_ref().expect("pushlab-server has /metrics");
     assert_eq!(
-        (t.wire_bytes_up, t.wire_bytes_down),
-        (server.server_bytes_read, server.server_bytes_written),
-        "{name}: client up/down == server read/written ({:?})",
+        t.wire_bytes_down, server.server_bytes_written,
+        "{name}: client down == server written ({:?})",
+        t.notes
+    );
+    // Up: exact on h2c. Over TLS the client's last record, its close_notify alert (24 B on
+    // TLS 1.3: 5 header + 2 alert + 1 type + 16 tag), crosses the wire but the server reads it
+    // only if it has not closed first on the client's GOAWAY: a race of the close.
+    let unread = t.wire_bytes_up - server.server_bytes_read.min(t.wire_bytes_up);
+    let close_notify = if version == "h2" { 24 } else { 0 };
+    assert!(
+        t.wire_bytes_up >= server.server_bytes_read
+            && unread % 24 == 0
+            && unread <= close_notify * t.tcp_connects,
+        "{name}: client up {} vs server read {} ({:?})",
+        t.wire_bytes_up,
+        server.server_bytes_read,
         t.notes
     );
     assert_eq!(t.tcp_connects, t.clients, "{name}: one connection each");
