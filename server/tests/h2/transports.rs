@@ -132,3 +132,40 @@ cases! {
     h2_tls_ws_extended_connect: Mode::H2Tls, Transport::Ws;
     wss_http1: Mode::H1Tls, Transport::Ws;
 }
+
+/// Shutdown on HTTP/2 over TLS: GOAWAY, each stream ends properly (END_STREAM), a WebSocket
+/// over HTTP/2 gets close 1001, and `serve` returns within the grace period.
+#[tokio::test]
+async fn shutdown_ends_h2_streams_and_websockets_cleanly() {
+    let config = ServerConfig {
+        shutdown_grace: Duration::from_secs(4),
+        ..quiet_config(Mode::H2Tls)
+    };
+    let server = start_server(config).await;
+    let mut subs = Vec::new();
+    for t in [Transport::Sse, Transport::Stream, Transport::Ws] {
+        subs.push((t, Sub::open(&server, Mode::H2Tls, t, "down", 0).await));
+    }
+    let topic = server.shared.feed.topic("down").unwrap();
+    server.shared.publish(&topic, "before shutdown");
+    for (t, sub) in &mut subs {
+        assert_eq!(sub.read_until(*t, "down", 1).await, vec![1]);
+    }
+    let stopping = tokio::spawn(server.stop());
+    for (t, sub) in &mut subs {
+        let expect = if *t == Transport::Ws {
+            "close 1001"
+        } else {
+            "end"
+        };
+        assert_eq!(sub.read_end().await, expect, "{t}");
+    }
+    let took = stopping.await.expect("stop");
+    assert!(
+        took < Duration::from_secs(4),
+        "serve returned in {took:?}, within the grace"
+    );
+    for (_, sub) in subs {
+        sub.link.close().await;
+    }
+}
