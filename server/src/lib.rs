@@ -259,8 +259,10 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// Streams the server may reset for a client's protocol errors on one connection.
 pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
-/// Bytes one HTTP/2 stream may queue for sending.
-pub const H2_MAX_SEND_BUF_BYTES: usize = 256 * 1024;
+/// Bytes one HTTP/2 stream may queue for sending (hyper's default is 400 KiB): with
+/// `--h2-max-concurrent-streams` 256, a peer that opens every stream and reads nothing holds
+/// at most 16 MiB of the server's memory until the idle timeout cuts it.
+pub const H2_MAX_SEND_BUF_BYTES: usize = 64 * 1024;
 
 /// The HTTP builders a connection is served with: the auto one (HTTP/1.1 or h2c by the
 /// preface) and an HTTP/2-only one for TLS connections that agreed on `h2` by ALPN (there a
