@@ -264,9 +264,9 @@ pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 /// at most 16 MiB of the server's memory until the idle timeout cuts it.
 pub const H2_MAX_SEND_BUF_BYTES: usize = 64 * 1024;
 
-/// The HTTP builders a connection is served with: the auto one (HTTP/1.1 or h2c by the
-/// preface) and an HTTP/2-only one for TLS connections that agreed on `h2` by ALPN (there a
-/// bad preface is an HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error).
+/// What a connection is served with: the HTTP builder (HTTP/1.1 or h2c by the preface; made
+/// HTTP/2-only for TLS connections that agreed on `h2` by ALPN, where a bad preface is an
+/// HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error) and the TLS acceptor.
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
