@@ -100,6 +100,14 @@ async fn delivers_in_order_and_counts_to_the_byte(mode: Mode, t: Transport) {
         requests,
         "{mode:?} {t}"
     );
+    for p in Protocol::ALL {
+        let expect = u64::from(p == protocol);
+        assert_eq!(
+            m.protocol_connections(p),
+            expect,
+            "{mode:?} {t}: one {protocol:?} connection"
+        );
+    }
     let text = m.render(1);
     let (p, tls) = protocol.labels();
     let line = format!(
