@@ -111,7 +111,7 @@ impl ServerConfig {
         publish_rate_per_s: 10_000.0,
         publish_burst: 10_000,
         max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
-        h2_max_concurrent_streams: 1000,
+        h2_max_concurrent_streams: 256,
         tls: None,
     };
 }
@@ -219,8 +219,8 @@ pub struct ServerArgs {
     /// subscribers behind them get a gap notice.
     #[arg(long, default_value_t = DEFAULTS.max_retained_bytes)]
     pub max_retained_bytes: u64,
-    /// Streams one HTTP/2 connection may have open at once (1 to 100,000); past it a new
-    /// stream is refused (RST_STREAM REFUSED_STREAM).
+    /// Streams one HTTP/2 connection may have open at once (1 to 100,000; Chromium opens at
+    /// most 100); past it a new stream is refused (RST_STREAM REFUSED_STREAM).
     #[arg(long, default_value_t = DEFAULTS.h2_max_concurrent_streams)]
     pub h2_max_concurrent_streams: u32,
     /// Serve TLS with this PEM certificate chain (leaf first); needs --tls-key. ALPN offers

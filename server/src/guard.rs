@@ -841,6 +841,49 @@ mod tests {
     }
 
     #[test]
+    fn h2_and_tls_errors_become_their_refusals() {
+        let calm = h2::Error::from(h2::Reason::ENHANCE_YOUR_CALM);
+        assert_eq!(connection_error(&calm), Some(Rejection::H2EnhanceYourCalm));
+        for reason in [
+            h2::Reason::PROTOCOL_ERROR,
+            h2::Reason::FRAME_SIZE_ERROR,
+            h2::Reason::COMPRESSION_ERROR,
+            h2::Reason::FLOW_CONTROL_ERROR,
+        ] {
+            let e = h2::Error::from(reason);
+            assert_eq!(
+                connection_error(&e),
+                Some(Rejection::H2ProtocolError),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(
+            connection_error(&h2::Error::from(h2::Reason::NO_ERROR)),
+            None
+        );
+        assert_eq!(connection_error(&h2::Error::from(h2::Reason::CANCEL)), None);
+        let tls = rustls::Error::General("bad record".into());
+        assert_eq!(connection_error(&tls), Some(Rejection::TlsHandshake));
+    }
+
+    #[test]
+    fn protocols_are_labelled_by_version_and_tls() {
+        assert_eq!(Protocol::of(Version::HTTP_2, true).labels(), ("h2", "on"));
+        assert_eq!(
+            Protocol::of(Version::HTTP_2, false).labels(),
+            ("h2c", "off")
+        );
+        assert_eq!(
+            Protocol::of(Version::HTTP_11, true).labels(),
+            ("http/1.1", "on")
+        );
+        assert_eq!(
+            Protocol::of(Version::HTTP_10, false).labels(),
+            ("http/1.1", "off")
+        );
+    }
+
+    #[test]
     fn head_limits() {
         let cfg = ServerConfig {
             max_headers: 3,

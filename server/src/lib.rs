@@ -259,12 +259,16 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// Streams the server may reset for a client's protocol errors on one connection.
 pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
-/// Bytes one HTTP/2 stream may queue for sending.
-pub const H2_MAX_SEND_BUF_BYTES: usize = 256 * 1024;
+/// Bytes one HTTP/2 stream may queue for sending (hyper's default is 400 KiB): h2 grants a
+/// stream no more send capacity once it has this much queued (it may go over by one write),
+/// so a peer that opens `--h2-max-concurrent-streams` (256) streams and reads none makes the
+/// server queue about 256 x 64 KiB = 16 MiB (computed from the settings, not measured) until
+/// the idle timeout cuts it.
+pub const H2_MAX_SEND_BUF_BYTES: usize = 64 * 1024;
 
-/// The HTTP builders a connection is served with: the auto one (HTTP/1.1 or h2c by the
-/// preface) and an HTTP/2-only one for TLS connections that agreed on `h2` by ALPN (there a
-/// bad preface is an HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error).
+/// What a connection is served with: the HTTP builder (HTTP/1.1 or h2c by the preface; made
+/// HTTP/2-only for TLS connections that agreed on `h2` by ALPN, where a bad preface is an
+/// HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error) and the TLS acceptor.
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,

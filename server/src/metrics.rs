@@ -279,6 +279,11 @@ impl Metrics {
         self.protocol_requests[slot.index()][protocol as usize].load(Ordering::Relaxed)
     }
 
+    /// Connections whose first routed request came in `protocol`.
+    pub fn protocol_connections(&self, protocol: Protocol) -> u64 {
+        self.protocol_connections[protocol as usize].load(Ordering::Relaxed)
+    }
+
     pub fn reject(&self, why: Rejection) {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
     }

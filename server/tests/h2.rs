@@ -13,6 +13,7 @@
 //!   and the server keeps serving others.
 //! - [`curl`]: curl `--http2-prior-knowledge` and `-k --http2` against the server (skipped with
 //!   a printed reason when curl is absent).
+//! - [`h2load`]: nghttp2's h2load, 200 polls over h2c and over TLS (skipped without h2load).
 
 #[path = "h2/link.rs"]
 mod link;
@@ -21,6 +22,8 @@ mod sub;
 
 #[path = "h2/curl.rs"]
 mod curl;
+#[path = "h2/h2load.rs"]
+mod h2load;
 #[path = "h2/hostile.rs"]
 mod hostile;
 #[path = "h2/transports.rs"]

@@ -210,6 +210,15 @@ pub fn handle(
 ) -> Response<Body> {
     let handshake = match check_handshake(&req, &shared) {
         Ok(Some(handshake)) => handshake,
+        Ok(None) if req.version() == Version::HTTP_2 => {
+            // RFC 9113 §8.2.2: no Upgrade header field on HTTP/2; the way in is RFC 8441's.
+            shared.metrics.reject(Rejection::UpgradeRequired);
+            return http_util::error(
+                StatusCode::UPGRADE_REQUIRED,
+                "this endpoint speaks WebSocket: on HTTP/2 open it with an extended CONNECT \
+                 (:method CONNECT, :protocol websocket; RFC 8441)",
+            );
+        }
         Ok(None) => {
             shared.metrics.reject(Rejection::UpgradeRequired);
             let mut r = http_util::error(

@@ -16,6 +16,7 @@
 //! PING / SETTINGS flood       unread, 1M frames         reading stops, connection cut        header_timeout
 //! TLS stall mid-handshake     5 bytes of a ClientHello  cut at --header-read-timeout         header_timeout
 //! not TLS after 0x16          0x16 then junk            alert, closed                         tls_handshake
+//! GET /ws on HTTP/2           no extended CONNECT       426 JSON naming RFC 8441              upgrade_required
 //! ```
 
 use std::time::Duration;
@@ -516,4 +517,27 @@ async fn cleartext_and_the_pin_beside_tls() {
     drop(send);
     link.close().await;
     plain.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_get_on_ws_over_http2_is_told_about_extended_connect() {
+    let server = start_server(config()).await;
+    let (link, io) = open(&server, Mode::H2c).await;
+    let mut send = h2_client(io).await;
+    let resp = get(
+        &mut send,
+        &format!("http://localhost:{}/ws/t", server.addr.port()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UPGRADE_REQUIRED);
+    assert!(resp.headers().get("upgrade").is_none(), "RFC 9113 §8.2.2");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("RFC 8441"),
+        "{body:?}"
+    );
+    assert_eq!(server.rejected(Rejection::UpgradeRequired), 1);
+    drop(send);
+    link.close().await;
+    server.stop().await;
 }

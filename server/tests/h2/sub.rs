@@ -196,6 +196,38 @@ impl Sub {
         }
     }
 
+    /// Reads until the server ends the subscription: `"end"` for a stream that ended properly
+    /// (END_STREAM), `"close CODE"` for a WebSocket close frame, `"broken: ..."` otherwise.
+    pub async fn read_end(&mut self) -> String {
+        let fut = async {
+            match &mut self.kind {
+                Kind::Batch { .. } => "not a stream".to_string(),
+                Kind::Body(b) => loop {
+                    match b.body.frame().await {
+                        None => return "end".to_string(),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return format!("broken: {e}"),
+                    }
+                },
+                Kind::Ws(ws) => loop {
+                    match ws.next().await {
+                        Some(Ok(WsMessage::Close(f))) => {
+                            // Sends the close reply tungstenite queued (RFC 6455 §5.5.1).
+                            let _ = ws.flush().await;
+                            return format!("close {}", f.map_or(0, |f| u16::from(f.code)));
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return format!("broken: {e}"),
+                        None => return "broken: no close frame".to_string(),
+                    }
+                },
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, fut)
+            .await
+            .expect("the end in time")
+    }
+
     /// Ends the subscription (WebSocket close handshake; a stream is cancelled) and closes the
     /// connection after reading all the server wrote.
     pub async fn close(self) -> Link {
