@@ -53,7 +53,7 @@ fn assert_exact_h2(t: &TransportResult, version: &str) {
     let close_notify = if version == "h2" { 24 } else { 0 };
     assert!(
         t.wire_bytes_up >= server.server_bytes_read
-            && unread % 24 == 0
+            && unread.is_multiple_of(24)
             && unread <= close_notify * t.tcp_connects,
         "{name}: client up {} vs server read {} ({:?})",
         t.wire_bytes_up,

@@ -435,6 +435,54 @@ fn environment(data: &Dataset, input: &Path, opts: &ReportOptions) -> String {
     s
 }
 
+/// Request header bytes on the first request of a connection (HPACK table empty) and on
+/// later ones (warm), per poll entry of the scenario: `(first, later)` averages, where the
+/// result counted them (older results did not).
+fn request_header_bytes(e: &Entry) -> Option<(f64, f64)> {
+    let r = &e.result;
+    (r.first_requests > 0 && r.later_requests > 0).then(|| {
+        (
+            r.headers_first_request_bytes as f64 / r.first_requests as f64,
+            r.headers_later_request_bytes as f64 / r.later_requests as f64,
+        )
+    })
+}
+
+/// One line: request header bytes cold and warm, HTTP/1.1 against HTTP/2, both profiles.
+fn hpack_cold_warm(s: &mut String, data: &Dataset, key: &crate::report::data::ScenarioKey) {
+    let mut parts = Vec::new();
+    for (what, v) in [
+        ("HTTP/1.1 minimal", Variant::DEFAULT),
+        ("HTTP/1.1 browser", Variant::BROWSER),
+        ("h2c minimal", Variant::H2C),
+        (
+            "h2c browser",
+            Variant {
+                browser_headers: true,
+                ..Variant::H2C
+            },
+        ),
+    ] {
+        if let Some((first, later)) = data
+            .variant(key, Transport::Poll, v)
+            .and_then(request_header_bytes)
+        {
+            parts.push(format!(
+                "{what} {} B first, {} B later",
+                fmt_num(first),
+                fmt_num(later)
+            ));
+        }
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Request headers per poll, first on a connection and later (cold and warm HPACK table)**: {}. The loadgen's HPACK encoder (the h2 crate) never indexes `cookie`, `:path` or `content-length` values, so it sends them as literals every time; an encoder that indexes the cookie sends less.",
+            parts.join("; ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -516,53 +564,5 @@ mod tests {
         // RSS 9,000 B per connection times 1, 2 and 3.
         assert!(t.contains("| 17.6 (8.79-26.4) |"), "{t}");
         assert_eq!(t.matches("\n| chunked stream |").count(), 1, "{t}");
-    }
-}
-
-/// Request header bytes on the first request of a connection (HPACK table empty) and on
-/// later ones (warm), per poll entry of the scenario: `(first, later)` averages, where the
-/// result counted them (older results did not).
-fn request_header_bytes(e: &Entry) -> Option<(f64, f64)> {
-    let r = &e.result;
-    (r.first_requests > 0 && r.later_requests > 0).then(|| {
-        (
-            r.headers_first_request_bytes as f64 / r.first_requests as f64,
-            r.headers_later_request_bytes as f64 / r.later_requests as f64,
-        )
-    })
-}
-
-/// One line: request header bytes cold and warm, HTTP/1.1 against HTTP/2, both profiles.
-fn hpack_cold_warm(s: &mut String, data: &Dataset, key: &crate::report::data::ScenarioKey) {
-    let mut parts = Vec::new();
-    for (what, v) in [
-        ("HTTP/1.1 minimal", Variant::DEFAULT),
-        ("HTTP/1.1 browser", Variant::BROWSER),
-        ("h2c minimal", Variant::H2C),
-        (
-            "h2c browser",
-            Variant {
-                browser_headers: true,
-                ..Variant::H2C
-            },
-        ),
-    ] {
-        if let Some((first, later)) = data
-            .variant(key, Transport::Poll, v)
-            .and_then(request_header_bytes)
-        {
-            parts.push(format!(
-                "{what} {} B first, {} B later",
-                fmt_num(first),
-                fmt_num(later)
-            ));
-        }
-    }
-    if !parts.is_empty() {
-        let _ = writeln!(
-            s,
-            "- **Request headers per poll, first on a connection and later (cold and warm HPACK table)**: {}. The loadgen's HPACK encoder (the h2 crate) never indexes `cookie`, `:path` or `content-length` values, so it sends them as literals every time; an encoder that indexes the cookie sends less.",
-            parts.join("; ")
-        );
     }
 }
