@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +32,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 struct Peer {
     child: Child,
     addr: SocketAddr,
+    /// Released after `Drop` has stopped the peer.
+    _serial: MutexGuard<'static, ()>,
 }
 
 fn scripts() -> PathBuf {
@@ -63,9 +66,18 @@ fn skip_unless_installed(peer: &str, missing: Option<String>) -> bool {
     true
 }
 
+/// One peer at a time: each peer is a tree of Python/C processes whose CPU and latency figures
+/// are asserted, and two of them side by side on a 2-core CI machine starved each other (the
+/// Channels Redis layer once delivered after the drain while Pushpin ran beside it).
+static ONE_PEER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 impl Peer {
-    /// Starts `scripts/peers/{dir}/run.sh PORT args...` and waits for `/healthz`.
+    /// Starts `scripts/peers/{dir}/run.sh PORT args...` and waits for `/healthz`; holds
+    /// [`ONE_PEER_AT_A_TIME`] until the peer is dropped.
     fn start(dir: &str, args: &[&str]) -> Peer {
+        let serial = ONE_PEER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -79,6 +91,7 @@ impl Peer {
             .spawn()
             .unwrap_or_else(|e| panic!("starting scripts/peers/{dir}/run.sh: {e}"));
         let mut peer = Peer {
+            _serial: serial,
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
