@@ -23,7 +23,7 @@ use pushlab_proto::Transport;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{OnOff, RunArgs};
-use crate::config::{parse_duration, parse_transports, HeaderProfile, TargetProfile};
+use crate::config::{parse_duration, parse_transports, HeaderProfile, HttpVersion, TargetProfile};
 use crate::error::{ConfigError, LoadgenError};
 
 /// What a capacity file says it is (`kind`), so `report` tells it from a run result.
@@ -375,6 +375,11 @@ impl CapacityArgs {
             ramp: self.ramp,
             keep_alive: OnOff::On,
             header_profile: HeaderProfile::Minimal,
+            http: HttpVersion::Http11,
+            tls: OnOff::Off,
+            tls_spki: None,
+            tls_ca: None,
+            streams_per_connection: 1,
             source_ips: self.source_ips.clone(),
             out: None,
             concurrent: false,

@@ -21,6 +21,7 @@
 //! - [`capacity`]: clients held at a latency SLO, per transport.
 //! - [`shard`]: `run --shards N`, child processes started together and merged.
 //! - [`summary`], [`merge`], [`schema`], [`environment`], [`progress`], [`net`].
+//! - [`tls`]: what a TLS subscriber trusts (an SPKI pin, a CA file, a certificate).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pushlab_loadgen::LoadgenError> {
@@ -51,6 +52,7 @@ pub mod schema;
 pub mod scrape;
 pub mod shard;
 pub mod summary;
+pub mod tls;
 
 // Results (issue 4): `report`, `compare`, `sweep` and their charts and REPORT.md.
 pub mod compare;

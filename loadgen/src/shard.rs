@@ -31,7 +31,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cli::{OnOff, RunArgs};
+use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::error::LoadgenError;
 
@@ -191,16 +191,20 @@ fn child_argv(args: &RunArgs, shard: ShardSpec<'_>) -> Vec<String> {
     if let Some(r) = args.ramp {
         flag("ramp", (r / f64::from(shard.count)).to_string());
     }
+    flag("keep-alive", value_name(args.keep_alive));
+    flag("header-profile", value_name(args.header_profile));
+    flag("http", value_name(args.http));
+    flag("tls", value_name(args.tls));
+    if let Some(spki) = &args.tls_spki {
+        flag("tls-spki", spki.clone());
+    }
+    if let Some(ca) = &args.tls_ca {
+        flag("tls-ca", ca.display().to_string());
+    }
     flag(
-        "keep-alive",
-        if args.keep_alive == OnOff::On {
-            "on"
-        } else {
-            "off"
-        }
-        .into(),
+        "streams-per-connection",
+        args.streams_per_connection.to_string(),
     );
-    flag("header-profile", args.header_profile.as_str().into());
     if !shard.sources.is_empty() {
         flag(
             "source-ips",
@@ -212,7 +216,7 @@ fn child_argv(args: &RunArgs, shard: ShardSpec<'_>) -> Vec<String> {
                 .join(","),
         );
     }
-    flag("target-profile", args.target_profile.as_str().into());
+    flag("target-profile", value_name(args.target_profile));
     if let Some(pid) = args.server_pid {
         flag("server-pid", pid.to_string());
     }
@@ -231,6 +235,13 @@ fn child_argv(args: &RunArgs, shard: ShardSpec<'_>) -> Vec<String> {
     }
     v.push("--quiet".into());
     v
+}
+
+/// A flag value as clap spells it.
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Copy)]
