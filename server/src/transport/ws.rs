@@ -87,12 +87,19 @@ pub fn max_frame_bytes(max_message_bytes: usize) -> usize {
         .saturating_add(ENVELOPE_BYTES + 10)
 }
 
+/// Bytes of a session's read buffer (tungstenite allocates it up front; it was 4 KiB).
+pub const READ_BUFFER_BYTES: usize = 1024;
+
 /// Socket buffers sized for a lab subscriber, not tungstenite's 128 KiB defaults. The write
 /// buffer's cap takes any message the server accepted (plus one frame's worth of backlog):
 /// memory is only held there while a write is pending, and a pending write is bounded in time.
+///
+/// The read buffer ([`READ_BUFFER_BYTES`]) is held by every idle connection; a subscriber
+/// reads only pongs and a close, and a larger frame grows it to the frame's length (read in
+/// pieces of this size), so a publisher pays a few more reads, never a refusal.
 pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(max_frame_bytes(max_message_bytes).max(256 * 1024) + 64 * 1024)
         .max_message_size(Some(max_message_bytes))
@@ -624,7 +631,9 @@ where
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         let _ = io.shutdown().await;
-        let mut sink = [0u8; 4096];
+        // On the heap, and only now: an array here would sit in every session's future (the
+        // task's allocation) for the whole life of the connection.
+        let mut sink = vec![0u8; 4096];
         let mut left: usize = 4 * 1024 * 1024;
         while left > 0 {
             match io.read(&mut sink).await {
