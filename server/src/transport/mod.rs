@@ -48,7 +48,10 @@ pub async fn handle(
     let head = req.method() == http::Method::HEAD;
     let mut r = match t {
         Transport::Poll => poll::handle(&shared, &topic, query),
-        Transport::LongPoll => longpoll::handle(&shared, &topic, query, !head).await,
+        // Boxed: hyper keeps one slot the size of the request future for every connection
+        // (idle subscribers included), so the held request's state lives on the heap only
+        // while a long poll is held.
+        Transport::LongPoll => Box::pin(longpoll::handle(&shared, &topic, query, !head)).await,
         Transport::Sse => sse::handle(&req, shared, topic, query),
         Transport::Stream => stream::handle(shared, topic, query),
         Transport::Ws => ws::handle(req, shared, topic, query),

@@ -21,6 +21,16 @@ use crate::metrics::Rejection;
 use crate::Shared;
 
 pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Arc<Topic>) -> Response<Body> {
+    // Boxed: hyper keeps one slot the size of the request future for every connection (idle
+    // subscribers included), so reading a body's state lives on the heap only while it runs.
+    Box::pin(read_and_publish(req, shared, topic)).await
+}
+
+async fn read_and_publish(
+    req: Request<Incoming>,
+    shared: &Shared,
+    topic: &Arc<Topic>,
+) -> Response<Body> {
     let max = shared.config.max_message_bytes;
     let too_large = || {
         shared.metrics.reject(Rejection::PayloadTooLarge);
