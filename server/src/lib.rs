@@ -316,8 +316,11 @@ async fn serve_accepted(
         }
         acceptor.accept(io).await.map(Ok)
     };
+    // Boxed, like the TLS connection below: a task's future is as large as its largest
+    // state, so inline TLS state (rustls' connection, the TLS-wrapped hyper connection) would
+    // make every cleartext connection's task carry it too (~8 KiB per connection).
     let started = tokio::select! {
-        started = start => started,
+        started = Box::pin(start) => started,
         why = watchdog => return shared.metrics.reject(why),
         _ = until_down(&mut down) => return,
     };
@@ -326,7 +329,7 @@ async fn serve_accepted(
         Ok(Ok(tls)) => {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = CountingIo::new(tls, guard::TlsPlaintext(conn.clone()));
-            serve_guarded(io, conn, shared, &builders.auto, h2).await
+            Box::pin(serve_guarded(io, conn, shared, &builders.auto, h2)).await
         }
         Err(e) => {
             tracing::debug!("tls handshake: {e}");
@@ -373,8 +376,9 @@ async fn serve_guarded<S>(
     // hyper-util's HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2
     // needs no HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
     if h2_only {
+        // Boxed so that the HTTP/1.1-capable path below does not carry this state's size.
         let h2 = builder.clone().http2_only();
-        drive(h2.serve_connection(io, service), &conn_guard, &shared).await
+        Box::pin(drive(h2.serve_connection(io, service), &conn_guard, &shared)).await
     } else {
         let conn = builder.serve_connection_with_upgrades(io, service);
         drive(conn, &conn_guard, &shared).await
