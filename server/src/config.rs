@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// [`crate::feed::Entry::retained_bytes`]). Past it the oldest messages across topics are
     /// evicted (subscribers behind them get a gap notice).
     pub max_retained_bytes: u64,
+    /// Redis URL of the backplane the feed is shared through (`--backplane`, see
+    /// [`crate::backplane`]); `None`: the feed lives in this process alone.
+    pub backplane: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +105,7 @@ impl ServerConfig {
         publish_rate_per_s: 10_000.0,
         publish_burst: 10_000,
         max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+        backplane: None,
     };
 }
 
@@ -208,6 +212,11 @@ pub struct ServerArgs {
     /// subscribers behind them get a gap notice.
     #[arg(long, default_value_t = DEFAULTS.max_retained_bytes)]
     pub max_retained_bytes: u64,
+    /// Share the feed with other replicas through Redis (redis://HOST:PORT[/DB]): a publish on
+    /// any replica reaches the subscribers of all, with the same seq. Default: this process
+    /// alone holds the feed. A replica that cannot reach Redis at start exits.
+    #[arg(long, value_name = "URL")]
+    pub backplane: Option<String>,
 }
 
 /// The defaults the flags show, as a constant so clap's `default_value_t` can read them.
@@ -263,6 +272,7 @@ impl ServerArgs {
                 1024,
                 u64::MAX,
             )?,
+            backplane: self.backplane.map(redis_url).transpose()?,
             ..ServerConfig::default()
         };
         if config.idle_timeout <= config.heartbeat_interval {
@@ -276,6 +286,23 @@ impl ServerArgs {
         }
         Ok(config)
     }
+}
+
+/// A `redis://` URL (TLS `rediss://` is not built in: the lab's Redis is on loopback).
+fn redis_url(url: String) -> Result<String, ConfigError> {
+    let rest = url.strip_prefix("redis://").ok_or_else(|| {
+        ConfigError::new(
+            "backplane",
+            format!("must be a redis://HOST:PORT URL, got {url:?}"),
+        )
+    })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(ConfigError::new(
+            "backplane",
+            format!("must name a host (redis://HOST:PORT), got {url:?}"),
+        ));
+    }
+    Ok(url)
 }
 
 /// `value` if it lies in `min..=max`.
@@ -389,6 +416,28 @@ mod tests {
         assert_eq!(c.max_headers, 100);
         assert_eq!(c.publish_rate_per_s, 0.0);
         assert_eq!(c.max_retained_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_backplane_must_be_a_redis_url() {
+        assert_eq!(config(&[]).unwrap().backplane, None);
+        assert_eq!(
+            config(&["--backplane", "redis://127.0.0.1:6379"])
+                .unwrap()
+                .backplane
+                .as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        for bad in [
+            "127.0.0.1:6379",
+            "http://x",
+            "rediss://h:1",
+            "redis://",
+            "redis:///0",
+        ] {
+            let why = refused(&["--backplane", bad]);
+            assert!(why.starts_with("--backplane must"), "{bad}: {why}");
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct SlotCounters {
     pub bytes_written: AtomicU64,
 }
 
-const REJECTIONS: usize = 21;
+const REJECTIONS: usize = 22;
 
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +106,8 @@ pub enum Rejection {
     WsWriteFailed,
     /// A request head that breaks an RFC 9112 MUST (Host missing, repeated or invalid): 400.
     BadHost,
+    /// Publish (503, or WebSocket close 1013) or new topic (503) while the backplane is down.
+    BackplaneDown,
 }
 
 impl Rejection {
@@ -131,6 +133,7 @@ impl Rejection {
         Rejection::WsInvalidUtf8,
         Rejection::WsWriteFailed,
         Rejection::BadHost,
+        Rejection::BackplaneDown,
     ];
 
     /// The `reason` label in `pushlab_rejected_total`.
@@ -157,6 +160,7 @@ impl Rejection {
             Rejection::WsInvalidUtf8 => "ws_invalid_utf8",
             Rejection::WsWriteFailed => "ws_write_failed",
             Rejection::BadHost => "bad_host",
+            Rejection::BackplaneDown => "backplane_down",
         }
     }
 }
