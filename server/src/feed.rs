@@ -595,6 +595,47 @@ mod tests {
     }
 
     #[test]
+    fn inserted_seqs_are_taken_once_and_holes_read_as_gaps() {
+        let f = Feed::new(10, 10);
+        let t = f.topic("t").unwrap();
+        assert!(f.insert(&t, 1, 7, "a").is_some());
+        assert!(f.insert(&t, 2, 8, "b").is_some());
+        // Already held, or older: refused, so a replay delivers nothing twice.
+        assert!(f.insert(&t, 2, 8, "b").is_none());
+        assert!(f.insert(&t, 1, 7, "a").is_none());
+        // 3 and 4 never arrive (lost with a Redis restart): a hole.
+        let e = f.insert(&t, 5, 9, "e").unwrap();
+        assert_eq!(e.msg.ts, 9);
+        assert_eq!(
+            &e.msg.bytes[..],
+            br#"{"topic":"t","seq":5,"ts":9,"data":"e"}"#
+        );
+        f.insert(&t, 6, 10, "f");
+        assert_eq!(t.latest_seq(), 6);
+        let seqs = |r: &Read| r.entries.iter().map(|e| e.seq()).collect::<Vec<_>>();
+        // A read stops before the hole; the next one reports it, then goes on.
+        let r = t.read_after(0, 10, 10);
+        assert_eq!((seqs(&r), r.gap, r.cursor), (vec![1, 2], None, 2));
+        let r = t.read_after(2, 10, 10);
+        let hole = Gap {
+            missed: 2,
+            from: 3,
+            to: 4,
+        };
+        assert_eq!((seqs(&r), r.gap, r.cursor), (vec![5, 6], Some(hole), 6));
+        // Seqs assigned elsewhere and never held (a re-seed): a gap at the end.
+        t.advance_to(8);
+        t.advance_to(7);
+        assert_eq!(t.latest_seq(), 8);
+        let r = t.read_after(6, 10, 10);
+        assert_eq!((r.entries.len(), r.cursor), (0, 8));
+        assert_eq!(r.gap.map(|g| (g.from, g.to)), Some((7, 8)));
+        assert!(f.insert(&t, 8, 11, "late").is_none());
+        assert!(f.insert(&t, 9, 12, "next").is_some());
+        assert_eq!(f.retained().1, 5);
+    }
+
+    #[test]
     fn topic_limit() {
         let f = Feed::new(4, 2);
         f.topic("a").unwrap();

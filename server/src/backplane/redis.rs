@@ -23,9 +23,10 @@
 //! ([`super::reseed`]) and only then marks the backplane up. The residual risk: two replicas
 //! that come back at different instants, when one holds a seq the other never read (Redis died
 //! within the moment between an acknowledgement and the other replica's read): the later
-//! re-seed cannot undo a publish the earlier one already numbered. Subscribers then get a gap
-//! notice or skip nothing; the test in `server/tests/it/replicas.rs` restarts Redis between
-//! publishes and shows neither loss nor duplicate.
+//! re-seed cannot undo a publish the earlier one already numbered. The reader then skips the
+//! entry whose seq it already passed and counts it (`pushlab_backplane_stale_entries_total`),
+//! never delivering a seq twice; the test in `server/tests/it/replicas.rs` restarts Redis
+//! between publishes and shows neither loss nor duplicate.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,6 +103,7 @@ struct Stats {
     publish_failures: AtomicU64,
     entries_read: AtomicU64,
     bad_entries: AtomicU64,
+    stale_entries: AtomicU64,
     /// Age of the newest entry when the reader took it in, microseconds.
     lag_us: AtomicU64,
 }
@@ -297,7 +299,9 @@ impl RedisBackplane {
         Ok(seq)
     }
 
-    /// Takes one stream entry into `feed` (once: a seq already held is skipped).
+    /// Takes one stream entry into `feed` (once: a seq already held is skipped, and counted
+    /// as stale: the reader never reads an entry twice, so one it gets with a seq this replica
+    /// already passed was numbered by a replica that re-seeded from less than this one held).
     fn take_in(&self, feed: &Feed, topic: &Arc<Topic>, entry: &StreamId) {
         match decode_entry(&entry.id, &entry.map) {
             Ok(e) => {
@@ -305,6 +309,13 @@ impl RedisBackplane {
                     self.stats.entries_read.fetch_add(1, Ordering::Relaxed);
                     let age_us = now_ns().saturating_sub(e.ts) / 1000;
                     self.stats.lag_us.store(age_us, Ordering::Relaxed);
+                } else {
+                    self.stats.stale_entries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "backplane: {} seq {} arrived after this replica passed it; skipped",
+                        topic.name(),
+                        e.seq
+                    );
                 }
             }
             Err(e) => {
@@ -314,25 +325,32 @@ impl RedisBackplane {
         }
     }
 
-    /// Re-seeds every tracked topic's counter to what this replica holds.
-    async fn reseed_all(&self) -> Result<(), BackplaneError> {
+    /// Re-seeds every tracked topic's counter to what this replica holds, once both
+    /// connections answer again (`reader` is the reader's own).
+    async fn reseed_all(&self, reader: &mut ConnectionManager) -> Result<(), BackplaneError> {
         let topics: Vec<Arc<Tracked>> = {
             let map = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
             map.values().cloned().collect()
         };
         let mut con = self.commands.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut con)
-            .await
-            .map_err(down)?;
-        for t in topics {
-            let mut call = self.reseed_script.prepare_invoke();
-            call.key(seq_key(t.topic.name())).arg(t.held());
-            let counter = tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<u64>(&mut con))
+        let ping_cmd = redis::cmd("PING");
+        for c in [&mut con, reader] {
+            let ping = ping_cmd.query_async::<String>(c);
+            tokio::time::timeout(COMMAND_TIMEOUT, ping)
                 .await
                 .map_err(down)?
                 .map_err(down)?;
-            t.topic.advance_to(counter);
+        }
+        for t in topics {
+            let mut call = self.reseed_script.prepare_invoke();
+            call.key(seq_key(t.topic.name())).arg(t.held());
+            // The counter is not carried into the ring: if Redis kept its data, entries up to
+            // it are still to be read; if not, the next entry's seq leaves the hole, told as a
+            // gap.
+            tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<u64>(&mut con))
+                .await
+                .map_err(down)?
+                .map_err(down)?;
         }
         Ok(())
     }
@@ -347,7 +365,7 @@ impl RedisBackplane {
                 return;
             }
             if !self.is_up() {
-                match self.reseed_all().await {
+                match self.reseed_all(&mut con).await {
                     Ok(()) => {
                         self.set_up(true);
                         backoff = Duration::from_millis(50);
@@ -427,11 +445,13 @@ impl RedisBackplane {
              # HELP pushlab_backplane_lag_seconds Age of the newest entry when this replica's reader took it in from Redis.\n# TYPE pushlab_backplane_lag_seconds gauge\npushlab_backplane_lag_seconds {lag_s}\n\
              # HELP pushlab_backplane_entries_read_total Entries taken in from Redis.\n# TYPE pushlab_backplane_entries_read_total counter\npushlab_backplane_entries_read_total {}\n\
              # HELP pushlab_backplane_bad_entries_total Stream entries skipped as undecodable.\n# TYPE pushlab_backplane_bad_entries_total counter\npushlab_backplane_bad_entries_total {}\n\
+             # HELP pushlab_backplane_stale_entries_total Entries skipped because their seq was already passed (a re-seed race; see the module doc).\n# TYPE pushlab_backplane_stale_entries_total counter\npushlab_backplane_stale_entries_total {}\n\
              # HELP pushlab_backplane_publish_failures_total Publishes refused because Redis did not take them.\n# TYPE pushlab_backplane_publish_failures_total counter\npushlab_backplane_publish_failures_total {}\n\
              # HELP pushlab_backplane_reconnects_total Times the backplane came back after an outage.\n# TYPE pushlab_backplane_reconnects_total counter\npushlab_backplane_reconnects_total {}\n",
             u8::from(self.is_up()),
             s.entries_read.load(Ordering::Relaxed),
             s.bad_entries.load(Ordering::Relaxed),
+            s.stale_entries.load(Ordering::Relaxed),
             s.publish_failures.load(Ordering::Relaxed),
             s.reconnects.load(Ordering::Relaxed),
         )
