@@ -129,7 +129,10 @@ mod tests {
     use super::*;
     use ::redis::Value;
 
-    fn fields(pairs: &[(&str, &[u8])]) -> HashMap<String, Value> {
+    /// Field name and raw value pairs of one stream entry.
+    type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+
+    fn fields(pairs: Pairs) -> HashMap<String, Value> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), Value::BulkString(v.to_vec())))
@@ -151,7 +154,7 @@ mod tests {
                 data: "hi".into()
             })
         );
-        let cases: [(&[(&str, &[u8])], &str); 5] = [
+        let cases: [(Pairs, &str); 5] = [
             (&[("ts", b"1"), ("data", b"x")], "field seq is missing"),
             (
                 &[("seq", b"x1"), ("ts", b"1"), ("data", b"x")],
