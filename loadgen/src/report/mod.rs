@@ -113,6 +113,27 @@ impl Chart {
     }
 }
 
+/// Documents other commands write into `results/`, linked from REPORT.md (relative link) when
+/// one sits beside it: (file name, what it is, in one line).
+pub const COMPANIONS: [(&str, &str); 2] = [
+    (
+        "PEERS.md",
+        "pushlab-server beside peer servers (nginx-nchan, Pushpin, Django Channels, dwebsocket) in one scenario, same loadgen and checks; written by `scripts/peers/compare.sh`.",
+    ),
+    (
+        "AUTOBAHN.md",
+        "Autobahn|Testsuite (WebSocket conformance, RFC 6455) run against pushlab-server's `/echo`; written by `scripts/autobahn/run.sh`.",
+    ),
+];
+
+/// The [`COMPANIONS`] present in `dir` (where REPORT.md is written), in that order.
+pub fn companions_in(dir: &Path) -> Vec<(&'static str, &'static str)> {
+    COMPANIONS
+        .into_iter()
+        .filter(|(name, _)| dir.join(name).is_file())
+        .collect()
+}
+
 /// What one chart came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChartOutcome {
@@ -221,7 +242,16 @@ pub fn write_report(
             *w = w.replace(&path, &label);
         }
     }
-    let text = markdown::report(data, input, &outcomes, &claims, &warnings, opts);
+    let companions = companions_in(out);
+    let text = markdown::report(
+        data,
+        input,
+        &outcomes,
+        &claims,
+        &warnings,
+        &companions,
+        opts,
+    );
     // The claims table alone, for README (scripts/reproduce.sh splices it in).
     let claims_md = out.join("CLAIMS.md");
     fs::write(&claims_md, markdown::claims_table(&claims)).map_err(|source| ReportError::Io {
