@@ -130,6 +130,17 @@ async fn cross_replica_delivery_is_exact(t: Transport) {
     assert_eq!((ta.messages, tb.messages), (last, last), "{t}: each once");
     // The very same MESSAGE bytes (seq, ts, data) on both replicas.
     assert_eq!(ta.raw, tb.raw, "{t}: replicas deliver identical messages");
+    // Each replica's reader took every entry in once, and says how late.
+    for server in [&a, &b] {
+        let m = scrape(server.addr).await;
+        assert_eq!(m["pushlab_backplane_up"], 1.0);
+        assert_eq!(m["pushlab_backplane_entries_read_total"], last as f64);
+        let lag_s = m["pushlab_backplane_lag_seconds"];
+        assert!(
+            (0.0..HANG_GUARD.as_secs_f64()).contains(&lag_s),
+            "{t}: lag {lag_s} s"
+        );
+    }
     a.stop().await;
     b.stop().await;
 }
