@@ -615,7 +615,14 @@ where
             Some(Rejection::Unauthorized),
         )),
         (Serve::Topic { topic, .. }, Message::Text(text)) => {
-            shared.publish(topic, text.as_str());
+            if shared.publish(topic, text.as_str()).await.is_err() {
+                // RFC 6455 §7.4.1 registry: 1013 Try Again Later.
+                return Err(End::Close(
+                    CloseCode::Again,
+                    "backplane down; publish again later",
+                    Some(Rejection::BackplaneDown),
+                ));
+            }
             match bucket.try_take(Instant::now()) {
                 Ok(()) => Ok(None),
                 Err(wait) => {
