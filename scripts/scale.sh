@@ -16,7 +16,8 @@
 # (`run --shards`, each its own 127.0.0.x source addresses from --source-ips) and a point needs
 # ceil(clients / PER_REPLICA) server processes. Several replicas share one feed only through
 # Redis: with PUSHLAB_BACKPLANE=redis each point starts that many `pushlab-server --backplane
-# $PUSHLAB_REDIS_URL` (Redis must be up: scripts/redis.sh); without it a point that needs more
+# URL` (PUSHLAB_REDIS_URL, or a Redis of its own from scripts/redis.sh on PUSHLAB_REDIS_PORT,
+# default 6390, stopped at exit); without it a point that needs more
 # than one server is skipped, and says so. Publishing is at --rate (0.1 to 1 msg/s) so the
 # loadgen stays under its own saturation warning on 2 cores: a result whose loadgen saturated
 # says so in its notes and in the report.
@@ -69,10 +70,13 @@ t0=$(date +%s)
 echo "== build"
 cargo build --release -p pushlab-server -p pushlab-loadgen
 
-if [ "$BACKPLANE" = redis ]; then
-  command -v redis-cli >/dev/null || { echo "PUSHLAB_BACKPLANE=redis needs redis-cli (apt-get install redis-server)" >&2; exit 1; }
-  redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 \
-    || { echo "Redis does not answer at $REDIS_URL: start it with scripts/redis.sh" >&2; exit 1; }
+redis_started=""
+if [ "$BACKPLANE" = redis ] && [ -z "${PUSHLAB_REDIS_URL:-}" ]; then
+  # A lab Redis of its own (loopback, persistence off: scripts/redis.sh says why), stopped at exit.
+  REDIS_PORT=${PUSHLAB_REDIS_PORT:-6390}
+  scripts/redis.sh start "$REDIS_PORT" >/dev/null
+  redis_started=$REDIS_PORT
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 fi
 
 rm -rf "$OUT"
@@ -83,7 +87,11 @@ stop_servers() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-trap stop_servers EXIT
+cleanup() {
+  stop_servers
+  if [ -n "$redis_started" ]; then scripts/redis.sh stop "$redis_started" >/dev/null || true; fi
+}
+trap cleanup EXIT
 
 # start_servers N NAME: N fresh replicas on free loopback ports; sets TARGETS (comma list).
 start_servers() {
