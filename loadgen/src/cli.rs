@@ -119,6 +119,11 @@ pub struct RunArgs {
     /// Test hook: each subscriber cuts its connection once after N messages.
     #[arg(long, hide = true)]
     pub drop_after: Option<u64>,
+    /// Measure through an emulated link (needs root): rtt=100ms,loss=1%,rate=10mbit,jitter=5ms
+    /// (keys: rtt, jitter, loss, loss-burst, rate, queue, reorder, seed). A pushlab-server
+    /// child and the publisher run on the server side, the subscribers on the client side.
+    #[arg(long, value_parser = crate::link::parse_link, conflicts_with_all = ["target", "server_pid", "source_ips", "target_profile"])]
+    pub link: Option<crate::link::LinkSpec>,
 }
 
 impl RunArgs {

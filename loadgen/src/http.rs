@@ -117,13 +117,24 @@ pub struct Closing {
 }
 
 impl Conn {
-    /// Connects (from `source` when given) and counts into `counter`.
+    /// Connects from the server side (see [`crate::net::Side`]; from `source` when given) and
+    /// counts into `counter`.
     pub async fn connect(
         addr: SocketAddr,
         source: Option<IpAddr>,
         counter: Arc<ByteCounter>,
     ) -> Result<Conn, ClientError> {
-        let stream = crate::net::connect(addr, source)
+        Self::connect_from(crate::net::Side::Server, addr, source, counter).await
+    }
+
+    /// As [`Conn::connect`] from `side` of the link.
+    pub async fn connect_from(
+        side: crate::net::Side,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        counter: Arc<ByteCounter>,
+    ) -> Result<Conn, ClientError> {
+        let stream = crate::net::connect_from(side, addr, source)
             .await
             .map_err(ClientError::Connect)?;
         Ok(Conn {

@@ -77,8 +77,12 @@ fn argv() -> Vec<String> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = args.out.clone();
     let quiet = args.quiet;
+    let link = args.link.clone();
     let config = args.into_config()?;
-    let result = pushlab_loadgen::run(config).await?;
+    let result = match &link {
+        None => pushlab_loadgen::run(config).await?,
+        Some(spec) => pushlab_loadgen::link::run_through_link(config, spec, None).await?,
+    };
     if let Some(path) = &out {
         write_result(path, &result)?;
     }

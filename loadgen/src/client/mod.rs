@@ -128,7 +128,13 @@ impl ClientCtx {
 
     /// A new counted TCP connection to the target.
     pub async fn connect(&mut self) -> Result<Conn, ClientError> {
-        let mut conn = Conn::connect(self.s.target.addr, self.source, self.counter.clone()).await?;
+        let mut conn = Conn::connect_from(
+            crate::net::Side::Client,
+            self.s.target.addr,
+            self.source,
+            self.counter.clone(),
+        )
+        .await?;
         conn.guard = Some(OpenGuard::new(self.rec.clone()));
         Ok(conn)
     }
