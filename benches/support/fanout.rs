@@ -51,13 +51,15 @@ pub struct Progress {
 
 impl Progress {
     /// Expects `want` subscribers to be written message `seq`.
-    fn arm(&self, seq: u64, want: usize) {
+    pub(crate) fn arm(&self, seq: u64, want: usize) {
         self.seen.store(0, Ordering::Relaxed);
         self.want.store(want, Ordering::Relaxed);
         self.target_seq.store(seq, Ordering::Relaxed);
     }
 
-    fn on_write(&self, bytes: &[u8]) {
+    /// Counts `bytes` written to (or read by) one subscriber; the last of the round's `want`
+    /// subscribers to see the round's seq wakes [`Progress::wait`].
+    pub(crate) fn on_write(&self, bytes: &[u8]) {
         self.written_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if seq_in(bytes) == Some(self.target_seq.load(Ordering::Relaxed))
@@ -70,6 +72,22 @@ impl Progress {
     /// Bytes the server has written to every subscriber so far.
     pub fn written_bytes(&self) -> u64 {
         self.written_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every subscriber armed for has seen the round's message; panics naming
+    /// `what` after [`ROUND_LIMIT`] (a hang guard, not a measurement).
+    pub(crate) async fn wait(&self, what: &str) {
+        if tokio::time::timeout(ROUND_LIMIT, self.done.notified())
+            .await
+            .is_err()
+        {
+            panic!(
+                "{what}: only {} of {} subscribers got seq {}",
+                self.seen.load(Ordering::Relaxed),
+                self.want.load(Ordering::Relaxed),
+                self.target_seq.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 
@@ -102,6 +120,13 @@ impl Inbox {
 pub struct MemSocket {
     inbox: Arc<Inbox>,
     progress: Arc<Progress>,
+}
+
+impl MemSocket {
+    /// A socket whose subscriber sends what is pushed into `inbox`; writes count in `progress`.
+    pub(crate) fn new(inbox: Arc<Inbox>, progress: Arc<Progress>) -> Self {
+        MemSocket { inbox, progress }
+    }
 }
 
 impl AsyncRead for MemSocket {
@@ -153,7 +178,7 @@ pub struct FanoutRig {
 }
 
 /// Longest any round may take before the bench gives up (a hang guard, not a measurement).
-const ROUND_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
 impl FanoutRig {
     /// Opens `subscribers` connections of `transport` (one task each, on the current runtime)
@@ -167,10 +192,7 @@ impl FanoutRig {
         let mut inboxes = Vec::with_capacity(subscribers);
         for _ in 0..subscribers {
             let inbox = Arc::new(Inbox::default());
-            let socket = MemSocket {
-                inbox: inbox.clone(),
-                progress: progress.clone(),
-            };
+            let socket = MemSocket::new(inbox.clone(), progress.clone());
             let (shared, builder) = (shared.clone(), builder.clone());
             tokio::spawn(async move {
                 pushlab_server::serve_connection(socket, shared, &builder).await;
@@ -249,16 +271,7 @@ impl FanoutRig {
                 t0
             }
         };
-        if tokio::time::timeout(ROUND_LIMIT, self.progress.done.notified())
-            .await
-            .is_err()
-        {
-            panic!(
-                "{}: only {} of {n} subscribers got seq {seq}",
-                self.transport,
-                self.progress.seen.load(Ordering::Relaxed)
-            );
-        }
+        self.progress.wait(self.transport.as_str()).await;
         started.elapsed()
     }
 

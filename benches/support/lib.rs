@@ -5,7 +5,9 @@
 //! - `benches/encode.rs`: one message into each transport's bytes (pure CPU, `pushlab_proto`).
 //! - `benches/fanout.rs` with [`fanout`]: one publish delivered to N subscribers through the real
 //!   server stack (hyper with the server's settings, byte counting, router, transport handler,
-//!   feed) over in-memory sockets: what the server spends per delivered message, kernel aside.
+//!   feed) over in-memory sockets: what the server spends per delivered message, kernel aside;
+//!   beside it, with [`floor`], the same message bytes written to N sockets by a plain loop
+//!   (in-memory sockets like the transports', and 127.0.0.1 TCP): the fan-out floor.
 //! - `benches/e2e.rs` with [`e2e`]: publish to receive over 127.0.0.1 against an in-process
 //!   server, with minimal real clients, beside a raw TCP ping-pong of the same bytes: the floor.
 //!
@@ -15,6 +17,7 @@
 
 pub mod e2e;
 pub mod fanout;
+pub mod floor;
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -207,7 +207,10 @@ impl Dataset {
         Ok(set)
     }
 
-    pub fn from_runs(runs: Vec<(PathBuf, RunResult)>) -> Dataset {
+    /// The runs in path order, as [`Dataset::load_dir`] reads them, so a report rendered
+    /// in-process (`compare`) and one read back from disk (`report`) are the same text.
+    pub fn from_runs(mut runs: Vec<(PathBuf, RunResult)>) -> Dataset {
+        runs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut set = Dataset::default();
         for (path, run) in runs {
             set.push_run(path, run);
@@ -598,6 +601,12 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Subdirectories of a results tree that hold comparisons with other servers
+/// (`scripts/peers/compare.sh results/peers`, `scripts/nchan/compare.sh results/nchan`): they
+/// have their own tables (results/PEERS.md), and the claims are ruled on the lab's own runs, so
+/// a report over the tree leaves them out (a report over such a directory itself reads it).
+pub const OTHER_TARGET_DIRS: [&str; 2] = ["peers", "nchan"];
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
     let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
@@ -614,7 +623,13 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
             source,
         })?;
         if kind.is_dir() {
-            collect_json(&path, out)?;
+            let other_target = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n));
+            if !other_target {
+                collect_json(&path, out)?;
+            }
         } else if path.extension().is_some_and(|x| x == "json") {
             out.push(path);
         }

@@ -8,8 +8,6 @@
 
 use std::path::PathBuf;
 
-use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use pushlab_proto::result::{
     ByteSplit, Environment, Latency, LoadgenCost, RunResult, Scenario, ServerCost, TransportResult,
@@ -241,24 +239,10 @@ fn latency(transport: Transport, delivered: u64, interval_s: f64) -> (Latency, S
         };
         h.record(us as u64).expect("in range");
     }
-    let latency_us = Latency {
-        count: h.len(),
-        min: h.min(),
-        mean: h.mean(),
-        p50: h.value_at_quantile(0.5),
-        p90: h.value_at_quantile(0.9),
-        p99: h.value_at_quantile(0.99),
-        p999: h.value_at_quantile(0.999),
-        p9999: h.value_at_quantile(0.9999),
-        max: h.max(),
-    };
-    let mut raw = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(&h, &mut raw)
-        .expect("serialize");
+    // The recorder's own percentiles and encoding, so the fixture's files read as a run's.
     (
-        latency_us,
-        base64::engine::general_purpose::STANDARD.encode(raw),
+        crate::record::latency_of(&h),
+        crate::record::encode_histogram(&h),
     )
 }
 
