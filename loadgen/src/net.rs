@@ -275,3 +275,35 @@ mod tests {
         assert!(instant_ns(i) >= b);
     }
 }
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    /// The socket's family follows the target: an IPv6 target (`[::1]`) gets an IPv6 socket,
+    /// from either side and with or without a source address (no link in use here).
+    #[tokio::test]
+    async fn connects_to_ipv4_and_ipv6_loopback() {
+        let targets: [(&str, Option<IpAddr>); 4] = [
+            ("127.0.0.1:0", None),
+            ("127.0.0.1:0", Some("127.0.0.1".parse().unwrap())),
+            ("[::1]:0", None),
+            ("[::1]:0", Some("::1".parse().unwrap())),
+        ];
+        for (bind, source) in targets {
+            let Ok(listener) = tokio::net::TcpListener::bind(bind).await else {
+                eprintln!("SKIPPED {bind}: this host has no such loopback");
+                continue;
+            };
+            let addr = listener.local_addr().unwrap();
+            for side in [Side::Client, Side::Server] {
+                let stream = connect_from(side, addr, source).await.unwrap();
+                let (accepted, peer) = listener.accept().await.unwrap();
+                assert_eq!(stream.peer_addr().unwrap(), addr);
+                assert_eq!(peer, stream.local_addr().unwrap());
+                assert!(stream.nodelay().unwrap());
+                drop(accepted);
+            }
+        }
+    }
+}
