@@ -110,8 +110,8 @@ pub struct Conn {
 /// What closing a connection found.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Closing {
-    /// TCP segments (out, in) from TCP_INFO, read after EOF, just before close.
-    pub segments: Option<(u64, u64)>,
+    /// TCP_INFO's segments (out, in) and retransmissions, read after EOF, just before close.
+    pub tcp: Option<crate::net::TcpTotals>,
     /// The peer closed its side (we read EOF) before the timeout.
     pub saw_eof: bool,
 }
@@ -238,7 +238,7 @@ impl Conn {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         let saw_eof = drain_to_eof(self, timeout).await;
         Closing {
-            segments: crate::net::tcp_segments(self.io.get_ref()),
+            tcp: crate::net::tcp_totals(self.io.get_ref()),
             saw_eof,
         }
     }

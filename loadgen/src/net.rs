@@ -120,11 +120,23 @@ pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
     connect_from(Side::Server, addr, source).await
 }
 
-/// Segments a socket sent and received, from Linux `TCP_INFO` (`tcpi_segs_out`,
-/// `tcpi_segs_in`), including SYN, FIN, pure ACKs and retransmissions. `None` off Linux or on
-/// error.
-pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
-    tcp_info(stream).map(|info| info.segs)
+/// What a socket's `TCP_INFO` says just before it closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTotals {
+    /// Segments sent and received (`tcpi_segs_out`, `tcpi_segs_in`), including SYN, FIN, pure
+    /// ACKs and retransmissions.
+    pub segments: (u64, u64),
+    /// What this socket's sender sent again.
+    pub retransmissions: TcpRetransmissions,
+}
+
+/// The segment counts and retransmissions of a socket, from Linux `TCP_INFO`. `None` off Linux
+/// or on error.
+pub fn tcp_totals(stream: &TcpStream) -> Option<TcpTotals> {
+    tcp_info(stream).map(|info| TcpTotals {
+        segments: info.segs,
+        retransmissions: info.retransmissions,
+    })
 }
 
 /// What a socket's sender has retransmitted so far, from Linux `TCP_INFO`.

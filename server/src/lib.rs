@@ -182,6 +182,7 @@ pub async fn serve_shared(
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
             counter.register_socket(fd);
+            let stream = metrics::RetransmissionsOnClose::new(stream, counter.clone());
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));

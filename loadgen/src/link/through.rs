@@ -83,5 +83,26 @@ pub async fn run_through_link(
     result
         .notes
         .extend(report.lines().into_iter().map(|l| format!("link {l}")));
+    let retransmitted: Vec<String> = result
+        .transports
+        .iter()
+        .filter_map(|t| Some((t.transport, t.retransmissions?)))
+        .map(|(t, r)| {
+            let server = match (r.server_segments, r.server_bytes) {
+                (Some(s), Some(b)) => format!("server {s} segments / {b} B"),
+                _ => "server unknown".into(),
+            };
+            format!(
+                "{t}: subscribers {} segments / {} B, {server}",
+                r.client_segments, r.client_bytes
+            )
+        })
+        .collect();
+    if !retransmitted.is_empty() {
+        result.notes.push(format!(
+            "TCP retransmissions (beside the byte split): {}",
+            retransmitted.join("; ")
+        ));
+    }
     Ok(result)
 }
