@@ -18,9 +18,14 @@
 //! payload_bytes = [100]
 //! keep_alive = [true]     # default [true]
 //! header_profile = ["minimal"]   # default ["minimal"]
+//! rtt = ["0ms", "50ms"]   # through an emulated link (needs root); default: loopback
+//! loss = ["0%", "1%"]     # with rtt or alone (the other axis is then 0)
 //! ```
 //!
-//! Point files: `poll-c50-r0.1-p100-ka-minimal.json` (`ka` keep-alive on, `noka` off).
+//! Point files: `poll-c50-r0.1-p100-ka-minimal.json` (`ka` keep-alive on, `noka` off); a point
+//! through the link adds `-rtt50ms-loss1pct`. Such a point's server child starts inside the
+//! link's server namespace and its subscribers on the client side ([`crate::compare::run_on`]);
+//! every point is bounded by its window, and the link comes up and goes down with it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -31,8 +36,10 @@ use pushlab_proto::result::RunResult;
 use pushlab_proto::Transport;
 use serde::Deserialize;
 
-use crate::compare::{io_err, LabError, Server, ServerSource};
+use crate::compare::{io_err, placeholder_target, run_on, LabError, ServerSource};
 use crate::config::{parse_duration, parse_transports, HeaderProfile, RunConfig, Target};
+use crate::link::spec::{parse_delay, parse_loss};
+use crate::link::LinkSpec;
 
 /// The `sweep` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -83,6 +90,12 @@ pub struct Matrix {
     pub keep_alive: Vec<bool>,
     #[serde(default = "default_profiles")]
     pub header_profile: Vec<String>,
+    /// Round-trip times of an emulated link (`50ms`); empty with `loss` empty: loopback.
+    #[serde(default)]
+    pub rtt: Vec<String>,
+    /// Loss ratios of an emulated link per direction (`1%`).
+    #[serde(default)]
+    pub loss: Vec<String>,
     /// Overrides of the spec's defaults for this matrix.
     pub duration: Option<String>,
     pub warmup: Option<String>,
@@ -120,6 +133,8 @@ pub struct Point {
     pub duration: Duration,
     pub warmup: Duration,
     pub poll_interval: Duration,
+    /// The emulated link (`rtt`, `loss` axes); `None`: loopback.
+    pub link: Option<LinkSpec>,
 }
 
 impl Point {
@@ -138,6 +153,11 @@ impl Point {
         if self.poll_interval != Duration::from_secs(1) {
             n += &format!("-i{}ms", self.poll_interval.as_millis());
         }
+        if let Some(link) = &self.link {
+            let rtt_ms = link.rtt.as_secs_f64() * 1e3;
+            let loss_pct = (link.loss * 100.0 * 1e6).round() / 1e6;
+            n += &format!("-rtt{rtt_ms}ms-loss{loss_pct}pct");
+        }
         n
     }
 
@@ -153,17 +173,60 @@ impl Point {
         c.warmup = self.warmup;
         c.poll_interval = self.poll_interval;
         c.command = command.to_vec();
+        c.link = self.link.as_ref().map(crate::config::LinkConditions::from);
         c
     }
 
-    /// A rough wall time: warmup + window + a second to connect and drain.
+    /// A rough wall time: warmup + window + a second to connect and drain (and two more to
+    /// bring a link up and down).
     pub fn estimate(&self) -> Duration {
-        self.warmup + self.duration + Duration::from_secs(1)
+        let link = if self.link.is_some() { 2 } else { 0 };
+        self.warmup + self.duration + Duration::from_secs(1 + link)
     }
 }
 
 fn dur(s: &str, what: &str) -> Result<Duration, LabError> {
     parse_duration(s).map_err(|e| LabError::Spec(format!("{what} {s:?}: {e}")))
+}
+
+/// The links of a matrix: the cross product of its `rtt` and `loss` axes (an axis left out is
+/// 0), each checked as `--link` checks it; `[None]` (loopback) when both are left out.
+fn links(m: &Matrix, what: &dyn Fn(&str) -> String) -> Result<Vec<Option<LinkSpec>>, LabError> {
+    if m.rtt.is_empty() && m.loss.is_empty() {
+        return Ok(vec![None]);
+    }
+    let bad =
+        |field: &str, v: &str, e: String| LabError::Spec(format!("{} {v:?}: {e}", what(field)));
+    let rtts = match m.rtt.is_empty() {
+        true => vec![Duration::ZERO],
+        false => m
+            .rtt
+            .iter()
+            .map(|v| parse_delay(v).map_err(|e| bad("rtt", v, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let losses = match m.loss.is_empty() {
+        true => vec![0.0],
+        false => m
+            .loss
+            .iter()
+            .map(|v| parse_loss(v).map_err(|e| bad("loss", v, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut out = Vec::new();
+    for &rtt in &rtts {
+        for &loss in &losses {
+            let spec = LinkSpec {
+                rtt,
+                loss,
+                ..LinkSpec::default()
+            };
+            spec.check()
+                .map_err(|e| LabError::Spec(format!("{}: {e}", what("rtt/loss"))))?;
+            out.push(Some(spec));
+        }
+    }
+    Ok(out)
 }
 
 impl SweepSpec {
@@ -219,6 +282,7 @@ impl SweepSpec {
                     return Err(LabError::Spec(format!("{} is empty", what(list.0))));
                 }
             }
+            let links = links(m, &what)?;
             for &transport in &transports {
                 for &clients in &m.clients {
                     for &rate in &m.rate {
@@ -232,7 +296,10 @@ impl SweepSpec {
                         let needed = Duration::from_secs_f64(self.min_messages as f64 / rate);
                         for &payload_bytes in &m.payload_bytes {
                             for &keep_alive in &m.keep_alive {
-                                for &header_profile in &profiles {
+                                for (&header_profile, link) in profiles
+                                    .iter()
+                                    .flat_map(|h| links.iter().map(move |l| (h, l)))
+                                {
                                     let p = Point {
                                         transport,
                                         clients,
@@ -243,6 +310,7 @@ impl SweepSpec {
                                         duration: duration.max(needed),
                                         warmup,
                                         poll_interval,
+                                        link: link.clone(),
                                     };
                                     if seen.insert(p.name()) {
                                         out.push(p);
@@ -314,11 +382,10 @@ pub async fn sweep(
         // A fresh child server per point: memory per connection is RSS growth, and a server
         // that already served an earlier point hands its freed memory to the next one (seen:
         // sse 8.4, stream 5.8, ws 1.4 KiB per connection in run order on one process).
-        let server_handle = Server::start(server).await?;
-        let mut config = p.config(server_handle.target.clone(), command);
-        config.server_pid = server_handle.pid();
-        let ran = crate::run(config).await;
-        server_handle.stop().await;
+        // A fresh child server per point: memory per connection is RSS growth, and a server
+        // that already served an earlier point hands its freed memory to the next one.
+        let config = p.config(placeholder_target(), command);
+        let ran = run_on(config, server, p.link.as_ref()).await;
         match ran {
             Ok(result) => {
                 outcome.warnings.extend(
@@ -428,6 +495,49 @@ header_profile = ["minimal", "browser"]
         assert!(err.contains("firefox"), "{err}");
         let unknown = format!("{SPEC}\nbogus = 1\n");
         assert!(toml::from_str::<SweepSpec>(&unknown).is_err());
+    }
+
+    #[test]
+    fn rtt_and_loss_axes_make_link_points_and_bad_values_are_named() {
+        let spec = format!(
+            "{SPEC}\n[[matrix]]\ntransports = [\"ws\"]\nclients = [10]\nrate = [10]\nrtt = [\"0ms\", \"50ms\"]\nloss = [\"0%\", \"1%\"]\n"
+        );
+        let spec: SweepSpec = toml::from_str(&spec).expect("parses");
+        let points = spec.points().expect("points");
+        let linked: Vec<&Point> = points.iter().filter(|p| p.link.is_some()).collect();
+        assert_eq!(linked.len(), 4);
+        let names: BTreeSet<String> = linked.iter().map(|p| p.name()).collect();
+        assert!(
+            names.contains("ws-c10-r10-p100-ka-minimal-rtt50ms-loss1pct"),
+            "{names:?}"
+        );
+        assert!(names.contains("ws-c10-r10-p100-ka-minimal-rtt0ms-loss0pct"));
+        let p = linked
+            .iter()
+            .find(|p| p.name().contains("rtt50ms-loss1pct"))
+            .unwrap();
+        let c = p
+            .config(placeholder_target(), &[])
+            .link
+            .expect("config.link");
+        assert_eq!((c.rtt_ms, c.loss_ratio), (50.0, 0.01));
+        // The loopback point of the same variables is another point.
+        assert!(points
+            .iter()
+            .any(|p| p.name() == "ws-c10-r10-p100-ka-minimal"));
+        // One axis alone: the other is 0.
+        let only_loss =
+            "[[matrix]]\ntransports = [\"ws\"]\nclients = [1]\nrate = [1]\nloss = [\"5%\"]\n";
+        let spec: SweepSpec = toml::from_str(only_loss).expect("parses");
+        let link = spec.points().unwrap()[0].link.clone().unwrap();
+        assert_eq!((link.rtt, link.loss), (Duration::ZERO, 0.05));
+        for (bad, field) in [("rtt = [\"-5ms\"]", "rtt"), ("loss = [\"150%\"]", "loss")] {
+            let text =
+                format!("[[matrix]]\ntransports = [\"ws\"]\nclients = [1]\nrate = [1]\n{bad}\n");
+            let spec: SweepSpec = toml::from_str(&text).expect("parses");
+            let err = spec.points().expect_err(bad).to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
     }
 
     #[test]
