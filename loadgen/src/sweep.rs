@@ -408,7 +408,7 @@ pub async fn sweep(
         }
     }
     match failure {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(outcome),
     }
 }
