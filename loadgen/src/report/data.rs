@@ -137,7 +137,11 @@ impl ScenarioKey {
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
     pub runs: Vec<(PathBuf, RunResult)>,
+    /// Entries measured on loopback: every chart and claim of the loopback report reads these.
     pub entries: Vec<Entry>,
+    /// Entries measured through an emulated link (`scenario.link`): read only by the link
+    /// section ([`crate::report::link`]), so link data never shift a loopback figure.
+    pub linked: Vec<Entry>,
     /// Files that looked like results but could not be read, with why (reported, not fatal).
     pub skipped: Vec<(PathBuf, String)>,
 }
@@ -201,7 +205,7 @@ impl Dataset {
                 Err(e) => set.skipped.push((path, e.to_string())),
             }
         }
-        if set.entries.is_empty() {
+        if set.entries.is_empty() && set.linked.is_empty() {
             return Err(ReportError::NoResults(dir.to_path_buf()));
         }
         Ok(set)
@@ -259,7 +263,11 @@ impl Dataset {
 
     fn push_run(&mut self, path: PathBuf, run: RunResult) {
         for t in &run.transports {
-            self.entries.push(Entry {
+            let list = match t.scenario.link {
+                Some(_) => &mut self.linked,
+                None => &mut self.entries,
+            };
+            list.push(Entry {
                 source: path.clone(),
                 environment: run.environment.clone(),
                 command: run.command.clone(),

@@ -31,6 +31,7 @@ pub mod figures;
 #[doc(hidden)]
 pub mod fixture;
 pub mod format;
+pub mod link;
 pub mod render;
 
 pub use render::{charts, markdown};
