@@ -8,7 +8,7 @@
 //! | transport | expected p50 | why |
 //! |---|---|---|
 //! | SSE, chunked stream, WebSocket | RTT/2 | the message is pushed down an open connection |
-//! | long poll | RTT/2 x (1 + min(1, RTT x rate)) | after each answer the server holds no request for one RTT (answer down, next request up); a message published in that gap waits on average RTT/2 more, and a share min(1, RTT x rate) of messages fall in it |
+//! | long poll | RTT/2, or RTT when the publish period 1/rate is shorter than the RTT | after each answer the server holds no request for one RTT (answer down, next request up); the publisher keeps a fixed schedule, so while its period is at least the RTT every message finds a request waiting, and faster messages land in the gap and wait on average RTT/2 more |
 //! | short poll | interval/2 + RTT/2 | polls reach the server on a fixed schedule, so a message waits half an interval on average, then half an RTT down |
 //!
 //! Loss leaves the median alone while under a few percent and adds tails: a lost segment of a
@@ -59,10 +59,8 @@ pub fn expected_p50_ms(t: Transport, rtt_ms: f64, poll_interval_ms: f64, rate_pe
     let half = rtt_ms / 2.0;
     match t {
         Transport::Sse | Transport::Stream | Transport::Ws => half,
-        Transport::LongPoll => {
-            let in_gap = (rtt_ms / 1000.0 * rate_per_s).clamp(0.0, 1.0);
-            half * (1.0 + in_gap)
-        }
+        Transport::LongPoll if rtt_ms / 1000.0 * rate_per_s > 1.0 => rtt_ms,
+        Transport::LongPoll => half,
         Transport::Poll => poll_interval_ms / 2.0 + half,
     }
 }
@@ -178,10 +176,20 @@ mod tests {
     fn expectations_follow_the_model() {
         assert_eq!(expected_p50_ms(Transport::Ws, 100.0, 1000.0, 1.0), 50.0);
         assert_eq!(expected_p50_ms(Transport::Sse, 0.0, 1000.0, 1.0), 0.0);
-        // 1 msg/s through 100 ms: 10 % of messages land in the re-poll gap.
-        assert!((expected_p50_ms(Transport::LongPoll, 100.0, 1000.0, 1.0) - 55.0).abs() < 1e-9);
-        // Faster than one message per RTT: every message waits the gap.
-        assert_eq!(expected_p50_ms(Transport::LongPoll, 200.0, 1000.0, 10.0), 200.0);
+        // A publish period (1 s, 200 ms) at least the RTT: a request is always waiting.
+        assert_eq!(
+            expected_p50_ms(Transport::LongPoll, 100.0, 1000.0, 1.0),
+            50.0
+        );
+        assert_eq!(
+            expected_p50_ms(Transport::LongPoll, 200.0, 1000.0, 5.0),
+            100.0
+        );
+        // Faster than one message per RTT: messages land in the re-poll gap.
+        assert_eq!(
+            expected_p50_ms(Transport::LongPoll, 200.0, 1000.0, 10.0),
+            200.0
+        );
         assert_eq!(expected_p50_ms(Transport::Poll, 100.0, 1000.0, 1.0), 550.0);
         assert_eq!(expected_loss_p99_ms(100.0), 350.0);
     }
@@ -226,5 +234,68 @@ mod tests {
         );
         assert_eq!(pts[3].departure_ms(), 1.0);
         assert!(loss_series(&pts[..2]).is_none());
+    }
+
+    /// A report over loopback runs plus runs through the link: the loopback part (claims
+    /// table, comparison) is the loopback-only report's, and the link section, its two charts
+    /// and the C4/C7/C8 readings appear.
+    #[test]
+    fn link_runs_add_a_section_and_leave_the_loopback_report_alone() {
+        use crate::report::fixture;
+        use pushlab_proto::result::LinkScenario;
+        let loopback = fixture::run(fixture::scenario(1.0), &Transport::ALL);
+        let mut runs = vec![("a.json".into(), loopback)];
+        for (i, (rtt_ms, loss_ratio)) in [(0.0, 0.0), (50.0, 0.0), (100.0, 0.0), (100.0, 0.01)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = fixture::scenario(1.0);
+            s.link = Some(LinkScenario {
+                rtt_ms,
+                loss_ratio,
+                ..LinkScenario::default()
+            });
+            let mut variants = vec![fixture::run(s.clone(), &Transport::ALL)];
+            s.keep_alive = false;
+            variants.push(fixture::run(s, &[Transport::Poll]));
+            for (k, r) in variants.into_iter().enumerate() {
+                runs.push((format!("link/{i}-{k}.json").into(), r));
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("pushlab-link-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let both = Dataset::from_runs(runs.clone());
+        assert_eq!(both.linked.len(), 4 * 6);
+        let pts = points(&both);
+        assert_eq!(pts.len(), 4 * 5, "default variant only");
+        let only_loopback = Dataset::from_runs(runs[..1].to_vec());
+        let opts = crate::report::ReportOptions::default();
+        let a = crate::report::write_report(&only_loopback, &dir, &dir, &opts).unwrap();
+        let text_a = std::fs::read_to_string(&a.report_md).unwrap();
+        assert!(!text_a.contains("emulated link"));
+        assert!(!dir.join("charts/link_rtt.png").exists());
+        let b = crate::report::write_report(&both, &dir, &dir, &opts).unwrap();
+        let text_b = std::fs::read_to_string(&b.report_md).unwrap();
+        assert!(text_b.contains("## Through an emulated link"), "{text_b}");
+        assert!(dir.join("charts/link_rtt.png").exists());
+        assert!(dir.join("charts/link_loss.svg").exists());
+        for (id, want) in [
+            ("C4", "long poll p50"),
+            ("C7", "without keep-alive"),
+            ("C8", "the article: 150 and 50 ms"),
+        ] {
+            let c = b.claims.iter().find(|c| c.id == id).unwrap();
+            assert!(c.reason.contains(want), "{id}: {}", c.reason);
+            let before = a.claims.iter().find(|c| c.id == id).unwrap();
+            assert_eq!(
+                (&c.headline, &c.verdict),
+                (&before.headline, &before.verdict)
+            );
+        }
+        assert_eq!(
+            crate::report::markdown::claims_table(&a.claims),
+            crate::report::markdown::claims_table(&b.claims)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
