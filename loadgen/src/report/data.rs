@@ -615,6 +615,11 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 /// a report over the tree leaves them out (a report over such a directory itself reads it).
 pub const OTHER_TARGET_DIRS: [&str; 2] = ["peers", "nchan"];
 
+/// Runs through the emulated link live in `results/link/` with a report of their own
+/// (`pushlab-loadgen report results/link`); a report over `results/` reads loopback runs only.
+/// Link entries met anywhere else are kept apart all the same ([`Dataset::linked`]).
+pub const LINK_DIR: &str = "link";
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
     let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
@@ -634,7 +639,7 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
             let other_target = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n));
+                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n) || n == LINK_DIR);
             if !other_target {
                 collect_json(&path, out)?;
             }
