@@ -145,3 +145,46 @@ fn report_on_a_directory_without_results_is_an_error() {
         .expect_err("no results");
     assert!(err.to_string().contains("no result JSON"), "{err}");
 }
+
+#[test]
+fn repeated_runs_are_charted_as_medians_with_whiskers() {
+    let input = scratch("repeat-in");
+    write_runs(&input, &fixture::repeated(3, &[0.1, 1.0, 10.0, 100.0]));
+    let out = scratch("repeat-out");
+    let report = report::report_dir(&input, &out, &ReportOptions::default()).expect("report");
+    for chart in [
+        Chart::LatencySpectrum,
+        Chart::BandwidthVsClients,
+        Chart::RateSweep,
+    ] {
+        let (_, outcome) = report
+            .charts
+            .iter()
+            .find(|(c, _)| *c == chart)
+            .expect("chart listed");
+        let ChartOutcome::Drawn { png, svg } = outcome else {
+            panic!("{chart:?} not drawn: {outcome:?}");
+        };
+        assert_png(png);
+        assert_svg(svg);
+        let text = fs::read_to_string(svg).expect("svg");
+        assert!(
+            text.contains("median of 3 repeats, whiskers min-max"),
+            "{chart:?} does not say it draws medians"
+        );
+    }
+}
+
+#[test]
+fn report_links_the_documents_beside_it() {
+    let input = scratch("companions-in");
+    write_runs(&input, &fixture::compare_like());
+    fs::write(input.join("PEERS.md"), "# peers\n").expect("write");
+    let report = report::report_dir(&input, &input, &ReportOptions::default()).expect("report");
+    let md = fs::read_to_string(&report.report_md).expect("REPORT.md");
+    assert!(md.contains("- [PEERS.md](PEERS.md): "), "{md}");
+    assert!(
+        !md.contains("AUTOBAHN.md"),
+        "links a file that is not there"
+    );
+}

@@ -10,7 +10,10 @@
 //! error: --idle-timeout must exceed --heartbeat (15 s), or quiet streams would be cut, got 5 s
 //! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::tls::TlsSettings;
 
 /// Everything [`crate::serve`] needs to know. `Default` gives the documented defaults.
 #[derive(Clone, Debug)]
@@ -68,6 +71,12 @@ pub struct ServerConfig {
     /// [`crate::feed::Entry::retained_bytes`]). Past it the oldest messages across topics are
     /// evicted (subscribers behind them get a gap notice).
     pub max_retained_bytes: u64,
+    /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS,
+    /// RFC 9113 §6.5.2); past it h2 refuses a stream with RST_STREAM REFUSED_STREAM.
+    pub h2_max_concurrent_streams: u32,
+    /// TLS on the listening port (`--tls-cert/--tls-key` or `--tls-self-signed`); `None`:
+    /// cleartext only. Cleartext HTTP/1.1 and h2c keep working beside TLS (see [`crate::tls`]).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +111,8 @@ impl ServerConfig {
         publish_rate_per_s: 10_000.0,
         publish_burst: 10_000,
         max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+        h2_max_concurrent_streams: 256,
+        tls: None,
     };
 }
 
@@ -208,6 +219,26 @@ pub struct ServerArgs {
     /// subscribers behind them get a gap notice.
     #[arg(long, default_value_t = DEFAULTS.max_retained_bytes)]
     pub max_retained_bytes: u64,
+    /// Streams one HTTP/2 connection may have open at once (1 to 100,000; Chromium opens at
+    /// most 100); past it a new stream is refused (RST_STREAM REFUSED_STREAM).
+    #[arg(long, default_value_t = DEFAULTS.h2_max_concurrent_streams)]
+    pub h2_max_concurrent_streams: u32,
+    /// Serve TLS with this PEM certificate chain (leaf first); needs --tls-key. ALPN offers
+    /// h2 and http/1.1; cleartext HTTP/1.1 and h2c keep working on the same port.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1; its
+    /// SPKI SHA-256 (the pin a client checks) is printed on stderr and served at GET /tls.
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 /// The defaults the flags show, as a constant so clap's `default_value_t` can read them.
@@ -263,6 +294,13 @@ impl ServerArgs {
                 1024,
                 u64::MAX,
             )?,
+            h2_max_concurrent_streams: in_range(
+                "h2-max-concurrent-streams",
+                self.h2_max_concurrent_streams,
+                1,
+                100_000,
+            )?,
+            tls: tls_settings(self.tls_cert, self.tls_key, self.tls_self_signed)?,
             ..ServerConfig::default()
         };
         if config.idle_timeout <= config.heartbeat_interval {
@@ -275,6 +313,28 @@ impl ServerArgs {
             ));
         }
         Ok(config)
+    }
+}
+
+/// The TLS setup the flags ask for (clap has made sure cert and key come together, and not
+/// with `--tls-self-signed`).
+fn tls_settings(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: bool,
+) -> Result<Option<TlsSettings>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => TlsSettings::from_pem_files(&cert, &key)
+            .map(Some)
+            .map_err(|e| ConfigError::new("tls-cert", e.to_string())),
+        (None, None) if self_signed => TlsSettings::self_signed()
+            .map(Some)
+            .map_err(|e| ConfigError::new("tls-self-signed", e.to_string())),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::new(
+            "tls-cert",
+            "and --tls-key go together (a PEM certificate chain and its key)",
+        )),
     }
 }
 
@@ -481,6 +541,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn tls_flags() {
+        let tls = config(&["--tls-self-signed"]).unwrap().tls.unwrap();
+        assert!(tls.self_signed);
+        let why = refused(&[
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/k",
+        ]);
+        assert!(
+            why.starts_with("--tls-cert reading /nonexistent/cert.pem"),
+            "{why}"
+        );
+        assert!(Cli::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from([
+            "s",
+            "--tls-self-signed",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k"
+        ])
+        .is_err());
+        assert!(config(&[]).unwrap().tls.is_none());
     }
 
     #[test]

@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::http_util::{self, Body};
-use crate::metrics::{ConnCounter, Metrics, Rejection, Slot};
+use crate::metrics::{ConnCounter, Count, Metrics, Protocol, Rejection, Slot};
 
 /// Counts open connections per client address; past `max` a new one is refused.
 #[derive(Debug)]
@@ -150,6 +150,10 @@ pub struct ConnGuard {
     requests: AtomicU64,
     in_flight: AtomicU64,
     publish: Mutex<TokenBucket>,
+    /// TLS runs above the counted socket (set once the handshake record is seen).
+    tls: AtomicBool,
+    /// The connection's protocol has been counted (on its first routed request).
+    protocol_counted: AtomicBool,
     _ip: Option<IpSlot>,
     /// The connection's place under `--max-connections`, held as long as the socket (a
     /// WebSocket outlives the hyper connection that upgraded it).
@@ -168,6 +172,8 @@ impl ConnGuard {
                 config.publish_rate_per_s,
                 config.publish_burst,
             )),
+            tls: AtomicBool::new(false),
+            protocol_counted: AtomicBool::new(false),
             _ip: ip,
             _permit: None,
         }
@@ -181,6 +187,23 @@ impl ConnGuard {
 
     pub fn counter(&self) -> &Arc<ConnCounter> {
         &self.counter
+    }
+
+    /// From now on the socket carries TLS: its bytes are wire bytes only, and HTTP's
+    /// plaintext is counted by [`TlsPlaintext`] above TLS.
+    pub fn set_tls(&self) {
+        self.tls.store(true, Ordering::Release);
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.load(Ordering::Acquire)
+    }
+
+    /// The protocol of a request of `version` on this connection, and whether it is the
+    /// first one counted (so the connection is counted once).
+    pub fn protocol_of(&self, version: Version) -> (Protocol, bool) {
+        let first = !self.protocol_counted.swap(true, Ordering::AcqRel);
+        (Protocol::of(version, self.is_tls()), first)
     }
 
     fn touch(&self) {
@@ -213,14 +236,36 @@ impl ConnGuard {
     }
 }
 
+/// The TCP socket's bytes (on a cleartext connection also HTTP's plaintext).
 impl IoCounter for ConnGuard {
     fn on_read(&self, n: u64) {
         self.touch();
-        self.counter.on_read(n)
+        if self.is_tls() {
+            self.counter.credit(n, Count::WireRead)
+        } else {
+            self.counter.on_read(n)
+        }
     }
     fn on_written(&self, n: u64) {
         self.touch();
-        self.counter.on_written(n)
+        if self.is_tls() {
+            self.counter.credit(n, Count::WireWritten)
+        } else {
+            self.counter.on_written(n)
+        }
+    }
+}
+
+/// Counts what HTTP reads and writes above TLS, into the connection's plaintext counters.
+#[derive(Debug, Clone)]
+pub struct TlsPlaintext(pub Arc<ConnGuard>);
+
+impl IoCounter for TlsPlaintext {
+    fn on_read(&self, n: u64) {
+        self.0.counter.credit(n, Count::PlaintextRead)
+    }
+    fn on_written(&self, n: u64) {
+        self.0.counter.credit(n, Count::PlaintextWritten)
     }
 }
 
@@ -265,7 +310,19 @@ pub async fn watchdog(
 pub fn connection_error(err: &(dyn std::error::Error + 'static)) -> Option<Rejection> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2_rejection(h2);
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            tracing::debug!("tls: {tls}");
+            return Some(Rejection::TlsHandshake);
+        }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            let inner = std::error::Error::source(h);
+            if inner.is_some_and(|s| s.is::<h2::Error>()) {
+                cur = inner;
+                continue;
+            }
             if h.is_timeout() {
                 return Some(Rejection::HeaderTimeout);
             }
@@ -280,6 +337,19 @@ pub fn connection_error(err: &(dyn std::error::Error + 'static)) -> Option<Rejec
         cur = e.source();
     }
     None
+}
+
+/// The refusal an HTTP/2 connection error stands for: one the server raised (a GOAWAY it sent,
+/// RFC 9113 §5.4.1), not the peer's own GOAWAY or a reset socket.
+fn h2_rejection(e: &h2::Error) -> Option<Rejection> {
+    if e.is_remote() || e.is_io() {
+        return None;
+    }
+    match e.reason()? {
+        h2::Reason::NO_ERROR | h2::Reason::CANCEL => None,
+        h2::Reason::ENHANCE_YOUR_CALM => Some(Rejection::H2EnhanceYourCalm),
+        _ => Some(Rejection::H2ProtocolError),
+    }
 }
 
 /// Answers a connection refused before HTTP starts (`status_line` like `503 Service
@@ -768,6 +838,49 @@ mod tests {
         assert!(one(&[], Version::HTTP_2).is_ok());
         assert!(one(&[("host", "a"), ("host", "a")], Version::HTTP_10).is_err());
         assert!(one(&[("host", "a b")], Version::HTTP_2).is_err());
+    }
+
+    #[test]
+    fn h2_and_tls_errors_become_their_refusals() {
+        let calm = h2::Error::from(h2::Reason::ENHANCE_YOUR_CALM);
+        assert_eq!(connection_error(&calm), Some(Rejection::H2EnhanceYourCalm));
+        for reason in [
+            h2::Reason::PROTOCOL_ERROR,
+            h2::Reason::FRAME_SIZE_ERROR,
+            h2::Reason::COMPRESSION_ERROR,
+            h2::Reason::FLOW_CONTROL_ERROR,
+        ] {
+            let e = h2::Error::from(reason);
+            assert_eq!(
+                connection_error(&e),
+                Some(Rejection::H2ProtocolError),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(
+            connection_error(&h2::Error::from(h2::Reason::NO_ERROR)),
+            None
+        );
+        assert_eq!(connection_error(&h2::Error::from(h2::Reason::CANCEL)), None);
+        let tls = rustls::Error::General("bad record".into());
+        assert_eq!(connection_error(&tls), Some(Rejection::TlsHandshake));
+    }
+
+    #[test]
+    fn protocols_are_labelled_by_version_and_tls() {
+        assert_eq!(Protocol::of(Version::HTTP_2, true).labels(), ("h2", "on"));
+        assert_eq!(
+            Protocol::of(Version::HTTP_2, false).labels(),
+            ("h2c", "off")
+        );
+        assert_eq!(
+            Protocol::of(Version::HTTP_11, true).labels(),
+            ("http/1.1", "on")
+        );
+        assert_eq!(
+            Protocol::of(Version::HTTP_10, false).labels(),
+            ("http/1.1", "off")
+        );
     }
 
     #[test]

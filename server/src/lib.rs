@@ -8,7 +8,9 @@
 //!
 //! - [`serve`] (this file): the accept loop. A connection slot is taken before each accept is
 //!   served (past `max_connections` the client gets a 503), each socket is wrapped in a byte
-//!   counter and served by hyper (HTTP/1.1 with upgrades, or h2c), and shutdown drains.
+//!   counter and served by hyper (HTTP/1.1 with upgrades, h2c, or either over TLS with a
+//!   second counter above TLS), and shutdown drains.
+//! - [`tls`]: rustls settings (PEM files or a self-signed certificate), ALPN, the SPKI pin.
 //! - [`feed`]: topics, seqs, the history ring, fan-out without copies.
 //! - [`router`]: one `match` on (method, path) that hands off to a transport.
 //! - [`transport`]: one file per transport, plus publish.
@@ -33,6 +35,7 @@ pub mod guard;
 pub mod metrics;
 pub mod page;
 pub mod router;
+pub mod tls;
 pub mod transport;
 pub mod usage;
 
@@ -52,6 +55,7 @@ use pushlab_proto::CountingIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 pub use config::{ConfigError, ServerArgs, ServerConfig};
@@ -138,11 +142,15 @@ pub async fn serve_shared(
             shared.config.tick_rate
         );
     }
+    if let Some(tls) = &shared.config.tls {
+        // One line on stderr, whatever the log filter: a client (or a script) pins this hash.
+        eprintln!("{}", tls.banner());
+    }
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let connections = TaskTracker::new();
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
     connections.spawn(transport::publish::ticker(shared.clone()));
-    let builder = Arc::new(http_builder(&shared.config));
+    let builders = Arc::new(Builders::new(&shared.config));
     let per_ip = guard::PerIpLimiter::new(shared.config.max_connections_per_ip);
 
     tokio::pin!(shutdown);
@@ -177,7 +185,7 @@ pub async fn serve_shared(
             continue;
         };
         let shared = shared.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
@@ -186,7 +194,7 @@ pub async fn serve_shared(
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));
-            serve_guarded(stream, conn, shared, &builder).await;
+            serve_accepted(stream, conn, shared, &builders).await;
         });
     }
 
@@ -224,8 +232,108 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         // its default of 100: setting it makes hyper allocate and fill that many header slots
         // on the heap for every request (12% of poll fan-out CPU in `cargo bench`).
         .max_buf_size(config.max_header_bytes.saturating_mul(4).max(64 * 1024));
-    builder.http2().timer(TokioTimer::new());
     builder
+        .http2()
+        .timer(TokioTimer::new())
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
+        .enable_connect_protocol()
+        .max_concurrent_streams(config.h2_max_concurrent_streams)
+        // As for HTTP/1.1: the router answers 431 with a JSON reason past
+        // `max_header_bytes`; h2 itself answers 431 (and refuses the stream) past this.
+        .max_header_list_size(
+            u32::try_from(config.max_header_bytes.saturating_mul(4).max(64 * 1024))
+                .unwrap_or(u32::MAX),
+        )
+        // Rapid reset (CVE-2023-44487): streams the client opens and resets before the server
+        // takes them; and streams the server must reset for the client's errors. Past either,
+        // GOAWAY ENHANCE_YOUR_CALM (counted as `h2_enhance_your_calm`).
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESET_STREAMS)
+        // What one stream may queue for sending: a stalled reader stops its stream, not the
+        // server's memory.
+        .max_send_buf_size(H2_MAX_SEND_BUF_BYTES);
+    builder
+}
+
+/// Streams an HTTP/2 client may open and reset before the server takes them, at once
+/// (hyper's default, made explicit).
+pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server may reset for a client's protocol errors on one connection.
+pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+/// Bytes one HTTP/2 stream may queue for sending (hyper's default is 400 KiB): h2 grants a
+/// stream no more send capacity once it has this much queued (it may go over by one write),
+/// so a peer that opens `--h2-max-concurrent-streams` (256) streams and reads none makes the
+/// server queue about 256 x 64 KiB = 16 MiB (computed from the settings, not measured) until
+/// the idle timeout cuts it.
+pub const H2_MAX_SEND_BUF_BYTES: usize = 64 * 1024;
+
+/// What a connection is served with: the HTTP builder (HTTP/1.1 or h2c by the preface; made
+/// HTTP/2-only for TLS connections that agreed on `h2` by ALPN, where a bad preface is an
+/// HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error) and the TLS acceptor.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Builders {
+    fn new(config: &ServerConfig) -> Self {
+        let auto = http_builder(config);
+        Builders {
+            auto,
+            tls: config
+                .tls
+                .as_ref()
+                .map(|t| TlsAcceptor::from(t.server_config.clone())),
+        }
+    }
+}
+
+/// Serves one accepted TCP connection: cleartext, or TLS when TLS is on and the first byte is
+/// a handshake record. The TLS handshake (and the wait for the first byte) is bounded by the
+/// header-read timeout, counted as `header_timeout` when cut and `tls_handshake` when it fails.
+async fn serve_accepted(
+    stream: metrics::RetransmissionsOnClose,
+    conn: Arc<guard::ConnGuard>,
+    shared: Arc<Shared>,
+    builders: &Builders,
+) {
+    let Some(acceptor) = &builders.tls else {
+        let io = CountingIo::new(stream, conn.clone());
+        return serve_guarded(io, conn, shared, &builders.auto, false).await;
+    };
+    let cfg = &shared.config;
+    let watchdog = guard::watchdog(&conn, cfg.header_read_timeout, cfg.idle_timeout);
+    let mut down = shared.shutdown.clone();
+    let start = async {
+        let mut first = [0u8; 1];
+        let tls =
+            matches!(stream.peek(&mut first).await, Ok(1) if first[0] == tls::HANDSHAKE_RECORD);
+        if tls {
+            conn.set_tls();
+        }
+        let io = CountingIo::new(stream, conn.clone());
+        if !tls {
+            return Ok(Err(io));
+        }
+        acceptor.accept(io).await.map(Ok)
+    };
+    let started = tokio::select! {
+        started = start => started,
+        why = watchdog => return shared.metrics.reject(why),
+        _ = until_down(&mut down) => return,
+    };
+    match started {
+        Ok(Err(cleartext)) => serve_guarded(cleartext, conn, shared, &builders.auto, false).await,
+        Ok(Ok(tls)) => {
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = CountingIo::new(tls, guard::TlsPlaintext(conn.clone()));
+            serve_guarded(io, conn, shared, &builders.auto, h2).await
+        }
+        Err(e) => {
+            tracing::debug!("tls handshake: {e}");
+            shared.metrics.reject(Rejection::TlsHandshake)
+        }
+    }
 }
 
 /// Serves one accepted connection until it ends or the server shuts down. Generic over the
@@ -240,31 +348,74 @@ pub async fn serve_connection<S>(
 {
     let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
     let conn = Arc::new(guard::ConnGuard::new(counter, &shared.config, None));
-    serve_guarded(stream, conn, shared, builder).await
+    let io = CountingIo::new(stream, conn.clone());
+    serve_guarded(io, conn, shared, builder, false).await
 }
 
-/// [`serve_connection`] with its bounds state made by the caller: the socket is counted
-/// through `conn_guard`, which the router is handed with each request, and the connection is
-/// cut (and counted) when the guard's watchdog says it is slow or idle.
+/// [`serve_connection`] with its bounds state made by the caller: `io` is the socket already
+/// counted through `conn_guard` (and TLS, if any), the guard is handed to the router with each
+/// request, and the connection is cut (and counted) when the guard's watchdog says it is slow
+/// or idle.
 async fn serve_guarded<S>(
-    stream: S,
+    io: S,
     conn_guard: Arc<guard::ConnGuard>,
     shared: Arc<Shared>,
     builder: &auto::Builder<TokioExecutor>,
+    h2_only: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(CountingIo::new(stream, conn_guard.clone()));
-    let mut shutdown = shared.shutdown.clone();
+    let io = TokioIo::new(io);
     let svc_shared = shared.clone();
     let svc_guard = conn_guard.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         router::route(req, svc_shared.clone(), svc_guard.clone())
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    // hyper-util's HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2
+    // needs no HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
+    if h2_only {
+        let h2 = builder.clone().http2_only();
+        drive(h2.serve_connection(io, service), &conn_guard, &shared).await
+    } else {
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        drive(conn, &conn_guard, &shared).await
+    }
+}
+
+type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// A served connection that can be asked to finish gracefully (hyper-util's two connection
+/// types, each with its own inherent `graceful_shutdown`).
+trait Graceful: Future<Output = ConnResult> {
+    fn finish(self: std::pin::Pin<&mut Self>);
+}
+
+macro_rules! graceful {
+    ($($conn:ident),*) => {$(
+        impl<I, S, B> Graceful for auto::$conn<'_, I, S, TokioExecutor>
+        where
+            Self: Future<Output = ConnResult>,
+            S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+            B: hyper::body::Body + 'static,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+            TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+        {
+            fn finish(self: std::pin::Pin<&mut Self>) {
+                self.graceful_shutdown()
+            }
+        }
+    )*};
+}
+graceful!(Connection, UpgradeableConnection);
+
+/// Runs a served connection until it ends, the guard's watchdog cuts it or the server shuts
+/// down; counts the bound it hit, if any.
+async fn drive(conn: impl Graceful, conn_guard: &guard::ConnGuard, shared: &Shared) {
     tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.clone();
     let cfg = &shared.config;
-    let watchdog = guard::watchdog(&conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
+    let watchdog = guard::watchdog(conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(e) = res {
@@ -283,7 +434,7 @@ async fn serve_guarded<S>(
         }
         why = watchdog => shared.metrics.reject(why),
         _ = until_down(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().finish();
             let _ = conn.await;
         }
     }

@@ -9,6 +9,23 @@
 //! pushlab_socket_kernel_bytes{transport="ws"} 1310720
 //! ```
 //!
+//! Under TLS the wire counters above sit on the TCP socket, below TLS; the plaintext counters
+//! (`pushlab_plaintext_bytes_{read,written}_total`) sit above it and count what HTTP read and
+//! wrote. On a cleartext connection the two are equal, so TLS's own bytes (handshake records,
+//! record headers, AEAD tags) are `pushlab_bytes_read_total - pushlab_plaintext_bytes_read_total`
+//! per transport, whatever mix of TLS and cleartext connections the server carries.
+//!
+//! `pushlab_protocol_requests_total{transport,protocol,tls}` counts routed requests by the
+//! HTTP version they came in (`http/1.1`, `h2c` for cleartext HTTP/2, `h2` over TLS), so a
+//! browser test can see which protocol each transport really used (a WebSocket over HTTP/2 is
+//! an extended CONNECT, RFC 8441); `pushlab_protocol_connections_total{protocol,tls}` counts
+//! connections by the protocol of their first request.
+//!
+//! ```text
+//! pushlab_plaintext_bytes_written_total{transport="sse"} 120012
+//! pushlab_protocol_requests_total{transport="ws",protocol="h2",tls="on"} 1
+//! ```
+//!
 //! CPU, heap and kernel socket memory come from [`crate::usage`] (getrusage, the counting
 //! allocator, `SO_MEMINFO` of every registered connection socket).
 //!
@@ -69,9 +86,57 @@ pub struct SlotCounters {
     /// What TCP sent again on the slot's closed connections (TCP_INFO read just before close).
     pub tcp_retransmitted_segments: AtomicU64,
     pub tcp_retransmitted_bytes: AtomicU64,
+    /// Bytes HTTP read above TLS (equal to `bytes_read` on cleartext connections).
+    pub plaintext_bytes_read: AtomicU64,
+    /// Bytes HTTP wrote above TLS (equal to `bytes_written` on cleartext connections).
+    pub plaintext_bytes_written: AtomicU64,
 }
 
-const REJECTIONS: usize = 21;
+/// The HTTP protocol a request came in, as `/metrics` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0 or 1.1 in cleartext.
+    Http1,
+    /// HTTP/1.1 over TLS (ALPN `http/1.1`, or none).
+    Http1Tls,
+    /// HTTP/2 in cleartext with prior knowledge (RFC 9113 §3.3).
+    H2c,
+    /// HTTP/2 over TLS (ALPN `h2`).
+    H2,
+}
+
+const PROTOCOLS: usize = 4;
+
+impl Protocol {
+    pub const ALL: [Protocol; PROTOCOLS] = [
+        Protocol::Http1,
+        Protocol::Http1Tls,
+        Protocol::H2c,
+        Protocol::H2,
+    ];
+
+    /// Of a request of `version` on a connection that is (or not) TLS.
+    pub fn of(version: http::Version, tls: bool) -> Self {
+        match (version == http::Version::HTTP_2, tls) {
+            (true, true) => Protocol::H2,
+            (true, false) => Protocol::H2c,
+            (false, true) => Protocol::Http1Tls,
+            (false, false) => Protocol::Http1,
+        }
+    }
+
+    /// The `protocol` and `tls` labels.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Protocol::Http1 => ("http/1.1", "off"),
+            Protocol::Http1Tls => ("http/1.1", "on"),
+            Protocol::H2c => ("h2c", "off"),
+            Protocol::H2 => ("h2", "on"),
+        }
+    }
+}
+
+const REJECTIONS: usize = 24;
 
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +174,15 @@ pub enum Rejection {
     WsWriteFailed,
     /// A request head that breaks an RFC 9112 MUST (Host missing, repeated or invalid): 400.
     BadHost,
+    /// A TLS handshake that failed (not TLS, no shared cipher suite or version, bad record).
+    TlsHandshake,
+    /// An HTTP/2 connection error PROTOCOL_ERROR or worse (RFC 9113 §5.4.1): a bad preface,
+    /// a malformed frame, a frame that breaks the state machine; the server sends GOAWAY.
+    H2ProtocolError,
+    /// HTTP/2 GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §5.4.1): too many streams reset before the
+    /// server took them (rapid reset), too many streams the server had to reset, a
+    /// CONTINUATION flood.
+    H2EnhanceYourCalm,
 }
 
 impl Rejection {
@@ -134,6 +208,9 @@ impl Rejection {
         Rejection::WsInvalidUtf8,
         Rejection::WsWriteFailed,
         Rejection::BadHost,
+        Rejection::TlsHandshake,
+        Rejection::H2ProtocolError,
+        Rejection::H2EnhanceYourCalm,
     ];
 
     /// The `reason` label in `pushlab_rejected_total`.
@@ -160,6 +237,9 @@ impl Rejection {
             Rejection::WsInvalidUtf8 => "ws_invalid_utf8",
             Rejection::WsWriteFailed => "ws_write_failed",
             Rejection::BadHost => "bad_host",
+            Rejection::TlsHandshake => "tls_handshake",
+            Rejection::H2ProtocolError => "h2_protocol_error",
+            Rejection::H2EnhanceYourCalm => "h2_enhance_your_calm",
         }
     }
 }
@@ -170,6 +250,10 @@ pub struct Metrics {
     slots: [SlotCounters; SLOTS],
     rejections: [AtomicU64; REJECTIONS],
     pub published_messages: AtomicU64,
+    /// Routed requests by slot and protocol.
+    protocol_requests: [[AtomicU64; PROTOCOLS]; SLOTS],
+    /// Connections by the protocol of their first routed request.
+    protocol_connections: [AtomicU64; PROTOCOLS],
     /// Open connection sockets whose kernel memory `/metrics` sums, by registration id.
     sockets: Mutex<HashMap<u64, (RawFd, Weak<ConnCounter>)>>,
     next_socket_id: AtomicU64,
@@ -182,6 +266,25 @@ impl Metrics {
 
     pub fn transport(&self, t: Transport) -> &SlotCounters {
         self.slot(Slot::Transport(t))
+    }
+
+    /// Counts a routed request on `slot` that came in `protocol` (and its connection, when it
+    /// is the connection's first).
+    pub fn count_protocol(&self, slot: Slot, protocol: Protocol, first_on_connection: bool) {
+        self.protocol_requests[slot.index()][protocol as usize].fetch_add(1, Ordering::Relaxed);
+        if first_on_connection {
+            self.protocol_connections[protocol as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Routed requests on `slot` that came in `protocol`.
+    pub fn protocol_requests(&self, slot: Slot, protocol: Protocol) -> u64 {
+        self.protocol_requests[slot.index()][protocol as usize].load(Ordering::Relaxed)
+    }
+
+    /// Connections whose first routed request came in `protocol`.
+    pub fn protocol_connections(&self, protocol: Protocol) -> u64 {
+        self.protocol_connections[protocol as usize].load(Ordering::Relaxed)
     }
 
     pub fn reject(&self, why: Rejection) {
@@ -216,11 +319,31 @@ impl Metrics {
         sums
     }
 
+    fn render_protocols(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP pushlab_protocol_requests_total Requests routed, by the HTTP protocol they came in.\n# TYPE pushlab_protocol_requests_total counter");
+        for (i, per) in self.protocol_requests.iter().enumerate() {
+            for p in Protocol::ALL {
+                let (protocol, tls) = p.labels();
+                let n = per[p as usize].load(Ordering::Relaxed);
+                let _ = writeln!(out, "pushlab_protocol_requests_total{{transport=\"{}\",protocol=\"{protocol}\",tls=\"{tls}\"}} {n}", Slot::label(i));
+            }
+        }
+        let _ = writeln!(out, "# HELP pushlab_protocol_connections_total Connections, by the HTTP protocol of their first request.\n# TYPE pushlab_protocol_connections_total counter");
+        for p in Protocol::ALL {
+            let (protocol, tls) = p.labels();
+            let n = self.protocol_connections[p as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "pushlab_protocol_connections_total{{protocol=\"{protocol}\",tls=\"{tls}\"}} {n}"
+            );
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self, topics: usize) -> String {
         let mut out = String::with_capacity(4096);
         type Get = fn(&SlotCounters) -> i64;
-        let families: [(&str, &str, &str, Get); 10] = [
+        let families: [(&str, &str, &str, Get); 12] = [
             (
                 "pushlab_open_connections",
                 "gauge",
@@ -281,6 +404,18 @@ impl Metrics {
                 "Payload bytes TCP sent again on closed connections (TCP_INFO tcpi_bytes_retrans at close)",
                 |c| c.tcp_retransmitted_bytes.load(Ordering::Relaxed) as i64,
             ),
+            (
+                "pushlab_plaintext_bytes_read_total",
+                "counter",
+                "Bytes HTTP read from client connections above TLS (equal to pushlab_bytes_read_total in cleartext)",
+                |c| c.plaintext_bytes_read.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pushlab_plaintext_bytes_written_total",
+                "counter",
+                "Bytes HTTP wrote to client connections above TLS (equal to pushlab_bytes_written_total in cleartext)",
+                |c| c.plaintext_bytes_written.load(Ordering::Relaxed) as i64,
+            ),
         ];
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}");
@@ -288,6 +423,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{transport=\"{}\"}} {}", Slot::label(i), get(c));
             }
         }
+        self.render_protocols(&mut out);
         let _ = writeln!(out, "# HELP pushlab_rejected_total Requests and connections refused, by reason.\n# TYPE pushlab_rejected_total counter");
         for r in Rejection::ALL {
             let _ = writeln!(
@@ -339,8 +475,8 @@ impl Metrics {
 pub struct ConnCounter {
     metrics: Arc<Metrics>,
     slot: AtomicU8,
-    pending_read: AtomicU64,
-    pending_written: AtomicU64,
+    /// Bytes counted before the first request was routed, by [`Count`].
+    pending: [AtomicU64; 4],
     /// Registration in `Metrics::sockets` (0: not registered).
     socket_id: AtomicU64,
 }
@@ -350,8 +486,7 @@ impl ConnCounter {
         ConnCounter {
             metrics,
             slot: AtomicU8::new(UNTAGGED),
-            pending_read: AtomicU64::new(0),
-            pending_written: AtomicU64::new(0),
+            pending: Default::default(),
             socket_id: AtomicU64::new(0),
         }
     }
@@ -379,14 +514,10 @@ impl ConnCounter {
         c.open_connections.fetch_add(1, Ordering::Relaxed);
         if old == UNTAGGED {
             c.accepted_connections.fetch_add(1, Ordering::Relaxed);
-            c.bytes_read.fetch_add(
-                self.pending_read.swap(0, Ordering::AcqRel),
-                Ordering::Relaxed,
-            );
-            c.bytes_written.fetch_add(
-                self.pending_written.swap(0, Ordering::AcqRel),
-                Ordering::Relaxed,
-            );
+            for what in Count::ALL {
+                let n = self.pending[what as usize].swap(0, Ordering::AcqRel);
+                what.field(c).fetch_add(n, Ordering::Relaxed);
+            }
         } else {
             self.metrics.slots[old as usize]
                 .open_connections
@@ -394,27 +525,52 @@ impl ConnCounter {
         }
     }
 
-    fn credit(&self, n: u64, read: bool) {
+    /// Credits `n` bytes of kind `what` to the connection's slot (or parks them until the
+    /// first request is routed).
+    pub fn credit(&self, n: u64, what: Count) {
         let slot = self.slot.load(Ordering::Acquire);
         if slot == UNTAGGED {
-            let pending = if read {
-                &self.pending_read
-            } else {
-                &self.pending_written
-            };
+            let pending = &self.pending[what as usize];
             pending.fetch_add(n, Ordering::AcqRel);
             // Tagged meanwhile: move what we just parked.
             if self.slot.load(Ordering::Acquire) != UNTAGGED {
                 let n = pending.swap(0, Ordering::AcqRel);
-                self.credit(n, read);
+                self.credit(n, what);
             }
             return;
         }
-        let c = &self.metrics.slots[slot as usize];
-        if read {
-            c.bytes_read.fetch_add(n, Ordering::Relaxed);
-        } else {
-            c.bytes_written.fetch_add(n, Ordering::Relaxed);
+        what.field(&self.metrics.slots[slot as usize])
+            .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Which byte counter a count goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// Read from the TCP socket.
+    WireRead,
+    /// Written to the TCP socket.
+    WireWritten,
+    /// Read by HTTP (above TLS).
+    PlaintextRead,
+    /// Written by HTTP (above TLS).
+    PlaintextWritten,
+}
+
+impl Count {
+    const ALL: [Count; 4] = [
+        Count::WireRead,
+        Count::WireWritten,
+        Count::PlaintextRead,
+        Count::PlaintextWritten,
+    ];
+
+    fn field(self, c: &SlotCounters) -> &AtomicU64 {
+        match self {
+            Count::WireRead => &c.bytes_read,
+            Count::WireWritten => &c.bytes_written,
+            Count::PlaintextRead => &c.plaintext_bytes_read,
+            Count::PlaintextWritten => &c.plaintext_bytes_written,
         }
     }
 }
@@ -447,6 +603,11 @@ pub struct RetransmissionsOnClose {
 impl RetransmissionsOnClose {
     pub fn new(stream: tokio::net::TcpStream, counter: Arc<ConnCounter>) -> Self {
         RetransmissionsOnClose { stream, counter }
+    }
+
+    /// [`tokio::net::TcpStream::peek`] (the TLS sniff reads the first byte without taking it).
+    pub async fn peek(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.peek(buf).await
     }
 }
 
@@ -502,12 +663,15 @@ impl tokio::io::AsyncWrite for RetransmissionsOnClose {
     }
 }
 
+/// A cleartext connection: each byte is both wire and plaintext.
 impl IoCounter for ConnCounter {
     fn on_read(&self, n: u64) {
-        self.credit(n, true)
+        self.credit(n, Count::WireRead);
+        self.credit(n, Count::PlaintextRead);
     }
     fn on_written(&self, n: u64) {
-        self.credit(n, false)
+        self.credit(n, Count::WireWritten);
+        self.credit(n, Count::PlaintextWritten);
     }
 }
 
@@ -546,6 +710,8 @@ mod tests {
         let s = m.transport(Transport::Sse);
         assert_eq!(s.bytes_read.load(Ordering::Relaxed), 100);
         assert_eq!(s.bytes_written.load(Ordering::Relaxed), 50);
+        assert_eq!(s.plaintext_bytes_read.load(Ordering::Relaxed), 100);
+        assert_eq!(s.plaintext_bytes_written.load(Ordering::Relaxed), 50);
         assert_eq!(s.open_connections.load(Ordering::Relaxed), 1);
         drop(c);
         assert_eq!(s.open_connections.load(Ordering::Relaxed), 0);

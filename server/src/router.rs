@@ -7,7 +7,11 @@
 //! GET  /ws/{topic}            WebSocket           POST /publish/{topic}  publish
 //! GET  /metrics  /healthz      GET  /ticker  POST /ticker?rate=R   built-in ticker's rate
 //! GET  /echo                  echo page, or an echo WebSocket (transport::echo)
+//! GET  /tls                   the TLS certificate's SPKI pin and PEM (404 when TLS is off)
 //! ```
+//!
+//! On HTTP/2 a WebSocket (`/ws/{topic}`, `/echo`) is opened by an extended CONNECT (RFC 8441
+//! §4: `:method CONNECT`, `:protocol websocket`) instead of a GET with `Upgrade`.
 //!
 //! Every GET route answers HEAD too (RFC 9110 §9.3.2). Before routing, `guard::admit` answers
 //! the request-head MUSTs of RFC 9112 §3 (Host, request-target length) and the bounds.
@@ -54,6 +58,8 @@ pub async fn route(
         .slot(slot)
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (protocol, first) = conn.protocol_of(req.version());
+    shared.metrics.count_protocol(slot, protocol, first);
     // The bounds of `guard` (head size, CORS, origin, token, publish rate) come first.
     let _in_flight = conn.request();
     let cfg = &shared.config;
@@ -70,7 +76,10 @@ pub async fn route(
             }
             (&Method::GET | &Method::HEAD, "metrics") => metrics(&shared),
             (&Method::GET | &Method::HEAD, "ticker") => transport::publish::ticker_rate(&shared),
-            (&Method::GET | &Method::HEAD, "echo") => transport::echo::handle(req, shared.clone()),
+            (&Method::GET | &Method::HEAD | &Method::CONNECT, "echo") => {
+                transport::echo::handle(req, shared.clone())
+            }
+            (&Method::GET | &Method::HEAD, "tls") => tls_pin(&shared),
             (&Method::POST | &Method::PUT, "ticker") => {
                 transport::publish::set_ticker_rate(&shared, req.uri().query())
             }
@@ -78,7 +87,7 @@ pub async fn route(
                 Some(asset) => page::response(asset),
                 None => not_found(&shared, &path),
             },
-            (_, "healthz" | "metrics" | "echo") => method_not_allowed(&shared, "GET, HEAD"),
+            (_, "healthz" | "metrics" | "echo" | "tls") => method_not_allowed(&shared, "GET, HEAD"),
             (_, "ticker") => method_not_allowed(&shared, "GET, POST"),
             (_, _) if page::asset(head).is_some() => method_not_allowed(&shared, "GET"),
             _ => not_found(&shared, &path),
@@ -95,7 +104,8 @@ pub async fn route(
             }
         }
         (Slot::Transport(t), Some(name)) => {
-            if method != Method::GET && method != Method::HEAD {
+            let connect = method == Method::CONNECT && t == Transport::Ws;
+            if method != Method::GET && method != Method::HEAD && !connect {
                 method_not_allowed(&shared, "GET, HEAD")
             } else {
                 match topic_for(&shared, name) {
@@ -137,6 +147,14 @@ fn metrics(shared: &Shared) -> Response<Body> {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+/// `GET /tls`: what a client needs to pin the server's certificate.
+fn tls_pin(shared: &Shared) -> Response<Body> {
+    match &shared.config.tls {
+        Some(tls) => http_util::json(StatusCode::OK, tls.json()),
+        None => not_found(shared, "/tls (TLS is off: see --tls-self-signed)"),
+    }
 }
 
 fn not_found(shared: &Shared, path: &str) -> Response<Body> {

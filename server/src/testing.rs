@@ -12,6 +12,10 @@
 //! # }
 //! ```
 //!
+//! TLS: [`with_self_signed_tls`] gives a config that serves TLS with a certificate made now;
+//! [`TestServer::tls`] holds it (DER, PEM, SPKI pin) and [`TestServer::tls_client_config`]
+//! gives rustls client settings that trust exactly that certificate.
+//!
 //! Panics inside tokio tasks do not reach the test: [`start_server`] installs (once per
 //! process) a panic hook that counts every panic raised outside test and bench code (files
 //! under `tests/` or `benches/`), and [`TestServer::stop`] asserts none happened, so "no input
@@ -27,6 +31,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Rejection, Slot};
+use crate::tls::TlsSettings;
 use crate::{ServerConfig, ServerError, Shared};
 
 /// How long [`TestServer::stop`] waits for `serve` to return: a guard against hangs, never a
@@ -96,7 +101,47 @@ pub async fn start_server(config: ServerConfig) -> TestServer {
     }
 }
 
+/// `config`, serving TLS (beside cleartext, on the same port) with a self-signed certificate
+/// for `localhost`, `127.0.0.1` and `::1` made now.
+///
+/// # Panics
+/// If rcgen or rustls fail (they do not with these names).
+pub fn with_self_signed_tls(config: ServerConfig) -> ServerConfig {
+    ServerConfig {
+        tls: Some(TlsSettings::self_signed().expect("a self-signed certificate")),
+        ..config
+    }
+}
+
 impl TestServer {
+    /// Its TLS settings (certificate DER and PEM, SPKI pin), if it serves TLS.
+    pub fn tls(&self) -> Option<&TlsSettings> {
+        self.shared.config.tls.as_ref()
+    }
+
+    /// rustls client settings (ring provider) that trust this server's certificate and no
+    /// other, offering the ALPN ids `alpn` (e.g. `[b"h2"]`, `[b"http/1.1"]`).
+    ///
+    /// # Panics
+    /// If the server does not serve TLS.
+    pub fn tls_client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let tls = self.tls().expect("the server serves TLS");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                tls.cert_der.clone(),
+            ))
+            .expect("the server's certificate as a trust anchor");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -13,6 +13,12 @@
 //!    (with `PUSHLAB_UPDATE_FIXTURES=1`), or are checked against it (same header names, when
 //!    the same Chromium major version runs; another major prints a note instead of failing).
 //!
+//! A second test loads the page over TLS and HTTP/2 (the server's self-signed certificate
+//! accepted by its SPKI hash, `--ignore-certificate-errors-spki-list`): every column receives
+//! every message in order, and the server's `pushlab_protocol_requests_total` says which
+//! protocol each transport really used (whether Chromium took WebSocket over HTTP/2, RFC 8441,
+//! is printed).
+//!
 //! Chromium is `/usr/bin/chromium` (or `$PUSHLAB_CHROMIUM`). Without it the test fails when
 //! `CI` is set and is skipped with a note otherwise.
 
@@ -75,6 +81,94 @@ async fn page_shows_the_feed_on_all_five_transports() {
         .expect("browser test");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_over_tls_and_http2() {
+    let Some(chromium) = find_chromium() else {
+        let msg = "Chromium not found at /usr/bin/chromium (or $PUSHLAB_CHROMIUM)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED browser test over TLS: {msg}");
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), run_tls(&chromium))
+        .await
+        .expect("browser test hang guard (120 s) passed")
+        .expect("browser test over TLS and HTTP/2");
+}
+
+async fn run_tls(chromium: &Path) -> anyhow::Result<()> {
+    use pushlab_server::metrics::{Protocol, Slot};
+    use pushlab_server::testing::{start_server, with_self_signed_tls};
+
+    let fixture = start_server(with_self_signed_tls(pushlab_server::ServerConfig::default())).await;
+    let pin = fixture.tls().context("TLS on")?.spki_sha256.clone();
+    let out = out_dir().join("tls");
+    std::fs::create_dir_all(&out)?;
+    let flags = [format!("--ignore-certificate-errors-spki-list={pin}")];
+    let mut browser =
+        Browser::launch(chromium, &out, &out.join("chromium.log"), WINDOW, &flags).await?;
+    let cdp = &mut browser.cdp;
+    let result = async {
+        cdp.open_page().await?;
+        let origin = format!("https://127.0.0.1:{}/", fixture.addr.port());
+        cdp.call("Page.navigate", json!({ "url": origin })).await?;
+        wait_true(cdp, "page loaded", "document.readyState === 'complete'").await?;
+        wait_columns(cdp, "every column open", |cols| {
+            cols.iter().all(|c| c.state == "open")
+        })
+        .await?;
+        let topic = fixture.shared.feed.topic("ticker")?;
+        let published: Vec<u64> = (1..=30)
+            .map(|i| fixture.shared.publish(&topic, &format!("tls {i}")).seq())
+            .collect();
+        wait_columns(cdp, "all 30 messages in every column", |cols| {
+            cols.iter().all(|c| c.seqs() == published)
+        })
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = screenshot(cdp, &out.join("failure.png")).await;
+    }
+    browser.close().await;
+    let m = fixture.shared.metrics.clone();
+    fixture.stop().await;
+    result?;
+    let mut used = Vec::new();
+    for name in TRANSPORTS {
+        let t: pushlab_proto::Transport = name.parse()?;
+        let slot = Slot::Transport(t);
+        let by: Vec<(Protocol, u64)> = Protocol::ALL
+            .iter()
+            .map(|p| (*p, m.protocol_requests(slot, *p)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        ensure!(!by.is_empty(), "{name}: no request reached the server");
+        ensure!(
+            by.iter()
+                .all(|(p, _)| matches!(p, Protocol::H2 | Protocol::Http1Tls)),
+            "{name}: cleartext over an https page: {by:?}"
+        );
+        if name != "ws" {
+            ensure!(
+                by.iter().all(|(p, _)| *p == Protocol::H2),
+                "{name}: Chromium did not use HTTP/2 over TLS: {by:?}"
+            );
+        }
+        used.push(format!("{name} {:?}", by));
+    }
+    let ws_h2 =
+        m.protocol_requests(Slot::Transport(pushlab_proto::Transport::Ws), Protocol::H2) > 0;
+    eprintln!(
+        "browser test over TLS: requests by protocol: {}; WebSocket over HTTP/2 (RFC 8441): {}",
+        used.join(", "),
+        if ws_h2 { "yes" } else { "no (wss on HTTP/1.1)" }
+    );
+    Ok(())
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PUSHLAB_CHROMIUM")
         .map(PathBuf::from)
@@ -98,7 +192,8 @@ async fn run(chromium: &Path) -> anyhow::Result<()> {
 
     let out = out_dir();
     std::fs::create_dir_all(&out)?;
-    let mut browser = Browser::launch(chromium, &out, &out.join("chromium.log"), WINDOW).await?;
+    let mut browser =
+        Browser::launch(chromium, &out, &out.join("chromium.log"), WINDOW, &[]).await?;
     let result = drive(&mut browser, server, relay, &heads, &out).await;
     if result.is_err() {
         let _ = screenshot(&mut browser.cdp, &out.join("failure.png")).await;

@@ -325,3 +325,35 @@ pub fn sweep_like(rates: &[f64]) -> Vec<(PathBuf, RunResult)> {
         })
         .collect()
 }
+
+/// [`compare_like`] and a sweep at `rates`, run `n` times as `compare --repeat n` writes them:
+/// repeat `k` multiplies every latency percentile and the payload bytes by `k` and keeps no
+/// histogram, so each figure of every chart differs between repeats.
+pub fn repeated(n: u32, rates: &[f64]) -> Vec<(PathBuf, RunResult)> {
+    let mut out = Vec::new();
+    for k in 1..=n {
+        let mut runs = compare_like();
+        runs.extend(sweep_like(rates));
+        for (path, mut run) in runs {
+            run.repeat = k;
+            run.repeats = n;
+            for t in &mut run.transports {
+                let l = &mut t.latency_us;
+                for v in [
+                    &mut l.p50,
+                    &mut l.p90,
+                    &mut l.p99,
+                    &mut l.p999,
+                    &mut l.p9999,
+                ] {
+                    *v *= u64::from(k);
+                }
+                t.histogram.clear();
+                t.bytes_per_message.payload *= f64::from(k);
+                t.bytes_total.payload *= f64::from(k);
+            }
+            out.push((PathBuf::from(format!("repeat-{k}")).join(path), run));
+        }
+    }
+    out
+}

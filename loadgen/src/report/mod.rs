@@ -116,6 +116,27 @@ impl Chart {
     }
 }
 
+/// Documents other commands write into `results/`, linked from REPORT.md (relative link) when
+/// one sits beside it: (file name, what it is, in one line).
+pub const COMPANIONS: [(&str, &str); 2] = [
+    (
+        "PEERS.md",
+        "pushlab-server beside peer servers (nginx-nchan, Pushpin, Django Channels, dwebsocket) in one scenario, same loadgen and checks; written by `scripts/peers/compare.sh`.",
+    ),
+    (
+        "AUTOBAHN.md",
+        "Autobahn|Testsuite (WebSocket conformance, RFC 6455) run against pushlab-server's `/echo`; written by `scripts/autobahn/run.sh`.",
+    ),
+];
+
+/// The [`COMPANIONS`] present in `dir` (where REPORT.md is written), in that order.
+pub fn companions_in(dir: &Path) -> Vec<(&'static str, &'static str)> {
+    COMPANIONS
+        .into_iter()
+        .filter(|(name, _)| dir.join(name).is_file())
+        .collect()
+}
+
 /// What one chart came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChartOutcome {
@@ -224,7 +245,16 @@ pub fn write_report(
             *w = w.replace(&path, &label);
         }
     }
-    let mut text = markdown::report(data, input, &outcomes, &claims, &warnings, opts);
+    let companions = companions_in(out);
+    let mut text = markdown::report(
+        data,
+        input,
+        &outcomes,
+        &claims,
+        &warnings,
+        &companions,
+        opts,
+    );
     // Runs through the emulated link: their own section and charts, only when present.
     let link_points = link::points(data);
     let link_charts = charts::draw_link_charts(&link_points, &chart_dir)?;

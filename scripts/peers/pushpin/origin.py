@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The origin behind Pushpin: pushlab's wire through GRIP (Python standard library only).
 
-    usage: origin.py PORT PUBLISH_URL        (PUBLISH_URL: Pushpin's http://127.0.0.1:P/publish/)
+    usage: origin.py PORT PUBLISH_URL [--hold-delay-ms N]
+           (PUBLISH_URL: Pushpin's http://127.0.0.1:P/publish/; --hold-delay-ms: a fault for
+           tests, each long-poll hold is answered N ms after the feed was read, as from a slow
+           origin, so the hold and the next publish race on every message)
 
     GET /poll/T?since=S            answered here, at once
     GET /longpoll/T?since=S&timeout=N
@@ -16,16 +19,34 @@
                                    events publish
     POST /publish/T                numbers and keeps the message, then one publish to Pushpin
                                    with a format per channel; 202 {"seq":N}
-    GET /healthz                   200 {"status":"ok"}
+    GET /healthz                   200 {"status":"ok","longpoll_repairs":N} (N: repair items
+                                   published so far, below)
 
 Every published item carries id = seq and prev-id = seq - 1 and every hold names its channel's
 prev-id, so Pushpin sees a message a hold missed and asks again (Grip-Link rel=next for the
 streams, a retried request for long polls). The feed lives in this process under one lock.
+
+Long polls need one more step (Pushpin 1.36 handler, engine.cpp AcceptWorker and
+httpsession.cpp publish). Pushpin checks a new response hold's prev-id against the last id it
+published on the channel and retries the request when they differ, but on every such conflict
+it forgets that last id. A second hold answered before the same publish (prev-id one behind)
+that registers before the next publish is then not checked: it waits for a message Pushpin has
+already sent, and learns of it only from the next publish, or, after the last message of a
+run, at its Grip-Timeout. Pushpin's retry of a conflicting request carries `Grip-Last:
+lp.T; last-id=ID`, so the origin knows each conflict: answering such a retry it publishes a
+repair item on lp.T (id = prev-id = the newest seq, meta sender=origin). The repair sets
+Pushpin's last id again, so holds registering after it are checked; every hold registered since
+the conflict sees it: one a message behind fails its prev-id check and is retried (and answered
+with what it missed), one up to date takes it as its next prev-id and drops it through the
+`skip-self` filter its hold names (`Grip-Set-Meta: user=origin`). run.sh sets id_cache_ttl=0
+so Pushpin does not drop a repair whose id it has seen.
 """
 
+import argparse
 import json
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -44,10 +65,14 @@ from pushlab_wire import (
 
 HEARTBEAT_S = 15
 LONGPOLL_DEFAULT_S = 30
+# Who publishes repair items; the long-poll holds skip items from it (`filter=skip-self`).
+REPAIR_SENDER = "origin"
 
 _lock = threading.Lock()
 _topics = Topics()
 PUBLISH_URL = None
+HOLD_DELAY_S = 0.0  # --hold-delay-ms
+_repairs = 0  # repair items published (under _lock)
 
 
 def publish(topic_name, data):
@@ -74,14 +99,40 @@ def publish(topic_name, data):
              "formats": {"http-stream": {"content": text + "\n"}}},
             {"channel": "ws." + t.name, **ids, "formats": {"ws-message": {"content": text}}},
         ]
-        req = urllib.request.Request(
-            PUBLISH_URL,
-            data=json.dumps({"items": items}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
+        pushpin_publish(items)
     return seq
+
+
+def pushpin_publish(items):
+    """POSTs `items` to Pushpin's publish API; OSError when it does not take them."""
+    req = urllib.request.Request(
+        PUBLISH_URL,
+        data=json.dumps({"items": items}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def repair_longpoll_channel(topic_name):
+    """After Pushpin retried a long poll on a prev-id conflict (and forgot lp.T's last id): one
+    item on lp.T with id = prev-id = the newest seq (module doc). Holds a message behind retry;
+    holds up to date drop it (skip-self)."""
+    global _repairs
+    with _lock:
+        t = _topics.get(topic_name)
+        latest = str(t.latest)
+        pushpin_publish([{
+            "channel": "lp." + t.name,
+            "id": latest,
+            "prev-id": latest,
+            "meta": {"sender": REPAIR_SENDER},
+            "formats": {"http-response": {
+                "headers": [["Content-Type", "application/json"], ["Cache-Control", "no-store"]],
+                "body": poll_batch(t.latest, None, []).decode("utf-8"),
+            }},
+        }])
+        _repairs += 1
 
 
 def grip_last(values):
@@ -152,7 +203,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         head, topic, query = self.route()
         if head == "healthz" and not topic:
-            return self.answer(200, b'{"status":"ok"}')
+            with _lock:
+                repairs = _repairs
+            return self.answer(200, b'{"status":"ok","longpoll_repairs":%d}' % repairs)
         if head not in ("poll", "longpoll", "sse", "stream") or not topic:
             return self.error(404, f"no such path: {self.path[:200]}")
         try:
@@ -172,16 +225,34 @@ class Handler(BaseHTTPRequestHandler):
                 cursor, gap, msgs = t.read_after(since)
         except WireError as e:
             return self.error(400, e)
-        if head == "poll" or (head == "longpoll" and (msgs or gap)):
-            return self.answer(200, poll_batch(cursor, gap, msgs))
         if head == "longpoll":
-            return self.answer(
+            self.longpoll(t, since, hold, (cursor, gap, msgs), f"lp.{t.name}" in last)
+            return
+        if head == "poll":
+            return self.answer(200, poll_batch(cursor, gap, msgs))
+        self.follow(head, t, cursor, gap, msgs, "next=1" in query.decode("latin-1"))
+
+    def longpoll(self, t, since, hold_s, batch, conflict):
+        """News now, else a response hold on lp.T after `since`. `conflict`: this is Pushpin's
+        retry after a prev-id conflict on lp.T, which then needs a repair item (module doc)."""
+        cursor, gap, msgs = batch
+        if msgs or gap:
+            self.answer(200, poll_batch(cursor, gap, msgs))
+        else:
+            time.sleep(HOLD_DELAY_S)
+            self.answer(
                 200,
                 poll_batch(since, None, []),
-                [("Grip-Hold", "response"), ("Grip-Channel", f"lp.{t.name}; prev-id={since}"),
-                 ("Grip-Timeout", str(hold))],
+                [("Grip-Hold", "response"),
+                 ("Grip-Channel", f"lp.{t.name}; prev-id={since}; filter=skip-self"),
+                 ("Grip-Set-Meta", f"user={REPAIR_SENDER}"),
+                 ("Grip-Timeout", str(hold_s))],
             )
-        self.follow(head, t, cursor, gap, msgs, "next=1" in query.decode("latin-1"))
+        if conflict:
+            try:
+                repair_longpoll_channel(t.name)
+            except OSError as e:  # the answer is out; Pushpin recovers at the next publish
+                sys.stderr.write(f"origin: repair publish on lp.{t.name} failed: {e}\n")
 
     def follow(self, head, t, cursor, gap, msgs, is_next):
         """A held stream: the catch-up now, Pushpin appends the rest."""
@@ -262,11 +333,28 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # socketserver's 5 drops connects when many subscribers arrive
 
+    def handle_error(self, request, client_address):
+        """Pushpin closing its connections (it stopped first) is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def hold_delay_ms(text):
+    """--hold-delay-ms: whole milliseconds, 0..=10000."""
+    if not text.isdigit() or int(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"want whole milliseconds 0..10000, got {text!r}")
+    return int(text)
+
 
 def main():
-    global PUBLISH_URL
-    port, PUBLISH_URL = int(sys.argv[1]), sys.argv[2]
-    Server(("127.0.0.1", port), Handler).serve_forever()
+    global PUBLISH_URL, HOLD_DELAY_S
+    ap = argparse.ArgumentParser(description="pushlab's wire through GRIP, behind Pushpin")
+    ap.add_argument("port", type=int)
+    ap.add_argument("publish_url")
+    ap.add_argument("--hold-delay-ms", type=hold_delay_ms, default=0, metavar="0..10000")
+    args = ap.parse_args()
+    PUBLISH_URL, HOLD_DELAY_S = args.publish_url, args.hold_delay_ms / 1000
+    Server(("127.0.0.1", args.port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 # Debian's Pushpin in the foreground on 127.0.0.1:PORT with origin.py behind it (pushlab's wire
 # through GRIP), as a peer for `pushlab-loadgen run --target http://127.0.0.1:PORT`:
 #
-#   scripts/peers/pushpin/run.sh PORT
+#   scripts/peers/pushpin/run.sh PORT [--hold-delay-ms N]   (origin.py's fault for tests)
 #   scripts/peers/pushpin/run.sh install      (apt-get install pushpin zurl when missing; .ci/run)
 #
 # Debian's /etc/pushpin/pushpin.conf expects a system-wide zurl service (ipc:///var/run/zurl)
 # that nothing starts here, so this script writes its own config into a scratch directory:
 # Pushpin's runner starts its own zurl beside condure, pushpin-proxy and pushpin-handler, every
 # internal socket is an ipc socket in that directory, and the publish API listens on a free
-# loopback port. The origin is this script's child too: --server-pid on this script costs
+# loopback port; id_cache_ttl=0 lets the origin's long-poll repair items through (origin.py's
+# doc). The origin is this script's child too: --server-pid on this script costs
 # Pushpin, zurl and the origin together. SIGTERM (or Ctrl-C) stops all and removes the directory.
 set -euo pipefail
 port=${1:?usage: run.sh PORT}
@@ -74,7 +75,7 @@ command_spec=ipc://$dir/run/handler-command
 message_rate=100000
 message_hwm=100000
 message_wait=5000
-id_cache_ttl=60
+id_cache_ttl=0
 connection_subscription_max=20
 subscription_linger=60
 stats_subscription_ttl=60
@@ -84,7 +85,7 @@ CONF
 echo "* 127.0.0.1:$origin,over_http" > "$dir/routes"
 mkdir -p "$dir/run" "$dir/log"
 
-PYTHONPATH=$here/../lib python3 "$here/origin.py" "$origin" "http://127.0.0.1:$publish/publish/" &
+PYTHONPATH=$here/../lib python3 "$here/origin.py" "$origin" "http://127.0.0.1:$publish/publish/" "${@:2}" &
 children+=($!)
 peer_wait_port "$origin" 20
 echo "pushpin on http://127.0.0.1:$port (origin :$origin, publish API :$publish, config $dir)" >&2

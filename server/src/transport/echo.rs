@@ -8,6 +8,7 @@
 //! ```text
 //! GET /echo HTTP/1.1                 HTTP/1.1 200 OK, text/html page
 //! GET /echo + Upgrade: websocket     101, then  81 85 <mask> "hello"  ->  81 05 "hello"
+//! CONNECT /echo, :protocol websocket 200 (HTTP/2, RFC 8441), then the same frames in DATA
 //! ```
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ const PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf
 /// `GET /echo` (or `HEAD`): the page, or the echo WebSocket.
 pub fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match ws::check_handshake(&req, &shared) {
-        Ok(Some(accept)) => ws::upgrade(req, shared, accept, Serve::Echo),
+        Ok(Some(handshake)) => ws::upgrade(req, shared, handshake, Serve::Echo),
         Ok(None) => {
             let mut r = Response::new(http_util::full(PAGE));
             *r.status_mut() = StatusCode::OK;

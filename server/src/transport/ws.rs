@@ -14,6 +14,17 @@
 //! 81 26 {"gap":{"missed":7,...}}
 //! ```
 //!
+//! Over HTTP/2 (RFC 8441) the handshake is an extended CONNECT, answered 200 (not 101), and
+//! the frames travel in the stream's DATA frames; there is no `Sec-WebSocket-Key` (§5):
+//!
+//! ```text
+//! HEADERS :method CONNECT  :protocol websocket    HEADERS :status 200
+//!         :path /ws/chat?since=0  :scheme https
+//!         :authority 127.0.0.1:8443  sec-websocket-version 13
+//! ```
+//!
+//! The server announces SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (see `crate::http_builder`).
+//!
 //! Handshake (RFC 6455 §4.2.1, §4.4, §11.3): a request that does not ask for the upgrade (not
 //! an HTTP/1.1 GET with `Upgrade: websocket` and `Connection: Upgrade`; RFC 9110 §7.8 has an
 //! HTTP/1.0 Upgrade ignored) gets 426 on `/ws` (`/echo` serves its page instead); one that
@@ -122,21 +133,42 @@ pub enum Serve {
     Echo,
 }
 
-/// Checks a WebSocket handshake (RFC 6455 §4.2.1). `Ok(None)`: the request asks for no upgrade
-/// at all; `Ok(Some(accept))`: upgrade, with the `Sec-WebSocket-Accept` value; `Err`: the
-/// refusal to send.
+/// A WebSocket handshake the server accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    /// HTTP/1.1 Upgrade (RFC 6455 §4): answer 101 with this `Sec-WebSocket-Accept`.
+    Upgrade(String),
+    /// HTTP/2 extended CONNECT (RFC 8441 §4): answer 200.
+    ExtendedConnect,
+}
+
+/// Whether `req` is an RFC 8441 extended CONNECT for the `websocket` protocol.
+fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::CONNECT
+        && req.version() == Version::HTTP_2
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks a WebSocket handshake (RFC 6455 §4.2.1, or RFC 8441 §4 on HTTP/2). `Ok(None)`: the
+/// request asks for no WebSocket at all; `Ok(Some(handshake))`: go on; `Err`: the refusal to
+/// send.
 pub fn check_handshake<B>(
     req: &Request<B>,
     shared: &Shared,
-) -> Result<Option<String>, Response<Body>> {
+) -> Result<Option<Handshake>, Response<Body>> {
     let h = req.headers();
+    let h2 = is_extended_connect(req);
     // RFC 9110 §7.8: Upgrade counts only with the "upgrade" connection option (else an
     // intermediary may have forwarded it), and an HTTP/1.0 request's Upgrade MUST be ignored.
     // RFC 6455 §4.1: the handshake is a GET.
-    if req.method() != http::Method::GET
-        || req.version() != Version::HTTP_11
-        || !header_has_token(h, header::UPGRADE, "websocket")
-        || !header_has_token(h, header::CONNECTION, "upgrade")
+    if !h2
+        && (req.method() != http::Method::GET
+            || req.version() != Version::HTTP_11
+            || !header_has_token(h, header::UPGRADE, "websocket")
+            || !header_has_token(h, header::CONNECTION, "upgrade"))
     {
         return Ok(None);
     }
@@ -153,9 +185,15 @@ pub fn check_handshake<B>(
         );
         return Err(r);
     }
+    if h2 {
+        // RFC 8441 §5: no Sec-WebSocket-Key / -Accept on HTTP/2.
+        return Ok(Some(Handshake::ExtendedConnect));
+    }
     let keys: Vec<&HeaderValue> = h.get_all(header::SEC_WEBSOCKET_KEY).iter().collect();
     match keys[..] {
-        [key] if valid_key(key.as_bytes()) => Ok(Some(derive_accept_key(key.as_bytes()))),
+        [key] if valid_key(key.as_bytes()) => {
+            Ok(Some(Handshake::Upgrade(derive_accept_key(key.as_bytes()))))
+        }
         _ => Err(bad_request(
             shared,
             "Sec-WebSocket-Key must be sent once, as 16 bytes in base64 (RFC 6455 §4.2.1)",
@@ -170,8 +208,17 @@ pub fn handle(
     topic: Arc<Topic>,
     query: Q,
 ) -> Response<Body> {
-    let accept = match check_handshake(&req, &shared) {
-        Ok(Some(accept)) => accept,
+    let handshake = match check_handshake(&req, &shared) {
+        Ok(Some(handshake)) => handshake,
+        Ok(None) if req.version() == Version::HTTP_2 => {
+            // RFC 9113 §8.2.2: no Upgrade header field on HTTP/2; the way in is RFC 8441's.
+            shared.metrics.reject(Rejection::UpgradeRequired);
+            return http_util::error(
+                StatusCode::UPGRADE_REQUIRED,
+                "this endpoint speaks WebSocket: on HTTP/2 open it with an extended CONNECT \
+                 (:method CONNECT, :protocol websocket; RFC 8441)",
+            );
+        }
         Ok(None) => {
             shared.metrics.reject(Rejection::UpgradeRequired);
             let mut r = http_util::error(
@@ -194,14 +241,15 @@ pub fn handle(
         cursor,
         may_publish,
     };
-    upgrade(req, shared, accept, serve)
+    upgrade(req, shared, handshake, serve)
 }
 
-/// Answers 101 and runs [`run`] on the upgraded socket.
+/// Answers 101 (200 to an extended CONNECT) and runs [`run`] on the upgraded socket (on
+/// HTTP/2, the stream).
 pub fn upgrade(
     mut req: Request<Incoming>,
     shared: Arc<Shared>,
-    accept: String,
+    handshake: Handshake,
     serve: Serve,
 ) -> Response<Body> {
     let upgrade = hyper::upgrade::on(&mut req);
@@ -225,6 +273,10 @@ pub fn upgrade(
     });
 
     let mut r = Response::new(http_util::full(""));
+    let Handshake::Upgrade(accept) = handshake else {
+        // RFC 8441 §5: a 2xx answers the CONNECT; the stream is now the WebSocket.
+        return r;
+    };
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

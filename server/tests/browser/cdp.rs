@@ -57,6 +57,7 @@ impl Browser {
         work_dir: &Path,
         log: &Path,
         window: (u32, u32),
+        extra_flags: &[String],
     ) -> anyhow::Result<Browser> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -68,6 +69,7 @@ impl Browser {
             .args(FLAGS)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(format!("--window-size={},{}", window.0, window.1))
+            .args(extra_flags)
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

@@ -175,13 +175,15 @@ fn chart_link(chart: Chart, outcomes: &[(Chart, ChartOutcome)]) -> String {
     }
 }
 
-/// The whole REPORT.md.
+/// The whole REPORT.md. `companions` are (file name, one line) of documents beside it, linked
+/// relatively (see [`crate::report::COMPANIONS`]).
 pub fn report(
     data: &Dataset,
     input: &Path,
     outcomes: &[(Chart, ChartOutcome)],
     claims: &[ClaimResult],
     warnings: &[String],
+    companions: &[(&str, &str)],
     opts: &ReportOptions,
 ) -> String {
     let mut s = String::new();
@@ -197,8 +199,15 @@ pub fn report(
     if repeats > 1 {
         let _ = writeln!(
             s,
-            "Each plan ran {repeats} times, each on a fresh server: every figure reads `median (min-max)` over the runs, and a claim whose runs disagree is `not settled by {repeats} runs`.\n"
+            "Each plan ran {repeats} times, each on a fresh server: every figure reads `median (min-max)` over the runs, every chart draws the medians (charts 2, 4 and 5 with min-max whiskers where the runs differ), and a claim whose runs disagree is `not settled by {repeats} runs`.\n"
         );
+    }
+    if !companions.is_empty() {
+        s.push_str("Beside this report:\n\n");
+        for (name, what) in companions {
+            let _ = writeln!(s, "- [{name}]({name}): {what}");
+        }
+        s.push('\n');
     }
     if !warnings.is_empty() {
         s.push_str("> **Warnings**\n>\n");

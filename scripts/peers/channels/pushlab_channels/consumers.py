@@ -14,8 +14,11 @@ Every subscriber joins the topic's channel-layer group and is sent each MESSAGE 
 (as the tutorial's chat_message is); its cursor skips what it already has and refills from the
 history ring what the layer did not bring (a full channel drops messages silently).
 Bad input: 400 {"error": reason}, 404, 405 with Allow, 413; a WebSocket with a bad cursor or topic
-is refused (daphne answers 403), a binary frame closes it with 4003, an oversized one 4009
-(daphne allows an application no 1003 or 1009: see CLOSE_*).
+is refused (daphne answers 403), a binary frame closes it with 4003, a message over 64 KiB with
+4009 (daphne allows an application no 1003 or 1009: see CLOSE_*). What the application never
+sees, daphne's WebSocket layer (autobahn, failByDrop) answers by dropping the TCP connection
+without a close frame: invalid UTF-8 in a text message (RFC 6455 says 1007) and a message over
+daphne's --websocket-max-message-size (1 MiB; 1009). loadgen/tests/peers.rs checks each.
 """
 
 import asyncio
@@ -34,8 +37,10 @@ LONGPOLL_DEFAULT_S = 30
 LONGPOLL_RANGE_S = range(1, 121)
 SSE_RETRY = b"retry: 1000\n\n"
 JSON = b"application/json"
-# daphne (autobahn) lets an application close only with 1000 or 3000..=4999, so RFC 6455's
-# 1003 (unsupported data), 1007 (invalid payload) and 1009 (too big) become 4000 + the code.
+# daphne (autobahn's sendClose) lets an application close only with 1000 or 3000..=4999, so
+# RFC 6455's 1003 (unsupported data), 1007 (invalid payload: here the tutorial room's text that
+# is not {"message": "..."}) and 1009 (too big) become 4000 + the code, in the private-use range
+# (RFC 6455 7.4.2).
 CLOSE_UNSUPPORTED_DATA = 4003
 CLOSE_INVALID_DATA = 4007
 CLOSE_TOO_BIG = 4009

@@ -7,67 +7,92 @@ use super::*;
 
 /// Chart 4: bandwidth against clients beside the article's table.
 pub(super) struct BandwidthChart {
+    /// Projections from the median bytes per message over repeats, with the run's clients.
     projections: Vec<(Projection, f64)>,
     /// Header and framing bytes only, the article's count: polling and WebSocket.
     overhead: Vec<Projection>,
-    /// (transport, clients, Mibit/s) measured at ~1 msg/s.
-    measured: Vec<(Transport, f64, f64)>,
+    /// (transport, clients, Mibit/s over repeats) measured at ~1 msg/s.
+    measured: Vec<(Transport, f64, Fig)>,
+    /// What a point is when the data holds repeats (empty otherwise).
+    note: String,
+}
+
+/// One repeat's figures, keyed by (label, transport): projections' [bytes per message,
+/// clients], overheads' [bytes per message], measurements' [clients, Mibit/s].
+type Keyed<const N: usize> = Vec<((String, Transport), [f64; N])>;
+
+/// The figures of chart 4 in one repeat's dataset.
+fn of_repeat(data: &Dataset) -> (Keyed<2>, Keyed<1>, Keyed<2>) {
+    let mut projections = Vec::new();
+    let mut measured = Vec::new();
+    let mut wanted: Vec<(Transport, Variant)> = Transport::ALL
+        .iter()
+        .map(|t| (*t, Variant::DEFAULT))
+        .collect();
+    wanted.insert(1, (Transport::Poll, Variant::BROWSER));
+    for (t, v) in wanted {
+        let Some(e) = article_entry(data, t, v) else {
+            continue;
+        };
+        let rate = e.result.scenario.publish_rate_per_s;
+        let label = if (rate - 1.0).abs() < 0.05 {
+            format!("{}: projected", e.label())
+        } else {
+            format!("{}: projected from {} msg/s", e.label(), fmt_num(rate))
+        };
+        let clients = e.result.clients as f64;
+        projections.push(((label, t), [e.result.bytes_per_message.total(), clients]));
+        if (rate - 1.0).abs() < 0.05 && e.wall_s() > 0.0 {
+            let mibit = e.result.bytes_total.total() * 8.0 / e.wall_s() / MIBIT;
+            measured.push(((e.label(), t), [clients, mibit]));
+        }
+    }
+    let mut overhead = Vec::new();
+    let poll = article_entry(data, Transport::Poll, Variant::BROWSER)
+        .or_else(|| article_entry(data, Transport::Poll, Variant::DEFAULT));
+    for e in poll
+        .into_iter()
+        .chain(article_entry(data, Transport::Ws, Variant::DEFAULT))
+    {
+        let label = format!(
+            "{}: headers+framing only (the article's count), projected",
+            e.label()
+        );
+        overhead.push(((label, e.transport()), [e.steady_overhead_per_message()]));
+    }
+    (projections, overhead, measured)
 }
 
 impl BandwidthChart {
+    /// Chart 4 from `data`: the median over repeats of each projection's bytes per message and
+    /// of each measured bandwidth (min-max kept for whiskers).
     pub(super) fn new(data: &Dataset) -> BandwidthChart {
-        let mut projections = Vec::new();
-        let mut measured = Vec::new();
-        let mut wanted: Vec<(Transport, Variant)> = Transport::ALL
-            .iter()
-            .map(|t| (*t, Variant::DEFAULT))
-            .collect();
-        wanted.insert(1, (Transport::Poll, Variant::BROWSER));
-        for (t, v) in wanted {
-            let Some(e) = article_entry(data, t, v) else {
-                continue;
-            };
-            let rate = e.result.scenario.publish_rate_per_s;
-            let label = if (rate - 1.0).abs() < 0.05 {
-                format!("{}: projected", e.label())
-            } else {
-                format!("{}: projected from {} msg/s", e.label(), fmt_num(rate))
-            };
-            projections.push((
-                Projection {
-                    label,
-                    transport: t,
-                    bytes_per_message: e.result.bytes_per_message.total(),
-                    rate_per_s: 1.0,
-                },
-                e.result.clients as f64,
-            ));
-            if (rate - 1.0).abs() < 0.05 && e.wall_s() > 0.0 {
-                let mibit = e.result.bytes_total.total() * 8.0 / e.wall_s() / MIBIT;
-                measured.push((t, e.result.clients as f64, mibit));
-            }
+        let (mut p, mut o, mut m) = (Vec::new(), Vec::new(), Vec::new());
+        for (pr, ov, me) in per_repeat(data, of_repeat) {
+            p.push(pr);
+            o.push(ov);
+            m.push(me);
         }
-        let mut overhead = Vec::new();
-        let poll = article_entry(data, Transport::Poll, Variant::BROWSER)
-            .or_else(|| article_entry(data, Transport::Poll, Variant::DEFAULT));
-        for e in poll
-            .into_iter()
-            .chain(article_entry(data, Transport::Ws, Variant::DEFAULT))
-        {
-            overhead.push(Projection {
-                label: format!(
-                    "{}: headers+framing only (the article's count), projected",
-                    e.label()
-                ),
-                transport: e.transport(),
-                bytes_per_message: e.steady_overhead_per_message(),
-                rate_per_s: 1.0,
-            });
-        }
+        let projection = |label: String, transport: Transport, bytes: Fig| Projection {
+            label,
+            transport,
+            bytes_per_message: bytes.v(),
+            rate_per_s: 1.0,
+        };
         BandwidthChart {
-            projections,
-            overhead,
-            measured,
+            projections: combine_keyed(&p)
+                .into_iter()
+                .map(|((l, t), [b, c])| (projection(l, t, b), c.v()))
+                .collect(),
+            overhead: combine_keyed(&o)
+                .into_iter()
+                .map(|((l, t), [b])| projection(l, t, b))
+                .collect(),
+            measured: combine_keyed(&m)
+                .into_iter()
+                .map(|((_, t), [c, mibit])| (t, c.v(), mibit))
+                .collect(),
+            note: repeats_note(data),
         }
     }
 }
@@ -92,7 +117,7 @@ impl BandwidthChart {
             ys.push(p.mibit_at(*from));
             ys.push(p.mibit_at(ARTICLE_CLIENTS[2] as f64));
         }
-        ys.extend(self.measured.iter().map(|m| m.2));
+        ys.extend(self.measured.iter().flat_map(|m| [m.2.min, m.2.max]));
         for p in &self.overhead {
             ys.push(p.mibit_at(ARTICLE_CLIENTS[0] as f64));
             ys.push(p.mibit_at(ARTICLE_CLIENTS[2] as f64));
@@ -234,13 +259,47 @@ impl Drawing for BandwidthChart {
         if !self.measured.is_empty() {
             chart
                 .draw_series(self.measured.iter().map(|(t, clients, mibit)| {
-                    Circle::new((*clients, *mibit), 6, transport_colour(*t).filled())
+                    Circle::new((*clients, mibit.v()), 6, transport_colour(*t).filled())
                 }))
                 .ctx()?
-                .label("measured (dots, at the run's client count)")
+                .label(format!(
+                    "measured (dots, at the run's client count{})",
+                    self.note
+                ))
                 .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
+            for (t, clients, mibit) in &self.measured {
+                draw_whiskers(&mut chart, &[(*clients, *mibit)], transport_colour(*t))?;
+            }
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, LEGEND_PX)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::repeated;
+    use super::*;
+
+    #[test]
+    fn measured_bandwidth_is_the_median_over_repeats_with_min_and_max() {
+        let chart = BandwidthChart::new(&repeated());
+        assert!(!chart.measured.is_empty());
+        for (t, _, mibit) in &chart.measured {
+            assert!(
+                mibit.min < mibit.median && mibit.median < mibit.max,
+                "{t:?}: {mibit:?}"
+            );
+        }
+        // One projection per wanted entry, not one per repeat.
+        let labels: Vec<&str> = chart
+            .projections
+            .iter()
+            .map(|p| p.0.label.as_str())
+            .collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(labels, unique);
+        assert!(chart.note.contains("3 repeats"));
     }
 }

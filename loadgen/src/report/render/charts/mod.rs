@@ -6,6 +6,10 @@
 //! chart; byte kinds in chart 1 use a separate set so the two never collide. Every chart has a
 //! title, axis labels with units and a legend. Each chart is prepared once from the data (a
 //! struct implementing [`Drawing`]) and drawn twice, once per backend.
+//!
+//! With `compare --repeat N` every chart draws figures, not one picked run: each point is the
+//! median over the repeats ([`per_repeat`], [`combine_keyed`]), with min-max whiskers
+//! ([`draw_whiskers`]) wherever the repeats differ.
 
 mod bandwidth;
 mod bytes;
@@ -33,9 +37,9 @@ use crate::report::article::{
     WS_MIBIT as ARTICLE_WS_MIBIT,
 };
 use crate::report::claims::c8::{article_entry, Projection};
-use crate::report::data::{Dataset, Entry, Variant, MIN_SWEEP_RATES};
+use crate::report::data::{Dataset, Entry, ScenarioKey, Variant, MIN_SWEEP_RATES};
 use crate::report::figures::{baseline_rows, scale_rows, RowFigures};
-use crate::report::format::fmt_num;
+use crate::report::format::{fmt_num, Fig};
 use crate::report::{Chart, ChartOutcome, ReportError};
 
 pub(super) const SIZE: (u32, u32) = (1200, 720);
@@ -156,8 +160,7 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
             let Some(b) = data.baseline() else {
                 return skip("no baseline scenario");
             };
-            let entries: Vec<&Entry> = b.per_transport.values().copied().collect();
-            render(chart, dir, &latency::LatencyChart::new(&entries, &b.key.describe()))
+            render(chart, dir, &latency::LatencyChart::new(data, &b.key))
         }
         Chart::RequestsPerMessage => {
             if rows.is_empty() {
@@ -168,7 +171,7 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
         Chart::BandwidthVsClients => render(chart, dir, &bandwidth::BandwidthChart::new(data)),
         Chart::RateSweep => match data.rate_sweep() {
             Some(s) if s.distinct_rates() >= MIN_SWEEP_RATES => {
-                render(chart, dir, &rate::RateChart::new(&s))
+                render(chart, dir, &rate::RateChart::new(data, &s))
             }
             Some(s) => skip(&format!(
                 "the data has {} distinct publish rate(s); a rate sweep needs at least {} (run `pushlab-loadgen sweep`, see scripts/sweep.toml)",
@@ -189,6 +192,69 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
             render(chart, dir, &c)
         }
     }
+}
+
+/// `f` of the dataset of each repeat, in repeat order (one dataset when nothing was repeated:
+/// see [`Dataset::repeats`]).
+pub(super) fn per_repeat<T>(data: &Dataset, f: impl Fn(&Dataset) -> T) -> Vec<T> {
+    data.repeats().iter().map(f).collect()
+}
+
+/// Combines keyed values measured in each repeat into one [`Fig`] (median, min, max) per key and
+/// value, over the repeats that have the key. Keys keep the order they first appear in.
+pub(super) fn combine_keyed<K: PartialEq + Clone, const N: usize>(
+    per_repeat: &[Vec<(K, [f64; N])>],
+) -> Vec<(K, [Fig; N])> {
+    let mut keys: Vec<K> = Vec::new();
+    for (k, _) in per_repeat.iter().flatten() {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys.into_iter()
+        .map(|k| {
+            let values: Vec<[f64; N]> = per_repeat
+                .iter()
+                .flatten()
+                .filter(|(key, _)| *key == k)
+                .map(|(_, v)| *v)
+                .collect();
+            let figs = std::array::from_fn(|i| Fig::over(values.iter().map(|v| v[i])));
+            (k, figs)
+        })
+        .collect()
+}
+
+/// The caption suffix saying what a point is when the data holds repeats.
+pub(super) fn repeats_note(data: &Dataset) -> String {
+    match data.repeat_count() {
+        0 | 1 => String::new(),
+        n => format!("; median of {n} repeats, whiskers min-max"),
+    }
+}
+
+/// Vertical min-max whiskers at `(x, fig)` for every figure whose repeats differ.
+pub(super) fn draw_whiskers<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: &[(f64, Fig)],
+    colour: RGBColor,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = colour.stroke_width(2);
+    let spread = || points.iter().filter(|(_, f)| f.has_spread());
+    chart
+        .draw_series(spread().map(|(x, f)| PathElement::new(vec![(*x, f.min), (*x, f.max)], style)))
+        .ctx()?;
+    let cap =
+        |x: f64, y: f64| EmptyElement::at((x, y)) + PathElement::new(vec![(-6, 0), (6, 0)], style);
+    chart
+        .draw_series(spread().flat_map(|(x, f)| [cap(*x, f.min), cap(*x, f.max)]))
+        .ctx()?;
+    Ok(())
 }
 
 /// Category labels as lines: the transport, then the variant (if any) below it.
@@ -324,5 +390,53 @@ pub(super) fn headroom(max: f64) -> f64 {
         max * 1.18
     } else {
         1.0
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    /// Three repeats; repeat k multiplies latency and payload bytes by k.
+    pub(in crate::report::render::charts) fn repeated() -> Dataset {
+        Dataset::from_runs(fixture::repeated(3, &[0.1, 1.0, 10.0, 100.0]))
+    }
+
+    /// `f` is the median of the values k * x for k = 1, 2, 3: twice its min, its max three times.
+    pub(in crate::report::render::charts) fn is_median_of_three_scales(f: Fig) -> bool {
+        f.min > 0.0 && (f.median / f.min - 2.0).abs() < 1e-6 && (f.max / f.min - 3.0).abs() < 1e-6
+    }
+
+    #[test]
+    fn combine_keyed_takes_median_min_and_max_per_key_over_repeats_that_have_it() {
+        let per = vec![
+            vec![("a", [1.0]), ("b", [5.0])],
+            vec![("a", [3.0])],
+            vec![("c", [7.0]), ("a", [2.0])],
+        ];
+        let c = combine_keyed(&per);
+        let keys: Vec<&str> = c.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(
+            c[0].1[0],
+            Fig {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(c[1].1[0], Fig::of(5.0));
+        assert_eq!(c[2].1[0], Fig::of(7.0));
+    }
+
+    #[test]
+    fn a_single_run_has_no_repeats_note() {
+        let data = Dataset::from_runs(fixture::compare_like());
+        assert_eq!(repeats_note(&data), "");
+        assert_eq!(
+            repeats_note(&repeated()),
+            "; median of 3 repeats, whiskers min-max"
+        );
     }
 }
