@@ -147,39 +147,6 @@ impl Claim for C7 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn(connects_per_request: f64, segments: f64) -> ConnectionFigures {
-        ConnectionFigures {
-            connects_per_request: Fig::of(connects_per_request),
-            segments_per_request: Some(Fig::of(segments)),
-            tcpip_bytes_per_request: Fig::of(segments * 52.0),
-            p50_ms: Fig::of(500.0),
-        }
-    }
-
-    fn figs(off: f64, extra_segments: f64) -> C7Figures {
-        C7Figures {
-            keep_alive: conn(0.09, 4.0),
-            no_keep_alive: conn(off, 4.0 + extra_segments),
-            extra_segments_per_request: Some(Fig::of(extra_segments)),
-        }
-    }
-
-    #[test]
-    fn a_connect_per_request_with_more_segments_holds() {
-        assert_eq!(C7::verdict(&figs(1.0, 7.0)).verdict, Verdict::Holds);
-    }
-
-    #[test]
-    fn connections_kept_open_anyway_do_not_hold() {
-        assert_eq!(C7::verdict(&figs(0.5, 7.0)).verdict, Verdict::DoesNotHold);
-        assert_eq!(C7::verdict(&figs(1.0, 0.0)).verdict, Verdict::DoesNotHold);
-    }
-}
-
 /// C7 through the link (issue 11): short polling with keep-alive off against on at each RTT
 /// without loss where both ran; without keep-alive each poll waits one more RTT for the
 /// handshake before its request leaves. `None` without such link data.
@@ -219,4 +186,37 @@ pub fn through_link(data: &Dataset) -> Option<String> {
         ));
     }
     (!each.is_empty()).then(|| format!("Through the emulated link: {}.", each.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(connects_per_request: f64, segments: f64) -> ConnectionFigures {
+        ConnectionFigures {
+            connects_per_request: Fig::of(connects_per_request),
+            segments_per_request: Some(Fig::of(segments)),
+            tcpip_bytes_per_request: Fig::of(segments * 52.0),
+            p50_ms: Fig::of(500.0),
+        }
+    }
+
+    fn figs(off: f64, extra_segments: f64) -> C7Figures {
+        C7Figures {
+            keep_alive: conn(0.09, 4.0),
+            no_keep_alive: conn(off, 4.0 + extra_segments),
+            extra_segments_per_request: Some(Fig::of(extra_segments)),
+        }
+    }
+
+    #[test]
+    fn a_connect_per_request_with_more_segments_holds() {
+        assert_eq!(C7::verdict(&figs(1.0, 7.0)).verdict, Verdict::Holds);
+    }
+
+    #[test]
+    fn connections_kept_open_anyway_do_not_hold() {
+        assert_eq!(C7::verdict(&figs(0.5, 7.0)).verdict, Verdict::DoesNotHold);
+        assert_eq!(C7::verdict(&figs(1.0, 0.0)).verdict, Verdict::DoesNotHold);
+    }
 }
