@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    parse_duration, parse_source_ips, parse_transports, HeaderProfile, RunConfig, Target,
-    TargetProfile,
+    parse_duration, parse_source_ips, parse_transports, HeaderProfile, HttpVersion, RunConfig,
+    Target, TargetProfile,
 };
 use crate::error::ConfigError;
 
@@ -97,6 +97,22 @@ pub struct RunArgs {
     /// Request headers: what curl sends, or what a desktop Chromium sends.
     #[arg(long, value_enum, default_value_t = HeaderProfile::Minimal)]
     pub header_profile: HeaderProfile,
+    /// HTTP version: 1.1 (by hand), or 2 (hyper's HTTP/2 client; h2c with prior knowledge).
+    #[arg(long, value_enum, default_value_t = HttpVersion::Http11)]
+    pub http: HttpVersion,
+    /// Subscribers over TLS.
+    #[arg(long, value_enum, default_value_t = OnOff::Off)]
+    pub tls: OnOff,
+    /// With --tls on: trust the server whose certificate's SPKI has this SHA-256 (base64, as
+    /// `pushlab-server --tls-self-signed` prints it).
+    #[arg(long, conflicts_with = "tls_ca")]
+    pub tls_spki: Option<String>,
+    /// With --tls on: trust the certificates (PEM) in this file as roots.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Subscribers per HTTP/2 connection (1: one connection each, as separate browsers).
+    #[arg(long, default_value_t = 1)]
+    pub streams_per_connection: u32,
     /// Local addresses to spread client sockets over: 127.0.0.2-127.0.0.40 or a comma list.
     #[arg(long)]
     pub source_ips: Option<String>,
@@ -144,6 +160,14 @@ impl RunArgs {
         c.ramp_per_s = self.ramp;
         c.keep_alive = self.keep_alive == OnOff::On;
         c.header_profile = self.header_profile;
+        c.http = self.http;
+        c.tls = self.tls == OnOff::On;
+        c.tls_trust = match (self.tls_spki, self.tls_ca) {
+            (Some(pin), _) => Some(crate::tls::TlsTrust::SpkiSha256(pin)),
+            (None, Some(file)) => Some(crate::tls::TlsTrust::CaFile(file)),
+            (None, None) => None,
+        };
+        c.streams_per_connection = self.streams_per_connection;
         c.source_ips = match self.source_ips.as_deref() {
             None => Vec::new(),
             Some(s) => parse_source_ips(s).map_err(|why| ConfigError::Invalid {

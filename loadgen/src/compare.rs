@@ -21,9 +21,11 @@
 //! - short poll, long poll and WebSocket at 0.2 msg/s (one message per five polls): C1 and C4,
 //!   which are about news rarer than polls; their window is stretched to 5 s so it holds one
 //!   message (a 3 s window at 0.2 msg/s might hold none).
+//! - short poll over HTTP/2 (h2c), with minimal and with browser headers: C2 and C8 with HPACK
+//!   measured, not estimated.
 //!
-//! That is 11 transport phases of ~5-8 s each (a fresh server, 1,000 connects, 1 s idle, the
-//! publishing, drain and close): ~70 s per repeat, ~3.5 minutes for the three on 2 cores.
+//! That is 13 transport phases of ~5-8 s each (a fresh server, 1,000 connects, 1 s idle, the
+//! publishing, drain and close): ~90 s per repeat, ~4.5 minutes for the three on 2 cores.
 //!
 //! # Why the server is a child process, a fresh one per phase
 //!
@@ -43,7 +45,7 @@ use std::time::Duration;
 use pushlab_proto::result::RunResult;
 use pushlab_proto::Transport;
 
-use crate::config::{HeaderProfile, RunConfig, Target};
+use crate::config::{HeaderProfile, HttpVersion, RunConfig, Target};
 use crate::error::LoadgenError;
 use crate::report::{self, markdown, Dataset, ReportError, ReportOptions, ReportOutput};
 
@@ -124,6 +126,8 @@ pub struct PlannedRun {
     pub rate_per_s: f64,
     pub keep_alive: bool,
     pub header_profile: HeaderProfile,
+    /// HTTP/1.1, or HTTP/2 over cleartext (h2c) for the HPACK variants.
+    pub http: HttpVersion,
     /// The measured window of this run (the plan's, or longer where the rate is low).
     pub duration: Duration,
 }
@@ -150,11 +154,13 @@ pub struct ComparePlan {
 pub const LOW_RATE_NEWS_PER_POLL: f64 = 0.2;
 
 /// Every file name `compare` may write, so a new run removes the last one's leftovers.
-pub const RUN_NAMES: [&str; 4] = [
+pub const RUN_NAMES: [&str; 6] = [
     "scenario",
     "poll-no-keepalive",
     "browser-headers",
     "low-rate",
+    "h2c",
+    "h2c-browser-headers",
 ];
 
 impl CompareArgs {
@@ -192,8 +198,13 @@ impl CompareArgs {
                 rate_per_s,
                 keep_alive,
                 header_profile,
+                http: HttpVersion::Http11,
                 duration: duration.max(period),
             }
+        };
+        let h2c = |mut r: PlannedRun| {
+            r.http = HttpVersion::Http2;
+            r
         };
         let mut runs = vec![run(
             RUN_NAMES[0],
@@ -224,6 +235,22 @@ impl CompareArgs {
                 true,
                 HeaderProfile::Minimal,
             ));
+            // C2 and C8 on HTTP/2: what HPACK leaves of the headers, minimal and browser, on
+            // the HTTP transports HTTP/2 carries without extended CONNECT.
+            runs.push(h2c(run(
+                RUN_NAMES[4],
+                &[Transport::Poll],
+                rate,
+                true,
+                HeaderProfile::Minimal,
+            )));
+            runs.push(h2c(run(
+                RUN_NAMES[5],
+                &[Transport::Poll],
+                rate,
+                true,
+                HeaderProfile::Browser,
+            )));
         }
         ComparePlan {
             clients: self.clients.unwrap_or(clients),
@@ -254,6 +281,7 @@ impl ComparePlan {
         c.poll_interval = self.poll_interval;
         c.keep_alive = run.keep_alive;
         c.header_profile = run.header_profile;
+        c.http = run.http;
         c.command = command.to_vec();
         c.link = self.link.as_ref().map(crate::config::LinkConditions::from);
         c
@@ -607,14 +635,21 @@ mod tests {
             (p.rate_per_s, p.poll_interval),
             (1.0, Duration::from_secs(1))
         );
+        // C2 and C8 measured on HTTP/2, minimal and browser headers.
+        for profile in [HeaderProfile::Minimal, HeaderProfile::Browser] {
+            assert!(p.runs.iter().any(|r| r.http == HttpVersion::Http2
+                && r.header_profile == profile
+                && r.transports.contains(&Transport::Poll)));
+        }
         // 10,000 latency samples per transport pooled over the repeats.
         let samples = p.clients as f64 * p.duration.as_secs_f64() * p.rate_per_s;
         assert!(samples * p.repeats as f64 >= 10_000.0, "{samples}");
         assert_eq!(p.repeats, 3);
-        // Budget: 4 minutes for everything on 2 cores (the estimate counts 2 s a phase for
-        // a fresh server, connects, drain and close).
+        // Budget: about 4.5 minutes for everything on 2 cores (the estimate counts 2 s a phase
+        // for a fresh server, connects, drain and close); the two HTTP/2 phases took it from
+        // 233 s to 272 s.
         assert!(
-            p.estimated_wall() <= Duration::from_secs(240),
+            p.estimated_wall() <= Duration::from_secs(275),
             "{:?}",
             p.estimated_wall()
         );

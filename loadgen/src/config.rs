@@ -38,6 +38,39 @@ impl HeaderProfile {
     }
 }
 
+/// The HTTP version subscribers speak (`--http`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+pub enum HttpVersion {
+    /// HTTP/1.1, spoken by hand (every byte attributed as it is parsed).
+    #[value(name = "1.1")]
+    #[serde(rename = "1.1")]
+    Http11,
+    /// HTTP/2 (hyper's client): with prior knowledge over cleartext TCP (h2c), or by ALPN
+    /// over TLS. The bytes are split frame by frame ([`pushlab_proto::h2wire`]).
+    #[value(name = "2")]
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+
+    /// The name a result's scenario carries: `http/1.1`, `h2c` (HTTP/2 over cleartext TCP) or
+    /// `h2` (HTTP/2 over TLS), as ALPN names them (RFC 9113 §3.2).
+    pub fn scenario_name(self, tls: bool) -> &'static str {
+        match (self, tls) {
+            (HttpVersion::Http11, _) => "http/1.1",
+            (HttpVersion::Http2, false) => "h2c",
+            (HttpVersion::Http2, true) => "h2",
+        }
+    }
+}
+
 /// Which server dialect the target speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +250,15 @@ pub struct RunConfig {
     pub ramp_per_s: Option<f64>,
     pub keep_alive: bool,
     pub header_profile: HeaderProfile,
+    /// The HTTP version subscribers speak.
+    pub http: HttpVersion,
+    /// Subscribers over TLS.
+    pub tls: bool,
+    /// What a TLS subscriber trusts (required with `tls`).
+    #[serde(serialize_with = "ser_trust")]
+    pub tls_trust: Option<crate::tls::TlsTrust>,
+    /// Subscribers sharing one HTTP/2 connection (1: each has its own, as separate browsers).
+    pub streams_per_connection: u32,
     /// Local addresses client sockets bind to, round-robin (empty: the kernel's choice).
     pub source_ips: Vec<IpAddr>,
     /// Run all transports at once rather than one after another.
@@ -280,6 +322,72 @@ impl From<&crate::link::LinkSpec> for LinkConditions {
     }
 }
 
+impl RunConfig {
+    /// Checks `--http`, `--tls` and `--streams-per-connection` against the rest.
+    fn check_http(&self) -> Result<(), ConfigError> {
+        let bad = |flag: &'static str, why: &str| {
+            Err(ConfigError::Invalid {
+                flag,
+                why: why.into(),
+            })
+        };
+        if self.tls {
+            if self.http != HttpVersion::Http2 {
+                return bad(
+                    "--tls",
+                    "on needs --http 2 (HTTP/1.1 over TLS is not built in this loadgen yet)",
+                );
+            }
+            let Some(trust) = &self.tls_trust else {
+                return bad(
+                    "--tls",
+                    "on needs --tls-spki HASH (as pushlab-server --tls-self-signed prints it) or --tls-ca FILE",
+                );
+            };
+            crate::tls::client_config(trust, &[b"h2"])?;
+        } else if self.tls_trust.is_some() {
+            return bad("--tls-spki/--tls-ca", "given without --tls on");
+        }
+        if self.http == HttpVersion::Http2 {
+            if self.target_profile != TargetProfile::Pushlab {
+                return bad(
+                    "--http",
+                    "2 is supported with --target-profile pushlab only",
+                );
+            }
+            if self.transports.contains(&Transport::Ws) {
+                return bad(
+                    "--http",
+                    "2 does not carry ws yet (WebSocket over HTTP/2 needs RFC 8441 extended CONNECT); pick --transports poll,longpoll,sse,stream",
+                );
+            }
+            if !self.keep_alive {
+                return bad(
+                    "--keep-alive",
+                    "off cannot be combined with --http 2 (HTTP/2 connections are persistent)",
+                );
+            }
+        }
+        if self.streams_per_connection != 1 {
+            return bad(
+                "--streams-per-connection",
+                "only 1 is supported yet (each subscriber has its own connection)",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn ser_trust<S: serde::Serializer>(
+    t: &Option<crate::tls::TlsTrust>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&t.describe()),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
@@ -302,6 +410,10 @@ impl RunConfig {
             ramp_per_s: None,
             keep_alive: true,
             header_profile: HeaderProfile::Minimal,
+            http: HttpVersion::Http11,
+            tls: false,
+            tls_trust: None,
+            streams_per_connection: 1,
             source_ips: Vec::new(),
             concurrent: false,
             target_profile: TargetProfile::Pushlab,
@@ -365,6 +477,7 @@ impl RunConfig {
                 );
             }
         }
+        self.check_http()?;
         if self.target_profile == TargetProfile::Nchan && self.topic.is_some() {
             // The loadgen numbers nchan's messages from 1 and subscribers start at the
             // channel's oldest message: an old channel would mix in messages of earlier runs.

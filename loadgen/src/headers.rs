@@ -56,12 +56,54 @@ pub fn request_head(
     h.push(' ');
     h.push_str(path);
     h.push_str(" HTTP/1.1\r\n");
-    let mut add = |k: &str, v: &str| {
-        h.push_str(k);
+    for (k, v) in request_fields(host, profile, kind, keep_alive, extra) {
+        h.push_str(&k);
         h.push_str(": ");
-        h.push_str(v);
+        h.push_str(&v);
         h.push_str("\r\n");
-    };
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+/// Header fields an HTTP/1.1 request carries that HTTP/2 forbids (RFC 9113 §8.2.2) or
+/// replaces with a pseudo-header (`Host` becomes `:authority`).
+const NOT_ON_H2: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The fields of the same request on HTTP/2, after the pseudo-headers the HTTP/2 client adds
+/// (`:method`, `:scheme`, `:authority`, `:path`): the HTTP/1.1 fields in their order, names in
+/// lowercase (RFC 9113 §8.2), without the connection-specific ones. That is what Chromium
+/// sends on h2 for the same `fetch()` or `EventSource`.
+pub fn h2_request_fields(
+    host: &str,
+    profile: HeaderProfile,
+    kind: RequestKind,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    request_fields(host, profile, kind, true, extra)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .filter(|(k, _)| !NOT_ON_H2.contains(&k.as_str()))
+        .collect()
+}
+
+/// The header fields of one request, in order (`Host` first). `extra` headers go last.
+fn request_fields(
+    host: &str,
+    profile: HeaderProfile,
+    kind: RequestKind,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = Vec::with_capacity(24);
+    let mut add = |k: &str, v: &str| h.push((k.to_string(), v.to_string()));
     add("Host", host);
     let origin = format!("http://{host}");
     let referer = format!("http://{host}/");
@@ -118,8 +160,7 @@ pub fn request_head(
             add(k, v);
         }
     }
-    h.push_str("\r\n");
-    h.into_bytes()
+    h
 }
 
 #[cfg(test)]
@@ -230,6 +271,26 @@ mod tests {
                 "{key}: {}",
                 String::from_utf8_lossy(&head)
             );
+        }
+    }
+
+    #[test]
+    fn h2_fields_are_the_h1_fields_lowercased_without_connection_ones() {
+        for profile in [HeaderProfile::Minimal, HeaderProfile::Browser] {
+            let h1 = request_fields("h:1", profile, RequestKind::Fetch, true, &[]);
+            let h2 = h2_request_fields("h:1", profile, RequestKind::Fetch, &[]);
+            assert_eq!(
+                h2.len(),
+                h1.len() - 1 - usize::from(profile == HeaderProfile::Browser)
+            );
+            assert!(h2.iter().all(|(k, _)| *k == k.to_ascii_lowercase()));
+            assert!(!h2.iter().any(|(k, _)| k == "host" || k == "connection"));
+            let ua = |f: &[(String, String)]| {
+                f.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(ua(&h1), ua(&h2), "{profile:?}: same values");
         }
     }
 }

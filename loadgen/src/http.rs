@@ -105,6 +105,9 @@ pub struct Conn {
     pub buf: BytesMut,
     /// Keeps the recorder's open-connection gauge up while this socket lives.
     pub guard: Option<crate::record::OpenGuard>,
+    /// Request heads sent and response heads read on this connection so far.
+    pub requests: u64,
+    pub responses: u64,
 }
 
 /// What closing a connection found.
@@ -141,6 +144,8 @@ impl Conn {
             io: CountingIo::new(stream, counter),
             buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
             guard: None,
+            requests: 0,
+            responses: 0,
         })
     }
 
@@ -161,6 +166,7 @@ impl Conn {
     pub async fn read_head(&mut self) -> Result<Head, ClientError> {
         loop {
             if let Some(head) = parse_head(&mut self.buf)? {
+                self.responses += 1;
                 return Ok(head);
             }
             if self.buf.len() > MAX_HEAD_BYTES {

@@ -19,6 +19,7 @@
 //! - [`scrape`]: the target's `/metrics`; [`embedded`]: a server child process.
 //! - [`link`]: the packet-level network emulator (namespaces + TUN) and its shell.
 //! - [`summary`], [`merge`], [`schema`], [`environment`], [`progress`], [`net`].
+//! - [`tls`]: what a TLS subscriber trusts (an SPKI pin, a CA file, a certificate).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pushlab_loadgen::LoadgenError> {
@@ -47,6 +48,7 @@ pub mod run;
 pub mod schema;
 pub mod scrape;
 pub mod summary;
+pub mod tls;
 
 // Results (issue 4): `report`, `compare`, `sweep` and their charts and REPORT.md.
 pub mod compare;

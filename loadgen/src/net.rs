@@ -130,6 +130,12 @@ pub struct TcpTotals {
     pub retransmissions: TcpRetransmissions,
 }
 
+/// Segments a socket sent and received (see [`TcpTotals::segments`]). `None` off Linux or on
+/// error.
+pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
+    tcp_totals(stream).map(|t| t.segments)
+}
+
 /// The segment counts and retransmissions of a socket, from Linux `TCP_INFO`. `None` off Linux
 /// or on error.
 pub fn tcp_totals(stream: &TcpStream) -> Option<TcpTotals> {

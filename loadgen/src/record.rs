@@ -87,11 +87,21 @@ pub struct Tally {
     pub headers: u64,
     pub framing: u64,
     pub handshake: u64,
+    /// HTTP/2 control frames (see [`pushlab_proto::h2wire`]).
+    pub control: u64,
+    /// TLS records' overhead and handshake.
+    pub tls: u64,
 }
 
 impl Tally {
     pub fn sum(&self) -> u64 {
-        self.payload + self.envelope + self.headers + self.framing + self.handshake
+        self.payload
+            + self.envelope
+            + self.headers
+            + self.framing
+            + self.handshake
+            + self.control
+            + self.tls
     }
 
     pub fn add(&mut self, o: &Tally) {
@@ -100,6 +110,8 @@ impl Tally {
         self.headers += o.headers;
         self.framing += o.framing;
         self.handshake += o.handshake;
+        self.control += o.control;
+        self.tls += o.tls;
     }
 
     pub fn split(&self, tcpip: u64) -> ByteSplit {
@@ -110,8 +122,17 @@ impl Tally {
             framing: self.framing as f64,
             handshake: self.handshake as f64,
             tcpip: tcpip as f64,
+            control: self.control as f64,
+            tls: self.tls as f64,
         }
     }
+}
+
+/// Which side's header block [`Recorder::header_block`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderBlock {
+    Request,
+    Response,
 }
 
 /// The measured window, epoch ns (0, 0 until the publisher has fixed its schedule).
@@ -187,6 +208,20 @@ impl Recorder {
             problems: Mutex::new(Vec::new()),
             problem_count: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one request's or response's header bytes, as the first on its connection or a
+    /// later one (HTTP/1.1 head, or HTTP/2 HPACK block).
+    pub fn header_block(&self, side: HeaderBlock, first: bool, bytes: u64) {
+        let c = &self.counts;
+        let (n, b) = match (side, first) {
+            (HeaderBlock::Request, true) => (&c.first_requests, &c.headers_first_request_bytes),
+            (HeaderBlock::Request, false) => (&c.later_requests, &c.headers_later_request_bytes),
+            (HeaderBlock::Response, true) => (&c.first_responses, &c.headers_first_response_bytes),
+            (HeaderBlock::Response, false) => (&c.later_responses, &c.headers_later_response_bytes),
+        };
+        AtomicCounters::bump(n, 1);
+        AtomicCounters::bump(b, bytes);
     }
 
     /// Records latency samples (µs).

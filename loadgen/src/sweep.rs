@@ -20,12 +20,19 @@
 //! header_profile = ["minimal"]   # default ["minimal"]
 //! rtt = ["0ms", "50ms"]   # through an emulated link (needs root); default: loopback
 //! loss = ["0%", "1%"]     # with rtt or alone (the other axis is then 0)
+//! http = ["1.1", "2"]     # default ["1.1"]; "2" is h2c (no ws point: see below)
+//! tls = [false]           # default [false]
 //! ```
 //!
-//! Point files: `poll-c50-r0.1-p100-ka-minimal.json` (`ka` keep-alive on, `noka` off); a point
-//! through the link adds `-rtt50ms-loss1pct`. Such a point's server child starts inside the
-//! link's server namespace and its subscribers on the client side ([`crate::compare::run_on`]);
-//! every point is bounded by its window, and the link comes up and goes down with it.
+//! Point files: `poll-c50-r0.1-p100-ka-minimal.json` (`ka` keep-alive on, `noka` off), with
+//! `-h2c` (HTTP/2), `-tls` or `-h2` (HTTP/2 over TLS) appended when not HTTP/1.1 in clear.
+//! An HTTP/2 matrix has no ws point until WebSocket over HTTP/2 (RFC 8441) is measured, and
+//! no keep-alive-off point (an HTTP/2 connection is persistent).
+//!
+//! A point through the link adds `-rtt50ms-loss1pct`. Such a point's server child starts inside
+//! the link's server namespace and its subscribers on the client side
+//! ([`crate::compare::run_on`]); every point is bounded by its window, and the link comes up and
+//! goes down with it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -37,7 +44,9 @@ use pushlab_proto::Transport;
 use serde::Deserialize;
 
 use crate::compare::{io_err, placeholder_target, run_on, LabError, ServerSource};
-use crate::config::{parse_duration, parse_transports, HeaderProfile, RunConfig, Target};
+use crate::config::{
+    parse_duration, parse_transports, HeaderProfile, HttpVersion, RunConfig, Target,
+};
 use crate::link::spec::{parse_delay, parse_loss};
 use crate::link::LinkSpec;
 
@@ -96,6 +105,10 @@ pub struct Matrix {
     /// Loss ratios of an emulated link per direction (`1%`).
     #[serde(default)]
     pub loss: Vec<String>,
+    #[serde(default = "default_http")]
+    pub http: Vec<HttpVersion>,
+    #[serde(default = "default_tls")]
+    pub tls: Vec<bool>,
     /// Overrides of the spec's defaults for this matrix.
     pub duration: Option<String>,
     pub warmup: Option<String>,
@@ -120,6 +133,12 @@ fn default_keep_alive() -> Vec<bool> {
 fn default_profiles() -> Vec<String> {
     vec!["minimal".into()]
 }
+fn default_http() -> Vec<HttpVersion> {
+    vec![HttpVersion::Http11]
+}
+fn default_tls() -> Vec<bool> {
+    vec![false]
+}
 
 /// One point of the sweep: one transport in one scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +149,8 @@ pub struct Point {
     pub payload_bytes: usize,
     pub keep_alive: bool,
     pub header_profile: HeaderProfile,
+    pub http: HttpVersion,
+    pub tls: bool,
     pub duration: Duration,
     pub warmup: Duration,
     pub poll_interval: Duration,
@@ -153,6 +174,11 @@ impl Point {
         if self.poll_interval != Duration::from_secs(1) {
             n += &format!("-i{}ms", self.poll_interval.as_millis());
         }
+        match (self.http, self.tls) {
+            (HttpVersion::Http11, false) => {}
+            (HttpVersion::Http11, true) => n += "-tls",
+            (HttpVersion::Http2, tls) => n += if tls { "-h2" } else { "-h2c" },
+        }
         if let Some(link) = &self.link {
             let rtt_ms = link.rtt.as_secs_f64() * 1e3;
             let loss_pct = (link.loss * 100.0 * 1e6).round() / 1e6;
@@ -169,6 +195,8 @@ impl Point {
         c.payload_bytes = self.payload_bytes;
         c.keep_alive = self.keep_alive;
         c.header_profile = self.header_profile;
+        c.http = self.http;
+        c.tls = self.tls;
         c.duration = self.duration;
         c.warmup = self.warmup;
         c.poll_interval = self.poll_interval;
@@ -277,12 +305,19 @@ impl SweepSpec {
                 ("payload_bytes", m.payload_bytes.is_empty()),
                 ("keep_alive", m.keep_alive.is_empty()),
                 ("header_profile", profiles.is_empty()),
+                ("http", m.http.is_empty()),
+                ("tls", m.tls.is_empty()),
             ] {
                 if list.1 {
                     return Err(LabError::Spec(format!("{} is empty", what(list.0))));
                 }
             }
-            let links = links(m, &what)?;
+            let links = &links(m, &what)?;
+            let protocols: Vec<(HttpVersion, bool)> = m
+                .http
+                .iter()
+                .flat_map(|&h| m.tls.iter().map(move |&t| (h, t)))
+                .collect();
             for &transport in &transports {
                 for &clients in &m.clients {
                     for &rate in &m.rate {
@@ -296,10 +331,17 @@ impl SweepSpec {
                         let needed = Duration::from_secs_f64(self.min_messages as f64 / rate);
                         for &payload_bytes in &m.payload_bytes {
                             for &keep_alive in &m.keep_alive {
-                                for (&header_profile, link) in profiles
-                                    .iter()
-                                    .flat_map(|h| links.iter().map(move |l| (h, l)))
+                                for (&header_profile, &(http, tls), link) in
+                                    profiles.iter().flat_map(|p| {
+                                        protocols
+                                            .iter()
+                                            .flat_map(move |x| links.iter().map(move |l| (p, x, l)))
+                                    })
                                 {
+                                    let h2 = http == HttpVersion::Http2;
+                                    if h2 && (transport == Transport::Ws || !keep_alive) {
+                                        continue;
+                                    }
                                     let p = Point {
                                         transport,
                                         clients,
@@ -307,6 +349,8 @@ impl SweepSpec {
                                         payload_bytes,
                                         keep_alive,
                                         header_profile,
+                                        http,
+                                        tls,
                                         duration: duration.max(needed),
                                         warmup,
                                         poll_interval,
@@ -382,8 +426,6 @@ pub async fn sweep(
         // A fresh child server per point: memory per connection is RSS growth, and a server
         // that already served an earlier point hands its freed memory to the next one (seen:
         // sse 8.4, stream 5.8, ws 1.4 KiB per connection in run order on one process).
-        // A fresh child server per point: memory per connection is RSS growth, and a server
-        // that already served an earlier point hands its freed memory to the next one.
         let config = p.config(placeholder_target(), command);
         let ran = run_on(config, server, p.link.as_ref()).await;
         match ran {
@@ -469,14 +511,21 @@ clients = [10]
 rate = [10]
 keep_alive = [true, false]
 header_profile = ["minimal", "browser"]
+
+[[matrix]]
+transports = ["all"]
+clients = [10]
+rate = [10]
+http = ["1.1", "2"]
 "#;
 
     #[test]
     fn matrices_expand_without_repeats_and_stretch_slow_points() {
         let spec: SweepSpec = toml::from_str(SPEC).expect("spec parses");
         let points = spec.points().expect("points");
-        // 5 transports x 2 rates, plus 4 poll variants of which one repeats a point.
-        assert_eq!(points.len(), 10 + 3);
+        // 5 transports x 2 rates, plus 4 poll variants of which one repeats a point, plus
+        // HTTP/2 points for the four transports HTTP/2 carries (the 1.1 ones repeat).
+        assert_eq!(points.len(), 10 + 3 + 4);
         let slow = points
             .iter()
             .find(|p| p.rate_per_s == 0.5)
@@ -485,6 +534,13 @@ header_profile = ["minimal", "browser"]
         let names: BTreeSet<String> = points.iter().map(|p| p.name()).collect();
         assert_eq!(names.len(), points.len());
         assert!(names.contains("poll-c10-r10-p100-noka-browser"));
+        assert!(names.contains("sse-c10-r10-p100-ka-minimal-h2c"));
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with("ws-") && n.ends_with("h2c")));
+        let h2 = points.iter().find(|p| p.name().ends_with("h2c")).unwrap();
+        let c = h2.config("http://127.0.0.1:1".parse().unwrap(), &[]);
+        assert_eq!((c.http, c.tls), (HttpVersion::Http2, false));
     }
 
     #[test]

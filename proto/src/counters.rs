@@ -87,6 +87,24 @@ counters! {
     /// Bytes read that no parser consumed (a connection cut mid-message); counted in
     /// `bytes_total.framing` so the split still sums, and 0 in a clean run.
     unattributed_bytes,
+    /// Requests that were the first on their connection.
+    first_requests,
+    /// Header bytes of those requests: the request head on HTTP/1.1, the HPACK header block
+    /// (HEADERS + CONTINUATION payloads, no frame headers) on HTTP/2, where the compression
+    /// context is still empty.
+    headers_first_request_bytes,
+    /// Requests after the first on their connection.
+    later_requests,
+    /// Header bytes of those requests (on HTTP/2 the HPACK table is warm).
+    headers_later_request_bytes,
+    /// Responses that were the first on their connection.
+    first_responses,
+    /// Header bytes of those responses (status line and fields, or the HPACK header block).
+    headers_first_response_bytes,
+    /// Responses after the first on their connection.
+    later_responses,
+    /// Header bytes of those responses.
+    headers_later_response_bytes,
 }
 
 impl AtomicCounters {

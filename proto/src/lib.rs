@@ -13,6 +13,8 @@
 //!   split wire bytes into payload, envelope and framing.
 //! - [`cursor`]: query-string, `Last-Event-ID` and topic-name parsing, strict and panic-free.
 //! - [`counters`]: the counters of one transport entry, named once (recorder, merge, result).
+//! - [`h2wire`]: splits the bytes of an HTTP/2 connection into handshake, headers, framing,
+//!   body and control, frame by frame (RFC 9113), as the byte split counts them.
 //! - [`counting`]: an `AsyncRead + AsyncWrite` wrapper that counts bytes both ways.
 //! - [`result`]: the JSON result schema one loadgen run writes (`schema_version`).
 
@@ -20,6 +22,7 @@ pub mod counters;
 pub mod counting;
 pub mod cursor;
 pub mod frame;
+pub mod h2wire;
 pub mod message;
 pub mod result;
 pub mod transport;

@@ -87,7 +87,7 @@ pub struct Scenario {
     pub header_profile: String,
     /// `pushlab` or `nchan`.
     pub target_profile: String,
-    /// `http/1.1` or `h2c`.
+    /// `http/1.1`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2` (over TLS).
     pub http_version: String,
     /// The emulated link between subscribers and server (`--link`); absent: loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,11 +155,27 @@ pub struct ByteSplit {
     pub handshake: f64,
     /// TCP/IP headers estimated from TCP_INFO segment counts (0 where unavailable).
     pub tcpip: f64,
+    /// HTTP/2 frames other than HEADERS, CONTINUATION and DATA, after the first SETTINGS
+    /// exchange: SETTINGS, WINDOW_UPDATE, PING, PRIORITY, RST_STREAM, GOAWAY (0 on HTTP/1.1;
+    /// absent in files written before HTTP/2 was measured).
+    #[serde(default)]
+    pub control: f64,
+    /// TLS handshake records and each record's overhead (header, AEAD tag, content type,
+    /// padding): ciphertext bytes on the socket minus the plaintext they carry (0 without TLS).
+    #[serde(default)]
+    pub tls: f64,
 }
 
 impl ByteSplit {
     pub fn total(&self) -> f64 {
-        self.payload + self.envelope + self.headers + self.framing + self.handshake + self.tcpip
+        self.payload
+            + self.envelope
+            + self.headers
+            + self.framing
+            + self.handshake
+            + self.tcpip
+            + self.control
+            + self.tls
     }
 
     pub fn scaled(&self, by: f64) -> ByteSplit {
@@ -170,6 +186,8 @@ impl ByteSplit {
             framing: self.framing * by,
             handshake: self.handshake * by,
             tcpip: self.tcpip * by,
+            control: self.control * by,
+            tls: self.tls * by,
         }
     }
 
@@ -181,6 +199,8 @@ impl ByteSplit {
             framing: self.framing + o.framing,
             handshake: self.handshake + o.handshake,
             tcpip: self.tcpip + o.tcpip,
+            control: self.control + o.control,
+            tls: self.tls + o.tls,
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// [`crate::feed::Entry::retained_bytes`]). Past it the oldest messages across topics are
     /// evicted (subscribers behind them get a gap notice).
     pub max_retained_bytes: u64,
+    /// Redis URL of the backplane the feed is shared through (`--backplane`, see
+    /// [`crate::backplane`]); `None`: the feed lives in this process alone.
+    pub backplane: Option<String>,
     /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS,
     /// RFC 9113 §6.5.2); past it h2 refuses a stream with RST_STREAM REFUSED_STREAM.
     pub h2_max_concurrent_streams: u32,
@@ -111,6 +114,7 @@ impl ServerConfig {
         publish_rate_per_s: 10_000.0,
         publish_burst: 10_000,
         max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+        backplane: None,
         h2_max_concurrent_streams: 256,
         tls: None,
     };
@@ -219,6 +223,11 @@ pub struct ServerArgs {
     /// subscribers behind them get a gap notice.
     #[arg(long, default_value_t = DEFAULTS.max_retained_bytes)]
     pub max_retained_bytes: u64,
+    /// Share the feed with other replicas through Redis (redis://HOST:PORT[/DB]): a publish on
+    /// any replica reaches the subscribers of all, with the same seq. Default: this process
+    /// alone holds the feed. A replica that cannot reach Redis at start exits.
+    #[arg(long, value_name = "URL")]
+    pub backplane: Option<String>,
     /// Streams one HTTP/2 connection may have open at once (1 to 100,000; Chromium opens at
     /// most 100); past it a new stream is refused (RST_STREAM REFUSED_STREAM).
     #[arg(long, default_value_t = DEFAULTS.h2_max_concurrent_streams)]
@@ -294,6 +303,7 @@ impl ServerArgs {
                 1024,
                 u64::MAX,
             )?,
+            backplane: self.backplane.map(redis_url).transpose()?,
             h2_max_concurrent_streams: in_range(
                 "h2-max-concurrent-streams",
                 self.h2_max_concurrent_streams,
@@ -314,6 +324,23 @@ impl ServerArgs {
         }
         Ok(config)
     }
+}
+
+/// A `redis://` URL (TLS `rediss://` is not built in: the lab's Redis is on loopback).
+fn redis_url(url: String) -> Result<String, ConfigError> {
+    let rest = url.strip_prefix("redis://").ok_or_else(|| {
+        ConfigError::new(
+            "backplane",
+            format!("must be a redis://HOST:PORT URL, got {url:?}"),
+        )
+    })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(ConfigError::new(
+            "backplane",
+            format!("must name a host (redis://HOST:PORT), got {url:?}"),
+        ));
+    }
+    Ok(url)
 }
 
 /// The TLS setup the flags ask for (clap has made sure cert and key come together, and not
@@ -449,6 +476,28 @@ mod tests {
         assert_eq!(c.max_headers, 100);
         assert_eq!(c.publish_rate_per_s, 0.0);
         assert_eq!(c.max_retained_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_backplane_must_be_a_redis_url() {
+        assert_eq!(config(&[]).unwrap().backplane, None);
+        assert_eq!(
+            config(&["--backplane", "redis://127.0.0.1:6379"])
+                .unwrap()
+                .backplane
+                .as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        for bad in [
+            "127.0.0.1:6379",
+            "http://x",
+            "rediss://h:1",
+            "redis://",
+            "redis:///0",
+        ] {
+            let why = refused(&["--backplane", bad]);
+            assert!(why.starts_with("--backplane must"), "{bad}: {why}");
+        }
     }
 
     #[test]

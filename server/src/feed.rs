@@ -162,10 +162,28 @@ impl Topic {
     /// Publishes `data`; `account(new, evicted)` runs under the ring lock with the new entry
     /// and the one the history bound pushed out, if any.
     fn push(&self, data: &str, account: impl FnOnce(&Arc<Entry>, Option<&Entry>)) -> Arc<Entry> {
+        self.push_at(None, now_ns(), data, account)
+            .expect("a seq the ring assigns itself is always new")
+    }
+
+    /// Appends `data` as seq `at` (or, with `None`, as the next seq), stamped `ts`. With a
+    /// seq given (a backplane's entry), one this ring already holds or has passed is refused
+    /// (`None`): entries are taken once, in order; a seq past the next leaves a hole that
+    /// readers are told about as a gap.
+    fn push_at(
+        &self,
+        at: Option<u64>,
+        ts: u64,
+        data: &str,
+        account: impl FnOnce(&Arc<Entry>, Option<&Entry>),
+    ) -> Option<Arc<Entry>> {
         let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
-        let seq = ring.next_seq;
-        ring.next_seq += 1;
-        let entry = Arc::new(Entry::new(encode_message(&self.name, seq, now_ns(), data)));
+        let seq = at.unwrap_or(ring.next_seq);
+        if seq < ring.next_seq {
+            return None;
+        }
+        ring.next_seq = seq + 1;
+        let entry = Arc::new(Entry::new(encode_message(&self.name, seq, ts, data)));
         let old = if ring.entries.len() == self.history {
             ring.entries.pop_front()
         } else {
@@ -178,7 +196,18 @@ impl Topic {
         account(&entry, old.as_deref());
         // Sent while the ring lock is held so seqs reach the channel in order.
         self.latest.send_replace(seq);
-        entry
+        Some(entry)
+    }
+
+    /// Moves the newest seq up to `seq` without a message (seqs assigned elsewhere whose
+    /// messages this ring will never hold: readers get a gap notice for them). No effect if
+    /// the topic is already there.
+    pub fn advance_to(&self, seq: u64) {
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        if seq >= ring.next_seq {
+            ring.next_seq = seq + 1;
+            self.latest.send_replace(seq);
+        }
     }
 
     /// Evicts the retained entries with seq at most `seq` (budget eviction); `account` runs
@@ -220,26 +249,35 @@ impl Topic {
                 ..Read::default()
             };
         }
-        let first_retained = ring.next_seq - ring.entries.len() as u64;
         let lag_floor = latest.saturating_sub(max_lag.max(1) as u64 - 1);
-        let start = (since + 1).max(first_retained).max(lag_floor);
-        let gap = Gap::between(since, start);
-        let from = (start - first_retained) as usize;
-        let count = (ring.entries.len() - from).min(max.max(1));
+        let want = (since + 1).max(lag_floor);
+        // Seqs are increasing but may have holes (a backplane's lost entries), so the start is
+        // found by seq, not by arithmetic; a read stops at the next hole, which the read after
+        // it reports as its gap.
+        let from = ring.entries.partition_point(|e| e.seq() < want);
+        let Some(first) = ring.entries.get(from).map(|e| e.seq()) else {
+            return Read {
+                gap: Gap::between(since, latest + 1),
+                entries: Vec::new(),
+                cursor: latest,
+            };
+        };
         let mut bytes = 0usize;
         let entries: Vec<Arc<Entry>> = ring
             .entries
-            .range(from..from + count)
-            .take_while(|e| {
-                let first = bytes == 0;
+            .range(from..)
+            .take(max.max(1))
+            .enumerate()
+            .take_while(|(i, e)| {
+                let first_one = *i == 0;
                 bytes += e.msg.bytes.len();
-                first || bytes <= MAX_READ_BYTES
+                e.seq() == first + *i as u64 && (first_one || bytes <= MAX_READ_BYTES)
             })
-            .cloned()
+            .map(|(_, e)| e.clone())
             .collect();
-        let cursor = entries.last().map_or(start - 1, |e| e.seq());
+        let cursor = entries.last().map_or(first - 1, |e| e.seq());
         Read {
-            gap,
+            gap: Gap::between(since, first),
             entries,
             cursor,
         }
@@ -366,7 +404,25 @@ impl Feed {
     /// (evicting the oldest messages across topics past it). Counting is the caller's
     /// ([`crate::Shared::publish`] counts it once, in the metrics).
     pub fn publish(&self, topic: &Arc<Topic>, data: &str) -> Arc<Entry> {
-        let entry = topic.push(data, |new, old| {
+        self.append(topic, None, now_ns(), data)
+            .expect("a seq the ring assigns itself is always new")
+    }
+
+    /// Takes in a message whose seq and time were assigned elsewhere (a backplane), charged
+    /// like [`Feed::publish`]. `None` if `topic` already holds `seq` or a later one (each
+    /// entry is taken once); a seq past the next leaves a hole, told to readers as a gap.
+    pub fn insert(&self, topic: &Arc<Topic>, seq: u64, ts: u64, data: &str) -> Option<Arc<Entry>> {
+        self.append(topic, Some(seq), ts, data)
+    }
+
+    fn append(
+        &self,
+        topic: &Arc<Topic>,
+        seq: Option<u64>,
+        ts: u64,
+        data: &str,
+    ) -> Option<Arc<Entry>> {
+        let entry = topic.push_at(seq, ts, data, |new, old| {
             let mut b = self.books();
             b.retained_bytes += new.retained_bytes();
             b.retained_messages += 1;
@@ -384,9 +440,15 @@ impl Feed {
             if b.order.len() as u64 > 2 * b.retained_messages + 1024 {
                 b.order.retain(Retained::live);
             }
-        });
+        })?;
         self.enforce_budget();
-        entry
+        Some(entry)
+    }
+
+    /// Every topic made so far.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.values().cloned().collect()
     }
 
     pub fn topic_count(&self) -> usize {
@@ -530,6 +592,47 @@ mod tests {
         assert_eq!(bytes, kept.iter().map(|e| e.retained_bytes()).sum::<u64>());
         assert!(f.books().order.len() <= 2 * 2 + 1024 + 1);
         assert_eq!(f.evicted(), 0);
+    }
+
+    #[test]
+    fn inserted_seqs_are_taken_once_and_holes_read_as_gaps() {
+        let f = Feed::new(10, 10);
+        let t = f.topic("t").unwrap();
+        assert!(f.insert(&t, 1, 7, "a").is_some());
+        assert!(f.insert(&t, 2, 8, "b").is_some());
+        // Already held, or older: refused, so a replay delivers nothing twice.
+        assert!(f.insert(&t, 2, 8, "b").is_none());
+        assert!(f.insert(&t, 1, 7, "a").is_none());
+        // 3 and 4 never arrive (lost with a Redis restart): a hole.
+        let e = f.insert(&t, 5, 9, "e").unwrap();
+        assert_eq!(e.msg.ts, 9);
+        assert_eq!(
+            &e.msg.bytes[..],
+            br#"{"topic":"t","seq":5,"ts":9,"data":"e"}"#
+        );
+        f.insert(&t, 6, 10, "f");
+        assert_eq!(t.latest_seq(), 6);
+        let seqs = |r: &Read| r.entries.iter().map(|e| e.seq()).collect::<Vec<_>>();
+        // A read stops before the hole; the next one reports it, then goes on.
+        let r = t.read_after(0, 10, 10);
+        assert_eq!((seqs(&r), r.gap, r.cursor), (vec![1, 2], None, 2));
+        let r = t.read_after(2, 10, 10);
+        let hole = Gap {
+            missed: 2,
+            from: 3,
+            to: 4,
+        };
+        assert_eq!((seqs(&r), r.gap, r.cursor), (vec![5, 6], Some(hole), 6));
+        // Seqs assigned elsewhere and never held (a re-seed): a gap at the end.
+        t.advance_to(8);
+        t.advance_to(7);
+        assert_eq!(t.latest_seq(), 8);
+        let r = t.read_after(6, 10, 10);
+        assert_eq!((r.entries.len(), r.cursor), (0, 8));
+        assert_eq!(r.gap.map(|g| (g.from, g.to)), Some((7, 8)));
+        assert!(f.insert(&t, 8, 11, "late").is_none());
+        assert!(f.insert(&t, 9, 12, "next").is_some());
+        assert_eq!(f.retained().1, 5);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   second counter above TLS), and shutdown drains.
 //! - [`tls`]: rustls settings (PEM files or a self-signed certificate), ALPN, the SPKI pin.
 //! - [`feed`]: topics, seqs, the history ring, fan-out without copies.
+//! - [`backplane`]: where the feed lives: in this process, or shared by replicas through Redis
+//!   (`--backplane`).
 //! - [`router`]: one `match` on (method, path) that hands off to a transport.
 //! - [`transport`]: one file per transport, plus publish.
 //! - [`metrics`]: per-transport counters, `/metrics`.
@@ -29,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backplane;
 pub mod config;
 pub mod feed;
 pub mod guard;
@@ -58,6 +61,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+pub use backplane::BackplaneError;
 pub use config::{ConfigError, ServerArgs, ServerConfig};
 pub use feed::Feed;
 pub use metrics::Metrics;
@@ -77,6 +81,9 @@ pub struct Shared {
     /// Rate of the built-in ticker on topic `ticker`, messages per second (0: idle). Starts at
     /// `config.tick_rate`; `POST /ticker?rate=R` changes it at run time.
     pub ticker_rate: watch::Sender<f64>,
+    /// The Redis backplane the feed is shared through (`--backplane`); `None`: this process
+    /// alone holds the feed.
+    pub backplane: Option<Arc<backplane::redis::RedisBackplane>>,
 }
 
 /// Errors that stop the server.
@@ -84,6 +91,17 @@ pub struct Shared {
 pub enum ServerError {
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
+    #[error("backplane: {0}")]
+    Backplane(#[from] BackplaneError),
+}
+
+/// Why a topic cannot be had: the feed's limit, or a backplane that cannot be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Feed(#[from] feed::FeedError),
+    #[error(transparent)]
+    Backplane(#[from] BackplaneError),
 }
 
 /// Serves until `shutdown` completes, then stops accepting, ends every stream cleanly (final
@@ -94,13 +112,37 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let (shared, shutdown_tx) = Shared::new(config);
+    let (shared, shutdown_tx) = Shared::connect(config).await?;
     serve_shared(listener, shared, shutdown_tx, shutdown).await
 }
 
 impl Shared {
-    /// Fresh state for `config`, and the sender that flips [`Shared::shutdown`].
+    /// Fresh state for `config` with the feed in this process (`config.backplane` is not
+    /// looked at), and the sender that flips [`Shared::shutdown`].
     pub fn new(config: ServerConfig) -> (Arc<Shared>, watch::Sender<bool>) {
+        Shared::with_backplane(config, None)
+    }
+
+    /// Fresh state for `config`, connected to its backplane if it names one.
+    ///
+    /// # Errors
+    /// [`ServerError::Backplane`] when the backplane's Redis cannot be reached.
+    pub async fn connect(
+        config: ServerConfig,
+    ) -> Result<(Arc<Shared>, watch::Sender<bool>), ServerError> {
+        let backplane = match &config.backplane {
+            Some(url) => {
+                Some(backplane::redis::RedisBackplane::connect(url, config.history).await?)
+            }
+            None => None,
+        };
+        Ok(Shared::with_backplane(config, backplane))
+    }
+
+    fn with_backplane(
+        config: ServerConfig,
+        backplane: Option<Arc<backplane::redis::RedisBackplane>>,
+    ) -> (Arc<Shared>, watch::Sender<bool>) {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             feed: Feed::with_budget(config.history, config.max_topics, config.max_retained_bytes),
@@ -108,18 +150,54 @@ impl Shared {
             shutdown: shutdown_rx,
             tasks: TaskTracker::new(),
             ticker_rate: watch::Sender::new(config.tick_rate),
+            backplane,
             config,
         });
         (shared, shutdown_tx)
     }
 
+    /// The topic named `name` (already validated), made if new; with a backplane, followed
+    /// in Redis from its first use (see [`backplane::redis::RedisBackplane::track`]).
+    ///
+    /// # Errors
+    /// The topic limit, or a backplane that cannot be asked about a new topic.
+    pub async fn topic(&self, name: &str) -> Result<Arc<feed::Topic>, TopicError> {
+        let topic = self.feed.topic(name)?;
+        if let Some(bp) = &self.backplane {
+            bp.track(&self.feed, &topic).await?;
+        }
+        Ok(topic)
+    }
+
     /// Publishes `data` on `topic` and counts it (`pushlab_published_messages_total`): the
-    /// one way HTTP publishes, WebSocket text frames and the ticker publish.
-    pub fn publish(&self, topic: &Arc<feed::Topic>, data: &str) -> Arc<feed::Entry> {
+    /// one way HTTP publishes, WebSocket text frames and the ticker publish. Its seq; with a
+    /// backplane, once Redis holds it (the local subscribers get it from the reader).
+    ///
+    /// # Errors
+    /// [`BackplaneError::Down`] while the backplane cannot take it (never without one).
+    pub async fn publish(
+        &self,
+        topic: &Arc<feed::Topic>,
+        data: &str,
+    ) -> Result<u64, BackplaneError> {
+        let seq = match &self.backplane {
+            Some(bp) => bp.publish(&self.feed, topic, data).await?,
+            None => self.feed.publish(topic, data).seq(),
+        };
         self.metrics
             .published_messages
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.feed.publish(topic, data)
+        Ok(seq)
+    }
+
+    /// Waits (at most `limit`) until `topic` holds seq `since`: a cursor from another replica
+    /// may be a moment ahead of this one's reader. At once without a backplane.
+    pub async fn catch_up(&self, topic: &feed::Topic, since: u64, limit: Duration) {
+        if self.backplane.is_none() || topic.latest_seq() >= since {
+            return;
+        }
+        let mut news = topic.subscribe();
+        let _ = tokio::time::timeout(limit, news.wait_for(|latest| *latest >= since)).await;
     }
 }
 
@@ -150,6 +228,13 @@ pub async fn serve_shared(
     let connections = TaskTracker::new();
     // Always running (idle at rate 0) so that `POST /ticker?rate=R` can start it.
     connections.spawn(transport::publish::ticker(shared.clone()));
+    if let Some(bp) = shared.backplane.clone() {
+        let reader_shared = shared.clone();
+        connections.spawn(async move {
+            let shutdown = reader_shared.shutdown.clone();
+            bp.run_reader(&reader_shared.feed, shutdown).await
+        });
+    }
     let builders = Arc::new(Builders::new(&shared.config));
     let per_ip = guard::PerIpLimiter::new(shared.config.max_connections_per_ip);
 
@@ -317,8 +402,11 @@ async fn serve_accepted(
         }
         acceptor.accept(io).await.map(Ok)
     };
+    // Boxed, like the TLS connection below: a task's future is as large as its largest
+    // state, so inline TLS state (rustls' connection, the TLS-wrapped hyper connection) would
+    // make every cleartext connection's task carry it too (~8 KiB per connection).
     let started = tokio::select! {
-        started = start => started,
+        started = Box::pin(start) => started,
         why = watchdog => return shared.metrics.reject(why),
         _ = until_down(&mut down) => return,
     };
@@ -327,7 +415,7 @@ async fn serve_accepted(
         Ok(Ok(tls)) => {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = CountingIo::new(tls, guard::TlsPlaintext(conn.clone()));
-            serve_guarded(io, conn, shared, &builders.auto, h2).await
+            Box::pin(serve_guarded(io, conn, shared, &builders.auto, h2)).await
         }
         Err(e) => {
             tracing::debug!("tls handshake: {e}");
@@ -374,8 +462,14 @@ async fn serve_guarded<S>(
     // hyper-util's HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2
     // needs no HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
     if h2_only {
+        // Boxed so that the HTTP/1.1-capable path below does not carry this state's size.
         let h2 = builder.clone().http2_only();
-        drive(h2.serve_connection(io, service), &conn_guard, &shared).await
+        Box::pin(drive(
+            h2.serve_connection(io, service),
+            &conn_guard,
+            &shared,
+        ))
+        .await
     } else {
         let conn = builder.serve_connection_with_upgrades(io, service);
         drive(conn, &conn_guard, &shared).await

@@ -136,7 +136,7 @@ impl Protocol {
     }
 }
 
-const REJECTIONS: usize = 24;
+const REJECTIONS: usize = 25;
 
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +174,8 @@ pub enum Rejection {
     WsWriteFailed,
     /// A request head that breaks an RFC 9112 MUST (Host missing, repeated or invalid): 400.
     BadHost,
+    /// Publish (503, or WebSocket close 1013) or new topic (503) while the backplane is down.
+    BackplaneDown,
     /// A TLS handshake that failed (not TLS, no shared cipher suite or version, bad record).
     TlsHandshake,
     /// An HTTP/2 connection error PROTOCOL_ERROR or worse (RFC 9113 §5.4.1): a bad preface,
@@ -208,6 +210,7 @@ impl Rejection {
         Rejection::WsInvalidUtf8,
         Rejection::WsWriteFailed,
         Rejection::BadHost,
+        Rejection::BackplaneDown,
         Rejection::TlsHandshake,
         Rejection::H2ProtocolError,
         Rejection::H2EnhanceYourCalm,
@@ -237,6 +240,7 @@ impl Rejection {
             Rejection::WsInvalidUtf8 => "ws_invalid_utf8",
             Rejection::WsWriteFailed => "ws_write_failed",
             Rejection::BadHost => "bad_host",
+            Rejection::BackplaneDown => "backplane_down",
             Rejection::TlsHandshake => "tls_handshake",
             Rejection::H2ProtocolError => "h2_protocol_error",
             Rejection::H2EnhanceYourCalm => "h2_enhance_your_calm",

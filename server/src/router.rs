@@ -28,7 +28,7 @@ use crate::feed::{FeedError, Topic};
 use crate::guard::{self, Admission, ConnGuard};
 use crate::http_util::{self, Body};
 use crate::metrics::{Rejection, Slot};
-use crate::{page, transport, Shared};
+use crate::{page, transport, Shared, TopicError};
 
 /// Routes one request that arrived on the connection `conn` (whose bounds state also credits
 /// its bytes to the slot the request names). Never fails: every problem becomes a JSON error
@@ -71,9 +71,7 @@ pub async fn route(
     let method = req.method().clone();
     let mut response = match (slot, topic) {
         (Slot::Other, None) => match (&method, head) {
-            (&Method::GET | &Method::HEAD, "healthz") => {
-                http_util::json(StatusCode::OK, r#"{"status":"ok"}"#)
-            }
+            (&Method::GET | &Method::HEAD, "healthz") => healthz(&shared),
             (&Method::GET | &Method::HEAD, "metrics") => metrics(&shared),
             (&Method::GET | &Method::HEAD, "ticker") => transport::publish::ticker_rate(&shared),
             (&Method::GET | &Method::HEAD | &Method::CONNECT, "echo") => {
@@ -97,7 +95,7 @@ pub async fn route(
             if method != Method::POST {
                 method_not_allowed(&shared, "POST")
             } else {
-                match topic_for(&shared, name) {
+                match topic_for(&shared, name).await {
                     Ok(topic) => transport::publish::handle(req, &shared, &topic).await,
                     Err(r) => r,
                 }
@@ -108,7 +106,7 @@ pub async fn route(
             if method != Method::GET && method != Method::HEAD && !connect {
                 method_not_allowed(&shared, "GET, HEAD")
             } else {
-                match topic_for(&shared, name) {
+                match topic_for(&shared, name).await {
                     Ok(topic) => transport::handle(t, req, shared.clone(), topic).await,
                     Err(r) => r,
                 }
@@ -120,27 +118,43 @@ pub async fn route(
     Ok(response)
 }
 
-/// The topic named in the path, made on first use; 400 for a bad name, 503 past the limit.
-fn topic_for(shared: &Shared, name: &str) -> Result<Arc<Topic>, Response<Body>> {
+/// The topic named in the path, made on first use; 400 for a bad name, 503 past the limit or
+/// while a backplane cannot be asked about a new topic.
+async fn topic_for(shared: &Shared, name: &str) -> Result<Arc<Topic>, Response<Body>> {
     if let Err(e) = check_topic(name) {
         shared.metrics.reject(Rejection::BadRequest);
         return Err(http_util::error(StatusCode::BAD_REQUEST, e));
     }
-    shared.feed.topic(name).map_err(|e| match e {
-        FeedError::TooManyTopics(_) => {
+    shared.topic(name).await.map_err(|e| match e {
+        TopicError::Feed(e @ FeedError::TooManyTopics(_)) => {
             shared.metrics.reject(Rejection::TopicLimit);
-            let mut r = http_util::error(StatusCode::SERVICE_UNAVAILABLE, e);
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            r
+            transport::unavailable(e, "60")
         }
-        other => http_util::error(StatusCode::BAD_REQUEST, other),
+        TopicError::Feed(other) => http_util::error(StatusCode::BAD_REQUEST, other),
+        TopicError::Backplane(e) => transport::backplane_down(shared, e),
     })
+}
+
+/// `GET /healthz`: `{"status":"ok"}`, or 200 `{"status":"degraded","backplane":"down"}` while
+/// the backplane is down: the replica still serves its subscribers (a 503 would make a load
+/// balancer drop every replica at once, since they share the one Redis), only publishes fail.
+fn healthz(shared: &Shared) -> Response<Body> {
+    match &shared.backplane {
+        Some(bp) if !bp.is_up() => http_util::json(
+            StatusCode::OK,
+            r#"{"status":"degraded","backplane":"down"}"#,
+        ),
+        Some(_) => http_util::json(StatusCode::OK, r#"{"status":"ok","backplane":"up"}"#),
+        None => http_util::json(StatusCode::OK, r#"{"status":"ok"}"#),
+    }
 }
 
 fn metrics(shared: &Shared) -> Response<Body> {
     let mut text = shared.metrics.render(shared.feed.topic_count());
     text.push_str(&shared.feed.render_metrics());
+    if let Some(bp) = &shared.backplane {
+        text.push_str(&bp.render_metrics());
+    }
     let mut r = Response::new(http_util::full(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -73,17 +73,20 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
-/// Binds 127.0.0.1:0 and serves `config` in a task on the current runtime.
+/// Binds 127.0.0.1:0 and serves `config` in a task on the current runtime (connected to
+/// `config.backplane` if it names one).
 ///
 /// # Panics
-/// If 127.0.0.1:0 cannot be bound.
+/// If 127.0.0.1:0 cannot be bound, or the backplane cannot be reached.
 pub async fn start_server(config: ServerConfig) -> TestServer {
     watch_panics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("the bound address");
-    let (shared, shutdown_tx) = Shared::new(config);
+    let (shared, shutdown_tx) = Shared::connect(config)
+        .await
+        .expect("the backplane answers");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::serve_shared(
         listener,

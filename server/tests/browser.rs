@@ -120,7 +120,13 @@ async fn run_tls(chromium: &Path) -> anyhow::Result<()> {
         .await?;
         let topic = fixture.shared.feed.topic("ticker")?;
         let published: Vec<u64> = (1..=30)
-            .map(|i| fixture.shared.publish(&topic, &format!("tls {i}")).seq())
+            .map(|i| {
+                fixture
+                    .shared
+                    .feed
+                    .publish(&topic, &format!("tls {i}"))
+                    .seq()
+            })
             .collect();
         wait_columns(cdp, "all 30 messages in every column", |cols| {
             cols.iter().all(|c| c.seqs() == published)

@@ -10,6 +10,8 @@
 //! | stream | `GET /stream/T?since=C`, reconnects with the new cursor |
 //! | ws | `GET /ws/T?since=C` + Upgrade, then frames; reconnects with the new cursor |
 //!
+//! With `--http 2` the same requests go as HTTP/2 streams ([`h2::H2Sub`]).
+//!
 //! Every socket is wrapped in the counting wrapper from connect to close, and each
 //! subscriber attributes what it parses to payload, envelope, headers, framing or handshake
 //! ([`Tally`]). At the end the driver checks that the attributed bytes add up to the counted
@@ -19,6 +21,7 @@
 //! dialect is [`PushlabDialect`], nginx-nchan's is [`NchanDialect`] ([`dialect_for`]).
 
 pub mod dialect;
+pub mod h2;
 pub mod nchan;
 pub mod poll;
 pub mod streaming;
@@ -36,10 +39,10 @@ use tokio::sync::watch;
 pub use dialect::{Dialect, PushlabDialect};
 pub use nchan::NchanDialect;
 
-use crate::config::{HeaderProfile, Target, TargetProfile};
+use crate::config::{HeaderProfile, HttpVersion, Target, TargetProfile};
 use crate::headers::{request_head, RequestKind};
 use crate::http::{ClientError, Closing, Conn};
-use crate::record::{Arrival, OpenGuard, Recorder, SeqTracker, Tally};
+use crate::record::{Arrival, HeaderBlock, OpenGuard, Recorder, SeqTracker, Tally};
 
 /// What a subscriber hands the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +67,10 @@ pub struct ClientSettings {
     pub start_cursor: u64,
     pub header_profile: HeaderProfile,
     pub keep_alive: bool,
+    /// HTTP/1.1 (by hand) or HTTP/2 ([`h2::H2Sub`]).
+    pub http: HttpVersion,
+    /// TLS client settings when subscribers use TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub poll_interval: Duration,
     pub longpoll_timeout_s: u64,
     /// Subscribers of this transport (to spread poll phases).
@@ -176,7 +183,17 @@ impl ClientCtx {
             self.tally.headers += head.len() as u64;
         }
         self.rec.http_requests.fetch_add(1, Ordering::Relaxed);
+        self.rec
+            .header_block(HeaderBlock::Request, conn.requests == 0, head.len() as u64);
+        conn.requests += 1;
         conn.send(&head).await
+    }
+
+    /// Notes the head of a response just read from `conn` (headers per response, first or
+    /// later on its connection); the caller attributes its bytes.
+    pub fn response_head(&self, conn: &Conn, head: &crate::http::Head) {
+        self.rec
+            .header_block(HeaderBlock::Response, conn.responses == 1, head.len as u64);
     }
 
     /// Notes what a clean close (FIN, read to EOF) found.
@@ -452,6 +469,11 @@ pub fn spawn(
 ) {
     let t = s.transport;
     let cx = ClientCtx::new(id, s, rec);
+    if cx.s.http == HttpVersion::Http2 && t != Transport::Ws {
+        let sub = h2::H2Sub::new(&cx);
+        tasks.spawn(async move { (t, id, drive(sub, cx, signal, subscribed).await) });
+        return;
+    }
     match t {
         Transport::Poll | Transport::LongPoll => {
             let sub = poll::PollSub::new(&cx);

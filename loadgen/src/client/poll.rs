@@ -32,7 +32,7 @@ use crate::headers::RequestKind;
 use crate::http::{ClientError, Conn, Head};
 
 /// Largest poll body accepted.
-const MAX_BATCH_BYTES: usize = 64 << 20;
+pub(super) const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// A short- or long-poll subscriber.
 #[derive(Debug)]
@@ -83,6 +83,7 @@ impl PollSub {
             Some(slot) => {
                 let h = conn.read_head().await?;
                 cx.tally.headers += h.len as u64;
+                cx.response_head(conn, &h);
                 *slot = Some(h.clone());
                 h
             }
@@ -94,54 +95,68 @@ impl PollSub {
         if head.close || !cx.s.keep_alive {
             self.spent = true;
         }
-        if let Some(token) = cx.s.dialect.token_from_head(&head) {
-            cx.token = Some(token);
-        }
-        if cx.s.dialect.no_news(head.status) {
-            cx.tally.framing += body.len() as u64;
-            cx.rec
-                .empty_responses
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        }
-        if head.status != 200 {
-            cx.tally.framing += body.len() as u64;
-            return Err(ClientError::Status {
-                status: head.status,
-                body: crate::http::preview(&body),
-            });
-        }
-        let batch = match cx.s.dialect.decode_batch(&head, &body) {
-            Ok(b) => b,
-            Err(e) => {
-                cx.tally.framing += body.len() as u64;
-                return Err(e);
-            }
-        };
-        let at_ns = crate::net::now_ns();
-        self.again = batch.more;
-        if let Some(g) = batch.gap {
-            out.push(Event::Gap(g));
-        }
-        let mut message_bytes = 0;
-        for (d, len) in &batch.messages {
-            cx.tally.payload += d.payload_bytes;
-            cx.tally.envelope += len - d.payload_bytes;
-            message_bytes += len;
-            out.push(Event::Message {
-                seq: d.seq,
-                due_ns: d.due_ns,
-                at_ns,
-            });
-        }
-        cx.tally.framing += body.len() as u64 - message_bytes;
-        if batch.messages.is_empty() && batch.gap.is_none() {
-            cx.rec
-                .empty_responses
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.again = apply_response(cx, &head, &body, out)?;
         Ok(())
     }
+}
+
+/// Takes in one poll response (its head already attributed): the body's messages are payload
+/// and envelope, the rest of it framing; an empty batch counts as an empty response. Returns
+/// whether the target says there is more to fetch at once ([`Batch::more`]).
+///
+/// [`Batch::more`]: super::dialect::Batch::more
+pub(super) fn apply_response(
+    cx: &mut ClientCtx,
+    head: &Head,
+    body: &[u8],
+    out: &mut Vec<Event>,
+) -> Result<bool, ClientError> {
+    if let Some(token) = cx.s.dialect.token_from_head(head) {
+        cx.token = Some(token);
+    }
+    if cx.s.dialect.no_news(head.status) {
+        cx.tally.framing += body.len() as u64;
+        cx.rec
+            .empty_responses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(false);
+    }
+    if head.status != 200 {
+        cx.tally.framing += body.len() as u64;
+        return Err(ClientError::Status {
+            status: head.status,
+            body: crate::http::preview(body),
+        });
+    }
+    let batch = match cx.s.dialect.decode_batch(head, body) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.tally.framing += body.len() as u64;
+            return Err(e);
+        }
+    };
+    let at_ns = crate::net::now_ns();
+    if let Some(g) = batch.gap {
+        out.push(Event::Gap(g));
+    }
+    let mut message_bytes = 0;
+    for (d, len) in &batch.messages {
+        cx.tally.payload += d.payload_bytes;
+        cx.tally.envelope += len - d.payload_bytes;
+        message_bytes += len;
+        out.push(Event::Message {
+            seq: d.seq,
+            due_ns: d.due_ns,
+            at_ns,
+        });
+    }
+    cx.tally.framing += body.len() as u64 - message_bytes;
+    if batch.messages.is_empty() && batch.gap.is_none() {
+        cx.rec
+            .empty_responses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(batch.more)
 }
 
 impl Subscriber for PollSub {

@@ -35,7 +35,7 @@ pub struct StreamingSub {
     /// `None`: the body runs until EOF (no chunked encoding).
     decoder: Option<ChunkDecoder>,
     /// Decoded body not parsed yet (NDJSON).
-    body: BytesMut,
+    pub(super) body: BytesMut,
     sse: SseParser,
     /// The reconnection time the SSE stream set with `retry:`; kept across connections.
     retry: Option<std::time::Duration>,
@@ -74,6 +74,16 @@ impl StreamingSub {
         }
         // Every body byte is framing until a parser recognises it as a message.
         cx.tally.framing += (self.body.len() - before) as u64;
+        self.parse_events(cx, out)
+    }
+
+    /// Parses the complete events in the decoded body (whose bytes were counted as framing)
+    /// into `out`, moving each message's bytes to payload and envelope.
+    pub(super) fn parse_events(
+        &mut self,
+        cx: &mut ClientCtx,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
         let at_ns = crate::net::now_ns();
         match self.transport {
             Transport::Sse => {
@@ -162,6 +172,7 @@ impl Subscriber for StreamingSub {
         let conn = self.conn.as_mut().expect("set above");
         let head = conn.read_head().await?;
         cx.tally.headers += head.len as u64;
+        cx.response_head(conn, &head);
         if head.status != 200 {
             let (body, framing) = conn.read_body(head.body, 64 * 1024).await?;
             cx.tally.framing += framing + body.len() as u64;

@@ -168,6 +168,7 @@ impl Subscriber for WsSub {
                 .await?;
             let head = conn.read_head().await?;
             cx.tally.handshake += head.len as u64;
+            cx.response_head(&conn, &head);
             if head.status != 101 {
                 let (body, framing) = conn.read_body(head.body, 64 * 1024).await?;
                 cx.tally.handshake += framing + body.len() as u64;

@@ -35,6 +35,9 @@ pub struct RowFigures {
     pub headers: Fig,
     pub framing: Fig,
     pub handshake: Fig,
+    /// HTTP/2 control frames and TLS record overhead (0 on cleartext HTTP/1.1).
+    pub control: Fig,
+    pub tls: Fig,
     pub tcpip: Option<Fig>,
     /// Latency percentiles, microseconds.
     pub p50_us: Fig,
@@ -70,6 +73,8 @@ impl RowFigures {
             framing: self.framing.v(),
             handshake: self.handshake.v(),
             tcpip: self.tcpip.map_or(0.0, Fig::v),
+            control: self.control.v(),
+            tls: self.tls.v(),
         }
     }
 
@@ -96,6 +101,8 @@ impl RowFigures {
             headers: Fig::of(b.headers),
             framing: Fig::of(b.framing),
             handshake: Fig::of(b.handshake),
+            control: Fig::of(b.control),
+            tls: Fig::of(b.tls),
             tcpip: r.tcp_segments.map(|_| Fig::of(b.tcpip)),
             p50_us: f(r.latency_us.p50),
             p99_us: f(r.latency_us.p99),
@@ -129,6 +136,8 @@ impl RowFigures {
             headers: spread(all, |r| r.headers),
             framing: spread(all, |r| r.framing),
             handshake: spread(all, |r| r.handshake),
+            control: spread(all, |r| r.control),
+            tls: spread(all, |r| r.tls),
             tcpip: spread_opt(all, |r| r.tcpip),
             p50_us: spread(all, |r| r.p50_us),
             p99_us: spread(all, |r| r.p99_us),

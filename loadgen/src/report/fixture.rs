@@ -143,6 +143,8 @@ impl Synth {
             framing: framing_total,
             handshake: handshake_total,
             tcpip: segments * 52.0,
+            control: 0.0,
+            tls: 0.0,
         };
         let per_msg = bytes_total.scaled(1.0 / delivered as f64);
 

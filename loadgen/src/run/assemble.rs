@@ -356,6 +356,7 @@ mod tests {
             headers: 0,
             framing: 2_000,
             handshake: 6_000,
+            ..Tally::default()
         });
         rec.record_latencies(&[500, 700, 900]);
         rec.segments_known.store(true, Ordering::Relaxed);

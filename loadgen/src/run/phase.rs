@@ -160,7 +160,7 @@ fn scenario_of(cfg: &RunConfig) -> Scenario {
         keep_alive: cfg.keep_alive,
         header_profile: cfg.header_profile.as_str().into(),
         target_profile: cfg.target_profile.as_str().into(),
-        http_version: "http/1.1".into(),
+        http_version: cfg.http.scenario_name(cfg.tls).into(),
         link: cfg.link.as_ref().map(|l| LinkScenario {
             rtt_ms: l.rtt_ms,
             jitter_ms: l.jitter_ms,
@@ -213,6 +213,10 @@ async fn prepare_topics(
 /// or gave up.
 async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, LoadgenError> {
     let cfg = ph.cfg;
+    let tls = match (&cfg.tls_trust, cfg.tls) {
+        (Some(trust), true) => Some(crate::tls::client_config(trust, &[b"h2"])?),
+        _ => None,
+    };
     let settings: BTreeMap<Transport, Arc<ClientSettings>> = ph
         .transports
         .iter()
@@ -225,6 +229,8 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
                 start_cursor: topic.start_cursor,
                 header_profile: cfg.header_profile,
                 keep_alive: cfg.keep_alive,
+                http: cfg.http,
+                tls: tls.clone(),
                 poll_interval: cfg.poll_interval,
                 longpoll_timeout_s: cfg.longpoll_timeout_s,
                 clients: cfg.clients,

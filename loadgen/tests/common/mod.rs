@@ -8,7 +8,7 @@ use pushlab_proto::Transport;
 pub fn assert_split_exact(t: &TransportResult) {
     let name = t.transport;
     let b = &t.bytes_total;
-    let parts = b.payload + b.envelope + b.headers + b.framing + b.handshake;
+    let parts = b.payload + b.envelope + b.headers + b.framing + b.handshake + b.control + b.tls;
     assert_eq!(
         parts as u64,
         t.wire_bytes_up + t.wire_bytes_down,
@@ -42,8 +42,10 @@ pub fn assert_delivered_once(t: &TransportResult) {
     assert_eq!(h.len(), t.latency_us.count, "{name}");
     let b = &t.bytes_total;
     assert!(b.payload >= (t.delivered_messages * 64) as f64, "{name}");
-    match name {
-        Transport::Ws => assert!(b.handshake > 0.0 && b.headers == 0.0, "{name}"),
+    match (name, t.scenario.http_version.as_str()) {
+        (Transport::Ws, _) => assert!(b.handshake > 0.0 && b.headers == 0.0, "{name}"),
+        // HTTP/2: the preface and first SETTINGS exchange are the handshake.
+        (_, "h2c" | "h2") => assert!(b.headers > 0.0 && b.handshake > 0.0, "{name}"),
         _ => assert!(b.headers > 0.0 && b.handshake == 0.0, "{name}"),
     }
 }

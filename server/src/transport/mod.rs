@@ -46,9 +46,15 @@ pub async fn handle(
         Err(e) => return bad_request(&shared, e),
     };
     let head = req.method() == http::Method::HEAD;
+    if let Some(since) = cursor_hint(&req, &query) {
+        shared.catch_up(&topic, since, CATCH_UP_LIMIT).await;
+    }
     let mut r = match t {
         Transport::Poll => poll::handle(&shared, &topic, query),
-        Transport::LongPoll => longpoll::handle(&shared, &topic, query, !head).await,
+        // Boxed: hyper keeps one slot the size of the request future for every connection
+        // (idle subscribers included), so the held request's state lives on the heap only
+        // while a long poll is held.
+        Transport::LongPoll => Box::pin(longpoll::handle(&shared, &topic, query, !head)).await,
         Transport::Sse => sse::handle(&req, shared, topic, query),
         Transport::Stream => stream::handle(shared, topic, query),
         Transport::Ws => ws::handle(req, shared, topic, query),
@@ -60,9 +66,39 @@ pub async fn handle(
     r
 }
 
+/// How long a cursor ahead of this replica's feed waits for its reader (backplane only)
+/// before it is refused as ahead of the topic.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(2);
+
+/// The cursor a request carries (`Last-Event-ID` or `?since=`), if it parses; the transport
+/// parses it again and answers a bad one.
+fn cursor_hint(req: &Request<Incoming>, query: &Query) -> Option<u64> {
+    req.headers()
+        .get("last-event-id")
+        .and_then(|v| pushlab_proto::parse_last_event_id(v.as_bytes()).ok())
+        .or(query.since)
+}
+
 pub(crate) fn bad_request(shared: &Shared, reason: impl std::fmt::Display) -> Response<Body> {
     shared.metrics.reject(Rejection::BadRequest);
     http_util::error(StatusCode::BAD_REQUEST, reason)
+}
+
+/// 503 with a JSON reason and `Retry-After: SECS`.
+pub(crate) fn unavailable(
+    reason: impl std::fmt::Display,
+    retry_after_s: &'static str,
+) -> Response<Body> {
+    let mut r = http_util::error(StatusCode::SERVICE_UNAVAILABLE, reason);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after_s));
+    r
+}
+
+/// What a request that needs the backplane gets while it is down: 503, retry in a second.
+pub(crate) fn backplane_down(shared: &Shared, e: crate::BackplaneError) -> Response<Body> {
+    shared.metrics.reject(Rejection::BackplaneDown);
+    unavailable(e, "1")
 }
 
 /// Where a subscription starts: the client's cursor, or the newest seq (only new messages).

@@ -21,6 +21,16 @@ use crate::metrics::Rejection;
 use crate::Shared;
 
 pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Arc<Topic>) -> Response<Body> {
+    // Boxed: hyper keeps one slot the size of the request future for every connection (idle
+    // subscribers included), so reading a body's state lives on the heap only while it runs.
+    Box::pin(read_and_publish(req, shared, topic)).await
+}
+
+async fn read_and_publish(
+    req: Request<Incoming>,
+    shared: &Shared,
+    topic: &Arc<Topic>,
+) -> Response<Body> {
     let max = shared.config.max_message_bytes;
     let too_large = || {
         shared.metrics.reject(Rejection::PayloadTooLarge);
@@ -60,8 +70,10 @@ pub async fn handle(req: Request<Incoming>, shared: &Shared, topic: &Arc<Topic>)
         shared.metrics.reject(Rejection::BadRequest);
         return http_util::error(StatusCode::BAD_REQUEST, "message body must be UTF-8 text");
     };
-    let entry = shared.publish(topic, data);
-    http_util::json(StatusCode::ACCEPTED, format!("{{\"seq\":{}}}", entry.seq()))
+    match shared.publish(topic, data).await {
+        Ok(seq) => http_util::json(StatusCode::ACCEPTED, format!("{{\"seq\":{seq}}}")),
+        Err(e) => super::backplane_down(shared, e),
+    }
 }
 
 /// Data of ticker message `n`, padded to `bytes` so its size is exactly what was asked.
@@ -87,13 +99,17 @@ pub async fn ticker(shared: Arc<Shared>) {
     loop {
         let rate = *rate_rx.borrow_and_update();
         let topic = if rate > 0.0 {
-            shared.feed.topic("ticker").ok()
+            shared.topic("ticker").await.ok()
         } else {
             None
         };
         let Some(topic) = topic else {
+            // Idle, or the topic cannot be had yet (a backplane that is down): wait for a new
+            // rate, or try again in a second.
+            let retry = rate > 0.0;
             tokio::select! {
                 changed = rate_rx.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)), if retry => {}
                 _ = crate::until_down(&mut shutdown) => return,
             }
             continue;
@@ -105,7 +121,8 @@ pub async fn ticker(shared: Arc<Shared>) {
             tokio::select! {
                 _ = interval.tick() => {
                     n += 1;
-                    shared.publish(&topic, &ticker_data(n, shared.config.tick_bytes));
+                    // A tick the backplane cannot take is counted there and skipped.
+                    let _ = shared.publish(&topic, &ticker_data(n, shared.config.tick_bytes)).await;
                 }
                 changed = rate_rx.changed() => if changed.is_err() { return } else { break },
                 _ = crate::until_down(&mut shutdown) => return,

@@ -50,12 +50,14 @@
 //! `publish_rate_per_s` is met with backpressure: the server stops reading the socket until the
 //! connection's bucket refills.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::task::AtomicWaker;
+use futures_util::{SinkExt, Stream, StreamExt};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -96,12 +98,19 @@ pub fn max_frame_bytes(max_message_bytes: usize) -> usize {
         .saturating_add(ENVELOPE_BYTES + 10)
 }
 
+/// Bytes of a session's read buffer (tungstenite allocates it up front; it was 4 KiB).
+pub const READ_BUFFER_BYTES: usize = 1024;
+
 /// Socket buffers sized for a lab subscriber, not tungstenite's 128 KiB defaults. The write
 /// buffer's cap takes any message the server accepted (plus one frame's worth of backlog):
 /// memory is only held there while a write is pending, and a pending write is bounded in time.
+///
+/// The read buffer ([`READ_BUFFER_BYTES`]) is held by every idle connection; a subscriber
+/// reads only pongs and a close, and a larger frame grows it to the frame's length (read in
+/// pieces of this size), so a publisher pays a few more reads, never a refusal.
 pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(max_frame_bytes(max_message_bytes).max(256 * 1024) + 64 * 1024)
         .max_message_size(Some(max_message_bytes))
@@ -404,7 +413,7 @@ where
         }
         sink.flush().await
     };
-    let res = tokio::time::timeout(cfg.ws_pong_timeout, write).await;
+    let res = bounded(cfg.ws_pong_timeout, write).await;
     if let Some(end) = end_for_write(shared, res) {
         // The batch stays unsent: a resuming subscriber starts from its own cursor.
         return Err(end);
@@ -417,6 +426,11 @@ where
 }
 
 /// Runs one WebSocket session until the peer, the server or a bound ends it.
+///
+/// Per message a subscriber's task wakes once (the topic's watch channel) and writes; nothing
+/// else is re-armed: the ping/pong and pause timers are one `Sleep` each for the session,
+/// reset only when their deadline moves, the shutdown wait is registered once, and the read
+/// half is polled only when the socket (or the stream itself) asked for it ([`ReadGate`]).
 pub async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, mut serve: Serve)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -427,13 +441,21 @@ where
         Serve::Echo => None,
     };
     let mut shutdown = shared.shutdown.clone();
+    let down = crate::until_down(&mut shutdown);
+    tokio::pin!(down);
     let cfg = &shared.config;
     // A write that waits this long means the peer stopped reading (or is gone).
     let write_timeout = cfg.ws_pong_timeout;
-    let mut next_ping = Instant::now() + cfg.ws_ping_interval;
-    let mut pong_due: Option<Instant> = None;
+    // Fires when the next ping is due or, while a pong is due, when the peer counts as dead.
+    let ping_timer = tokio::time::sleep(cfg.ws_ping_interval);
+    tokio::pin!(ping_timer);
+    let mut pong_due = false;
     let mut bucket = TokenBucket::new(cfg.publish_rate_per_s, cfg.publish_burst);
-    let mut paused_until: Option<Instant> = None;
+    // Publish backpressure: while `paused`, the socket is not read until `pause_timer` fires.
+    let pause_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(pause_timer);
+    let mut paused = false;
+    let read_gate = ReadGate::new();
     let end = loop {
         if let (Serve::Topic { topic, cursor, .. }, Some(news)) = (&mut serve, news.as_mut()) {
             news.borrow_and_update();
@@ -443,33 +465,32 @@ where
                 Err(end) => break end,
             }
         }
-        let ping_or_dead = pong_due.unwrap_or(next_ping);
         tokio::select! {
             changed = async { news.as_mut()?.changed().await.ok() }, if news.is_some() => {
                 if changed.is_none() { break End::Close(CloseCode::Away, "topic gone", None) }
             }
-            _ = crate::until_down(&mut shutdown) => {
+            _ = &mut down => {
                 break End::Close(CloseCode::Away, "server shutting down", None);
             }
-            _ = tokio::time::sleep_until(ping_or_dead) => {
-                if pong_due.is_some() {
+            _ = &mut ping_timer => {
+                if pong_due {
                     shared.metrics.reject(Rejection::WsDeadPeer);
                     break End::Dead;
                 }
                 let ping = sink.send(Message::Ping(Default::default()));
-                match end_for_write(&shared, tokio::time::timeout(write_timeout, ping).await) {
-                    None => pong_due = Some(Instant::now() + cfg.ws_pong_timeout),
+                match end_for_write(&shared, bounded(write_timeout, ping).await) {
+                    None => {
+                        pong_due = true;
+                        ping_timer.as_mut().reset(Instant::now() + cfg.ws_pong_timeout);
+                    }
                     Some(end) => break end,
                 }
             }
-            // Publish backpressure: while paused, the socket is not read at all.
-            _ = tokio::time::sleep_until(paused_until.unwrap_or(ping_or_dead)), if paused_until.is_some() => {
-                paused_until = None;
-            }
-            msg = incoming.next(), if paused_until.is_none() => match msg {
+            _ = &mut pause_timer, if paused => paused = false,
+            msg = std::future::poll_fn(|cx| read_gate.poll_next(&mut incoming, cx)), if !paused => match msg {
                 Some(Ok(Message::Pong(_))) => {
-                    pong_due = None;
-                    next_ping = Instant::now() + cfg.ws_ping_interval;
+                    pong_due = false;
+                    ping_timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);
                 }
                 // tungstenite keeps the latest pong and sends it with the next read or write;
                 // nothing here waits on the peer.
@@ -479,7 +500,10 @@ where
                     let step = on_data(&mut sink, &shared, &serve, data, &mut bucket).await;
                     match step {
                         Ok(None) => {}
-                        Ok(Some(wait)) => paused_until = Some(Instant::now() + wait),
+                        Ok(Some(wait)) => {
+                            paused = true;
+                            pause_timer.as_mut().reset(Instant::now() + wait);
+                        }
                         Err(end) => break end,
                     }
                 }
@@ -488,6 +512,79 @@ where
         }
     };
     finish(sink, incoming, &shared, end).await;
+}
+
+/// Whether a stream polled through a [`ReadGate`] may have something: set by the waker the
+/// stream was last polled with, and after every item it gave.
+#[derive(Debug)]
+struct WakeFlag {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// Polls a stream only when it can have made progress: the first time, after it gave an item,
+/// or after the waker it was last polled with fired. A session's task wakes for every
+/// published message; without the gate each wake-up would re-poll the WebSocket's read half,
+/// and tungstenite zero-fills its read buffer and tries the socket every time.
+struct ReadGate {
+    flag: Arc<WakeFlag>,
+    waker: Waker,
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        ReadGate {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    fn poll_next<St: Stream + Unpin>(
+        &self,
+        stream: &mut St,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<St::Item>> {
+        // Registered before the flag is read, so a wake-up after the read reaches this task.
+        self.flag.task.register(cx.waker());
+        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let item = stream.poll_next_unpin(&mut Context::from_waker(&self.waker));
+        if item.is_ready() {
+            // The stream may hold more (several frames read at once): look again next time.
+            self.flag.woken.store(true, Ordering::Release);
+        }
+        item
+    }
+}
+
+/// `fut` bounded by `limit`, with no timer at all when it completes on its first poll (a
+/// write into a socket with room: nearly every write to a subscriber).
+async fn bounded<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Ok(out),
+        Poll::Pending => tokio::time::timeout(limit, fut).await,
+    }
 }
 
 /// Handles a text or binary message from the client: publish (`/ws`) or echo (`/echo`).
@@ -518,7 +615,14 @@ where
             Some(Rejection::Unauthorized),
         )),
         (Serve::Topic { topic, .. }, Message::Text(text)) => {
-            shared.publish(topic, text.as_str());
+            if shared.publish(topic, text.as_str()).await.is_err() {
+                // RFC 6455 §7.4.1 registry: 1013 Try Again Later.
+                return Err(End::Close(
+                    CloseCode::Again,
+                    "backplane down; publish again later",
+                    Some(Rejection::BackplaneDown),
+                ));
+            }
             match bucket.try_take(Instant::now()) {
                 Ok(()) => Ok(None),
                 Err(wait) => {
@@ -586,7 +690,9 @@ where
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         let _ = io.shutdown().await;
-        let mut sink = [0u8; 4096];
+        // On the heap, and only now: an array here would sit in every session's future (the
+        // task's allocation) for the whole life of the connection.
+        let mut sink = vec![0u8; 4096];
         let mut left: usize = 4 * 1024 * 1024;
         while left > 0 {
             match io.read(&mut sink).await {

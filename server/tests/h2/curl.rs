@@ -44,7 +44,7 @@ async fn curl(args: &[&str]) -> (i32, String) {
 fn publish(server: &TestServer, n: u64) {
     let topic = server.shared.feed.topic("c").unwrap();
     for i in 1..=n {
-        server.shared.publish(&topic, &format!("curl {i}"));
+        server.shared.feed.publish(&topic, &format!("curl {i}"));
     }
 }
 

@@ -31,7 +31,10 @@ async fn h2load_succeeds(mode: Mode) {
     }
     let server = start_server(quiet_config(mode)).await;
     let topic = server.shared.feed.topic("h").unwrap();
-    server.shared.publish(&topic, "one message for every poll");
+    server
+        .shared
+        .feed
+        .publish(&topic, "one message for every poll");
     let url = format!(
         "{}://127.0.0.1:{}/poll/h?since=0",
         mode.scheme(),

@@ -35,7 +35,7 @@ async fn delivers_in_order_and_counts_to_the_byte(mode: Mode, t: Transport) {
     let server = start_server(quiet_config(mode)).await;
     let topic = server.shared.feed.topic("h2").unwrap();
     for i in 1..=10 {
-        server.shared.publish(&topic, &format!("history {i}"));
+        server.shared.feed.publish(&topic, &format!("history {i}"));
     }
     let mut sub = Sub::open(&server, mode, t, "h2", 0).await;
     let expected_alpn: Option<&[u8]> = match mode {
@@ -46,7 +46,7 @@ async fn delivers_in_order_and_counts_to_the_byte(mode: Mode, t: Transport) {
     assert_eq!(sub.link.alpn.as_deref(), expected_alpn, "{mode:?} {t}");
     let mut seqs = sub.read_until(t, "h2", 10).await;
     for i in 11..=20 {
-        server.shared.publish(&topic, &format!("live {i}"));
+        server.shared.feed.publish(&topic, &format!("live {i}"));
     }
     seqs.extend(sub.read_until(t, "h2", 20).await);
     assert_eq!(
@@ -155,7 +155,7 @@ async fn shutdown_ends_h2_streams_and_websockets_cleanly() {
         subs.push((t, Sub::open(&server, Mode::H2Tls, t, "down", 0).await));
     }
     let topic = server.shared.feed.topic("down").unwrap();
-    server.shared.publish(&topic, "before shutdown");
+    server.shared.feed.publish(&topic, "before shutdown");
     for (t, sub) in &mut subs {
         assert_eq!(sub.read_until(*t, "down", 1).await, vec![1]);
     }

@@ -29,6 +29,26 @@ fn a_bad_flag_value_exits_2_naming_the_flag() {
     }
 }
 
+#[test]
+fn a_replica_that_cannot_reach_redis_exits_1_with_one_line() {
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = run_bounded(&["--backplane", &url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.trim();
+    assert!(
+        line.starts_with("pushlab-server: error: backplane: ")
+            && line.contains(&url)
+            && !line.contains('\n'),
+        "{stderr}"
+    );
+}
+
 /// Runs the binary on 127.0.0.1:0 with `flags`; were they accepted it would serve, so it is
 /// killed after 10 s (and the test fails on its exit status).
 fn run_bounded(flags: &[&str]) -> Output {

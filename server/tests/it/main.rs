@@ -10,7 +10,10 @@
 //! - [`byte_counts`]: /metrics byte counters equal what the client counted on its socket.
 //! - [`shutdown`]: shutdown ends every transport cleanly and in time.
 //! - [`wire`]: long-poll timeout, the 2-byte WebSocket header, byte-identical MESSAGEs.
-//! - [`flags`]: a bad flag value stops the binary with exit code 2, naming the flag.
+//! - [`flags`]: a bad flag value stops the binary with exit code 2, naming the flag; a replica
+//!   that cannot reach its Redis exits 1 with one line.
+//! - [`replicas`]: two replicas on a Redis backplane: cross-replica delivery, resume on the
+//!   other replica, a Redis restart without loss or duplicate.
 
 mod client;
 mod common;
@@ -20,6 +23,7 @@ mod byte_counts;
 mod delivery;
 mod flags;
 mod gap;
+mod replicas;
 mod resume;
 mod shutdown;
 mod wire;

@@ -68,8 +68,10 @@ impl HeaderFigures {
 pub struct C2Figures {
     pub minimal: HeaderFigures,
     pub browser: Option<HeaderFigures>,
-    /// Measured over h2c, if run.
+    /// Measured over h2c, if run (minimal headers).
     pub h2_headers_per_exchange: Option<Fig>,
+    /// Measured over h2c with browser headers, if run.
+    pub h2_browser_headers_per_exchange: Option<Fig>,
     pub requests: Fig,
 }
 
@@ -84,10 +86,20 @@ impl Claim for C2 {
         let key = minimal.key();
         let browser = data.variant(&key, Transport::Poll, Variant::BROWSER);
         let h2 = data.variant(&key, Transport::Poll, Variant::H2C);
+        let h2_browser = data.variant(
+            &key,
+            Transport::Poll,
+            Variant {
+                browser_headers: true,
+                ..Variant::H2C
+            },
+        );
         Ok(C2Figures {
             minimal: HeaderFigures::of(minimal),
             browser: browser.map(HeaderFigures::of),
             h2_headers_per_exchange: h2.map(|h| HeaderFigures::of(h).headers_per_exchange),
+            h2_browser_headers_per_exchange: h2_browser
+                .map(|h| HeaderFigures::of(h).headers_per_exchange),
             requests: Fig::of(minimal.result.http_requests as f64),
         })
     }
@@ -98,6 +110,7 @@ impl Claim for C2 {
             minimal: HeaderFigures::combine(&all.iter().map(|f| f.minimal).collect::<Vec<_>>()),
             browser: browser.map(|b| HeaderFigures::combine(&b)),
             h2_headers_per_exchange: spread_opt(all, |f| f.h2_headers_per_exchange),
+            h2_browser_headers_per_exchange: spread_opt(all, |f| f.h2_browser_headers_per_exchange),
             requests: spread(all, |f| f.requests),
         }
     }
@@ -172,7 +185,12 @@ impl Claim for C2 {
             );
         }
         match f.h2_headers_per_exchange {
-            Some(h) => s += &format!("; HTTP/2 (h2c, measured): {h} B"),
+            Some(h) => {
+                s += &format!("; HTTP/2 (h2c, measured, HPACK): {h} B");
+                if let Some(b) = f.h2_browser_headers_per_exchange {
+                    s += &format!(" (minimal), {b} B (browser)");
+                }
+            }
             None => {
                 s += &format!(
                     "; HTTP/2 with HPACK (estimated, not measured): ~{} B once the table is warm",
@@ -200,6 +218,7 @@ mod tests {
             minimal: profile(243.0, minimal_share),
             browser: browser_share.map(|s| profile(988.0, s)),
             h2_headers_per_exchange: None,
+            h2_browser_headers_per_exchange: None,
             requests: Fig::of(1106.0),
         }
     }

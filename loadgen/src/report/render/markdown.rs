@@ -347,12 +347,31 @@ fn modern_http(data: &Dataset) -> String {
         }
         match data.variant(&b.key, Transport::Poll, Variant::H2C) {
             Some(h) => {
-                let _ = writeln!(
+                let _ = write!(
                     s,
-                    "- **HTTP/2 (measured, h2c)**: header compression (HPACK) brought a poll exchange to {} B of headers, from {} B over HTTP/1.1.",
+                    "- **HTTP/2 (measured, h2c)**: header compression (HPACK) brought a poll exchange to {} B of headers, from {} B over HTTP/1.1",
                     fmt_num(hdr(h)),
                     fmt_num(hdr(p))
                 );
+                let browser_h2 = Variant {
+                    browser_headers: true,
+                    ..Variant::H2C
+                };
+                match (
+                    data.variant(&b.key, Transport::Poll, browser_h2),
+                    data.variant(&b.key, Transport::Poll, Variant::BROWSER),
+                ) {
+                    (Some(h2b), Some(h1b)) => {
+                        let _ = writeln!(
+                            s,
+                            "; with browser headers, {} B from {} B.",
+                            fmt_num(hdr(h2b)),
+                            fmt_num(hdr(h1b))
+                        );
+                    }
+                    _ => s.push_str(".\n"),
+                }
+                hpack_cold_warm(&mut s, data, &b.key);
             }
             None => {
                 let _ = writeln!(
@@ -415,6 +434,54 @@ fn environment(data: &Dataset, input: &Path, opts: &ReportOptions) -> String {
         opts.label(input)
     );
     s
+}
+
+/// Request header bytes on the first request of a connection (HPACK table empty) and on
+/// later ones (warm), per poll entry of the scenario: `(first, later)` averages, where the
+/// result counted them (older results did not).
+fn request_header_bytes(e: &Entry) -> Option<(f64, f64)> {
+    let r = &e.result;
+    (r.first_requests > 0 && r.later_requests > 0).then(|| {
+        (
+            r.headers_first_request_bytes as f64 / r.first_requests as f64,
+            r.headers_later_request_bytes as f64 / r.later_requests as f64,
+        )
+    })
+}
+
+/// One line: request header bytes cold and warm, HTTP/1.1 against HTTP/2, both profiles.
+fn hpack_cold_warm(s: &mut String, data: &Dataset, key: &crate::report::data::ScenarioKey) {
+    let mut parts = Vec::new();
+    for (what, v) in [
+        ("HTTP/1.1 minimal", Variant::DEFAULT),
+        ("HTTP/1.1 browser", Variant::BROWSER),
+        ("h2c minimal", Variant::H2C),
+        (
+            "h2c browser",
+            Variant {
+                browser_headers: true,
+                ..Variant::H2C
+            },
+        ),
+    ] {
+        if let Some((first, later)) = data
+            .variant(key, Transport::Poll, v)
+            .and_then(request_header_bytes)
+        {
+            parts.push(format!(
+                "{what} {} B first, {} B later",
+                fmt_num(first),
+                fmt_num(later)
+            ));
+        }
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(
+            s,
+            "- **Request headers per poll, first on a connection and later (cold and warm HPACK table)**: {}. The loadgen's HPACK encoder (the h2 crate) never indexes `cookie`, `:path` or `content-length` values, so it sends them as literals every time; an encoder that indexes the cookie sends less.",
+            parts.join("; ")
+        );
+    }
 }
 
 #[cfg(test)]
