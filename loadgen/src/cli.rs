@@ -160,6 +160,11 @@ pub struct RunArgs {
     /// Topics are lab-<transport>-SUFFIX (shards of one run share them).
     #[arg(long, hide = true)]
     pub topic_suffix: Option<String>,
+    /// Measure through an emulated link (needs root): rtt=100ms,loss=1%,rate=10mbit,jitter=5ms
+    /// (keys: rtt, jitter, loss, loss-burst, rate, queue, reorder, seed). A pushlab-server
+    /// child and the publisher run on the server side, the subscribers on the client side.
+    #[arg(long, value_parser = crate::link::parse_link, conflicts_with_all = ["target", "server_pid", "source_ips", "target_profile", "shards", "shard"])]
+    pub link: Option<crate::link::LinkSpec>,
 }
 
 impl RunArgs {

@@ -111,6 +111,10 @@ pub struct CompareArgs {
     /// Repeats of the whole plan, each phase on a fresh server [default: 3; quick: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: Option<u32>,
+    /// Every phase through an emulated link (needs root): rtt=100ms,loss=1%,... as `run
+    /// --link`. Each phase's server child starts inside the link's server namespace.
+    #[arg(long, value_parser = crate::link::parse_link, conflicts_with = "target")]
+    pub link: Option<crate::link::LinkSpec>,
 }
 
 /// One run of the plan: a file name and what differs from the scenario.
@@ -141,6 +145,8 @@ pub struct ComparePlan {
     pub runs: Vec<PlannedRun>,
     /// Repeats of the whole plan (`compare --repeat`).
     pub repeats: u32,
+    /// The link every phase goes through (`compare --link`); `None`: loopback.
+    pub link: Option<crate::link::LinkSpec>,
 }
 
 /// News per poll in the low-rate variant: one message per five polls, so four in five short
@@ -256,6 +262,7 @@ impl CompareArgs {
             poll_interval,
             runs,
             repeats: self.repeat.unwrap_or(repeats),
+            link: self.link.clone(),
         }
     }
 }
@@ -276,6 +283,7 @@ impl ComparePlan {
         c.header_profile = run.header_profile;
         c.http = run.http;
         c.command = command.to_vec();
+        c.link = self.link.as_ref().map(crate::config::LinkConditions::from);
         c
     }
 
@@ -369,6 +377,39 @@ impl Server {
     }
 }
 
+/// Runs `config` (its target and server pid are replaced) on a server from `server`: a fresh
+/// child or the `--target`; with `link`, a fresh child inside the link's server namespace and
+/// the subscribers on its client side ([`crate::link::run_through_link`]).
+///
+/// Errors: `--link` with `--target` (the link measures only a server it starts), a server that
+/// does not start, or the run's own.
+pub(crate) async fn run_on(
+    mut config: RunConfig,
+    server: &ServerSource,
+    link: Option<&crate::link::LinkSpec>,
+) -> Result<RunResult, LabError> {
+    if let Some(spec) = link {
+        let ServerSource::Child(exe) = server else {
+            return Err(LabError::Spec(
+                "--link measures a server it starts inside the link: it cannot take --target"
+                    .into(),
+            ));
+        };
+        return Ok(crate::link::run_through_link(config, spec, exe.as_deref()).await?);
+    }
+    let handle = Server::start(server).await?;
+    config.target = handle.target.clone();
+    config.server_pid = handle.pid();
+    let result = crate::run(config).await;
+    handle.stop().await;
+    Ok(result?)
+}
+
+/// A target to fill `config` with until [`run_on`] knows the server's.
+pub(crate) fn placeholder_target() -> Target {
+    "http://127.0.0.1:0".parse().expect("a valid URL")
+}
+
 /// Removes every run file an earlier `compare` may have left (`scenario.json`,
 /// `scenario.r3.json`, ...), so the report reads only this run's.
 fn remove_stale(out: &Path) -> Result<(), LabError> {
@@ -403,14 +444,10 @@ async fn run_planned(
 ) -> Result<RunResult, LabError> {
     let mut combined: Option<RunResult> = None;
     for &t in &planned.transports {
-        let handle = Server::start(server).await?;
-        let mut config = plan.config(planned, handle.target.clone(), command);
+        let mut config = plan.config(planned, placeholder_target(), command);
         config.transports = vec![t];
         config.progress = progress;
-        config.server_pid = handle.pid();
-        let result = crate::run(config).await;
-        handle.stop().await;
-        let result = result?;
+        let result = run_on(config, server, plan.link.as_ref()).await?;
         combined = Some(match combined {
             None => {
                 let mut first = result;
@@ -447,7 +484,7 @@ fn first_target(r: &RunResult) -> Target {
         .and_then(|t| t.get("url"))
         .and_then(|u| u.as_str())
         .and_then(|u| u.parse().ok())
-        .unwrap_or_else(|| "http://127.0.0.1:0".parse().expect("a valid URL"))
+        .unwrap_or_else(placeholder_target)
 }
 
 /// Runs the plan `plan.repeats` times (a fresh server per transport phase) and writes `out/`.
@@ -616,6 +653,24 @@ mod tests {
             "{:?}",
             p.estimated_wall()
         );
+    }
+
+    #[test]
+    fn link_goes_to_every_phase_and_not_with_a_target() {
+        let p = plan(&["--quick", "--link", "rtt=50ms,loss=1%"]);
+        let link = p.link.clone().expect("plan.link");
+        assert_eq!(link.rtt, Duration::from_millis(50));
+        for run in &p.runs {
+            let c = p.config(run, placeholder_target(), &[]);
+            assert_eq!(c.link.as_ref().map(|l| l.rtt_ms), Some(50.0));
+        }
+        assert!(plan(&["--quick"]).link.is_none());
+        let both = ["x", "--link", "rtt=50ms", "--target", "http://127.0.0.1:1"];
+        assert!(Wrap::try_parse_from(both).is_err());
+        let bad = Wrap::try_parse_from(["x", "--link", "loss=150%"])
+            .err()
+            .unwrap();
+        assert!(bad.to_string().contains("loss=150%"), "{bad}");
     }
 
     #[test]

@@ -385,6 +385,51 @@ pub struct RunConfig {
     pub same_process_server: bool,
     /// The command line, for the result file.
     pub command: Vec<String>,
+    /// The emulated link the run went through (`--link`); absent from the result without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkConditions>,
+}
+
+/// The link conditions of a run through `--link`, as recorded in the result's `config.link`
+/// (each direction has them; see [`crate::link::LinkSpec`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LinkConditions {
+    /// Round-trip time the link adds (half each way), milliseconds.
+    pub rtt_ms: f64,
+    /// Each one-way delay varies uniformly within ± this, milliseconds.
+    pub jitter_ms: f64,
+    /// Fraction of packets lost per direction, 0 to 1.
+    pub loss_ratio: f64,
+    /// Mean loss burst (Gilbert-Elliott), packets; absent: independent losses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_burst_packets: Option<f64>,
+    /// Bottleneck rate per direction, bits of IP packet per second; absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_bit_per_s: Option<u64>,
+    /// The bottleneck's drop-tail queue: `1000pkt` or `65536B`.
+    pub queue: String,
+    /// Jitter may reorder packets.
+    pub reorder: bool,
+    /// Seed of the loss and jitter draws.
+    pub seed: u64,
+    /// The link's MTU, bytes.
+    pub mtu_bytes: u32,
+}
+
+impl From<&crate::link::LinkSpec> for LinkConditions {
+    fn from(s: &crate::link::LinkSpec) -> Self {
+        LinkConditions {
+            rtt_ms: s.rtt.as_secs_f64() * 1e3,
+            jitter_ms: s.jitter.as_secs_f64() * 1e3,
+            loss_ratio: s.loss,
+            loss_burst_packets: s.loss_burst_packets,
+            rate_bit_per_s: s.rate_bit_per_s,
+            queue: s.queue.to_string(),
+            reorder: s.reorder,
+            seed: s.seed,
+            mtu_bytes: crate::link::spec::LINK_MTU_BYTES,
+        }
+    }
 }
 
 impl RunConfig {
@@ -492,6 +537,7 @@ impl RunConfig {
             drop_after_messages: None,
             same_process_server: false,
             command: Vec::new(),
+            link: None,
         }
     }
 

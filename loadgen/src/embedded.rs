@@ -57,10 +57,30 @@ pub async fn spawn_server_from(
     exe: &Path,
     args: &[String],
 ) -> Result<EmbeddedServer, LoadgenError> {
-    let mut child = Command::new(exe)
+    spawn_server_in(exe, None, "127.0.0.1:0", args).await
+}
+
+/// As [`spawn_server_from`], listening on `bind`, inside network namespace `netns` when given
+/// (`ip netns exec NETNS EXE serve ...`: `ip` joins the namespace and then execs the server,
+/// so the child's pid is the server's).
+pub async fn spawn_server_in(
+    exe: &Path,
+    netns: Option<&str>,
+    bind: &str,
+    args: &[String],
+) -> Result<EmbeddedServer, LoadgenError> {
+    let mut command = match netns {
+        None => Command::new(exe),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+    };
+    let mut child = command
         .arg("serve")
         .arg("--bind")
-        .arg("127.0.0.1:0")
+        .arg(bind)
         .args(args)
         // `serve` takes pushlab-server's flags, --publish-token's environment variable
         // included; the loadgen publishes without a token, so the child must not pick one up.

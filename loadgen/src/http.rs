@@ -113,20 +113,31 @@ pub struct Conn {
 /// What closing a connection found.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Closing {
-    /// TCP segments (out, in) from TCP_INFO, read after EOF, just before close.
-    pub segments: Option<(u64, u64)>,
+    /// TCP_INFO's segments (out, in) and retransmissions, read after EOF, just before close.
+    pub tcp: Option<crate::net::TcpTotals>,
     /// The peer closed its side (we read EOF) before the timeout.
     pub saw_eof: bool,
 }
 
 impl Conn {
-    /// Connects (from `source` when given) and counts into `counter`.
+    /// Connects from the server side (see [`crate::net::Side`]; from `source` when given) and
+    /// counts into `counter`.
     pub async fn connect(
         addr: SocketAddr,
         source: Option<IpAddr>,
         counter: Arc<ByteCounter>,
     ) -> Result<Conn, ClientError> {
-        let stream = crate::net::connect(addr, source)
+        Self::connect_from(crate::net::Side::Server, addr, source, counter).await
+    }
+
+    /// As [`Conn::connect`] from `side` of the link.
+    pub async fn connect_from(
+        side: crate::net::Side,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        counter: Arc<ByteCounter>,
+    ) -> Result<Conn, ClientError> {
+        let stream = crate::net::connect_from(side, addr, source)
             .await
             .map_err(ClientError::Connect)?;
         Ok(Conn {
@@ -233,7 +244,7 @@ impl Conn {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         let saw_eof = drain_to_eof(self, timeout).await;
         Closing {
-            segments: crate::net::tcp_segments(self.io.get_ref()),
+            tcp: crate::net::tcp_totals(self.io.get_ref()),
             saw_eof,
         }
     }

@@ -81,9 +81,13 @@ fn argv() -> Vec<String> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = args.out.clone();
     let quiet = args.quiet;
-    let result = match args.shards {
-        Some(n) => pushlab_loadgen::shard::run_sharded(&args, n).await?,
-        None => pushlab_loadgen::run(args.into_config()?).await?,
+    let link = args.link.clone();
+    let result = match (args.shards, &link) {
+        (Some(n), _) => pushlab_loadgen::shard::run_sharded(&args, n).await?,
+        (None, None) => pushlab_loadgen::run(args.into_config()?).await?,
+        (None, Some(spec)) => {
+            pushlab_loadgen::link::run_through_link(args.into_config()?, spec, None).await?
+        }
     };
     if let Some(path) = &out {
         write_result(path, &result)?;

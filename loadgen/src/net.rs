@@ -1,9 +1,11 @@
 //! Sockets for many clients: the open-file limit, source addresses, TCP_INFO, and the one
 //! clock every timestamp of a run is read from.
 
+use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpSocket, TcpStream};
@@ -34,31 +36,113 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
-/// Connects to `addr`, first binding to `source` when given (to spread sockets over several
-/// loopback addresses and pass the ephemeral-port limit of one). Sets TCP_NODELAY, as browsers
-/// do, so latency is the transport's and not Nagle's.
-pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let stream = match source {
-        None => TcpStream::connect(addr).await?,
-        Some(ip) => {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.bind(SocketAddr::new(ip, 0))?;
-            socket.connect(addr).await?
+/// Which side of an emulated link (`--link`) a socket belongs to. Without a link both are
+/// this process's own network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Subscribers: the client side of the link.
+    Client,
+    /// The publisher, scrapes and probes: next to the server (a publisher is a backend).
+    Server,
+}
+
+/// The two sides' network namespaces while a run goes through a link (`/run/netns/NAME`
+/// opened); `None` the rest of the time.
+static LINK_NAMESPACES: Mutex<Option<[Arc<File>; 2]>> = Mutex::new(None);
+
+/// Makes every socket [`connect`] opens from now on live in the link's namespaces (`client`
+/// for [`Side::Client`], `server` for [`Side::Server`]); `None` puts them back into this
+/// process's namespace. Errors: a namespace that cannot be opened.
+pub fn use_link_namespaces(names: Option<(&str, &str)>) -> io::Result<()> {
+    let files = match names {
+        None => None,
+        Some((client, server)) => {
+            let open = |n: &str| File::open(format!("/run/netns/{n}")).map(Arc::new);
+            Some([open(client)?, open(server)?])
         }
     };
+    *LINK_NAMESPACES.lock().unwrap_or_else(|p| p.into_inner()) = files;
+    Ok(())
+}
+
+/// A TCP socket for `addr`, born in `side`'s link namespace when a link is in use. A socket's
+/// namespace is fixed when it is created, so it is created on a short-lived thread that has
+/// joined the namespace (`setns(CLONE_NEWNET)`); connecting it afterwards works from any
+/// thread.
+fn new_socket(addr: SocketAddr, side: Side) -> io::Result<TcpSocket> {
+    let make = move || {
+        if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+    };
+    let ns = LINK_NAMESPACES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|f| f[usize::from(side == Side::Server)].clone());
+    let Some(ns) = ns else {
+        return make();
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a descriptor we hold open; it changes only this thread.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            make()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
+    })
+}
+
+/// Connects to `addr` from `side`, first binding to `source` when given (to spread sockets
+/// over several loopback addresses and pass the ephemeral-port limit of one). Sets
+/// TCP_NODELAY, as browsers do, so latency is the transport's and not Nagle's.
+pub async fn connect_from(
+    side: Side,
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> io::Result<TcpStream> {
+    let socket = new_socket(addr, side)?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
-/// Segments a socket sent and received, from Linux `TCP_INFO` (`tcpi_segs_out`,
-/// `tcpi_segs_in`), including SYN, FIN, pure ACKs and retransmissions. `None` off Linux or on
+/// [`connect_from`] the server side (the publisher, scrapes; without a link, this process).
+pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    connect_from(Side::Server, addr, source).await
+}
+
+/// What a socket's `TCP_INFO` says just before it closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTotals {
+    /// Segments sent and received (`tcpi_segs_out`, `tcpi_segs_in`), including SYN, FIN, pure
+    /// ACKs and retransmissions.
+    pub segments: (u64, u64),
+    /// What this socket's sender sent again.
+    pub retransmissions: TcpRetransmissions,
+}
+
+/// Segments a socket sent and received (see [`TcpTotals::segments`]). `None` off Linux or on
 /// error.
 pub fn tcp_segments(stream: &TcpStream) -> Option<(u64, u64)> {
-    tcp_info(stream).map(|info| info.segs)
+    tcp_totals(stream).map(|t| t.segments)
+}
+
+/// The segment counts and retransmissions of a socket, from Linux `TCP_INFO`. `None` off Linux
+/// or on error.
+pub fn tcp_totals(stream: &TcpStream) -> Option<TcpTotals> {
+    tcp_info(stream).map(|info| TcpTotals {
+        segments: info.segs,
+        retransmissions: info.retransmissions,
+    })
 }
 
 /// What a socket's sender has retransmitted so far, from Linux `TCP_INFO`.
@@ -207,5 +291,37 @@ mod tests {
         assert!(wall.abs_diff(b) < 5_000_000_000);
         let i = Instant::now();
         assert!(instant_ns(i) >= b);
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    /// The socket's family follows the target: an IPv6 target (`[::1]`) gets an IPv6 socket,
+    /// from either side and with or without a source address (no link in use here).
+    #[tokio::test]
+    async fn connects_to_ipv4_and_ipv6_loopback() {
+        let targets: [(&str, Option<IpAddr>); 4] = [
+            ("127.0.0.1:0", None),
+            ("127.0.0.1:0", Some("127.0.0.1".parse().unwrap())),
+            ("[::1]:0", None),
+            ("[::1]:0", Some("::1".parse().unwrap())),
+        ];
+        for (bind, source) in targets {
+            let Ok(listener) = tokio::net::TcpListener::bind(bind).await else {
+                eprintln!("SKIPPED {bind}: this host has no such loopback");
+                continue;
+            };
+            let addr = listener.local_addr().unwrap();
+            for side in [Side::Client, Side::Server] {
+                let stream = connect_from(side, addr, source).await.unwrap();
+                let (accepted, peer) = listener.accept().await.unwrap();
+                assert_eq!(stream.peer_addr().unwrap(), addr);
+                assert_eq!(peer, stream.local_addr().unwrap());
+                assert!(stream.nodelay().unwrap());
+                drop(accepted);
+            }
+        }
     }
 }

@@ -174,6 +174,9 @@ pub struct Recorder {
     pub unclean_closes: AtomicU64,
     pub segments: AtomicU64,
     pub segments_known: AtomicBool,
+    /// Segments and payload bytes the subscribers' sockets retransmitted (TCP_INFO).
+    pub retransmitted_segments: AtomicU64,
+    pub retransmitted_bytes: AtomicU64,
     tally: Mutex<Tally>,
     /// The first few problems, for the result's notes ("client 3: HTTP 503 ...").
     problems: Mutex<Vec<String>>,
@@ -199,6 +202,8 @@ impl Recorder {
             unclean_closes: AtomicU64::new(0),
             segments: AtomicU64::new(0),
             segments_known: AtomicBool::new(false),
+            retransmitted_segments: AtomicU64::new(0),
+            retransmitted_bytes: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
             problems: Mutex::new(Vec::new()),
             problem_count: AtomicU64::new(0),
@@ -297,6 +302,10 @@ impl Recorder {
                 .segments_known
                 .load(Ordering::Relaxed)
                 .then(|| Recorder::get(&self.segments)),
+            retransmitted: crate::net::TcpRetransmissions {
+                segments: Recorder::get(&self.retransmitted_segments),
+                bytes: Recorder::get(&self.retransmitted_bytes),
+            },
             foreign_messages: Recorder::get(&self.foreign_messages),
             overattributed: Recorder::get(&self.overattributed),
             unclean_closes: Recorder::get(&self.unclean_closes),
@@ -314,6 +323,8 @@ pub struct RecorderSnapshot {
     pub histogram: Histogram<u64>,
     /// TCP segments both ways (`None` where TCP_INFO was not available).
     pub segments: Option<u64>,
+    /// What the subscribers' sockets sent again (meaningful where `segments` is known).
+    pub retransmitted: crate::net::TcpRetransmissions,
     /// Deliveries without a send-time stamp (another publisher on the topic).
     pub foreign_messages: u64,
     /// Bytes the split attributed beyond what was counted (a loadgen bug if not 0).

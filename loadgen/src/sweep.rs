@@ -18,6 +18,8 @@
 //! payload_bytes = [100]
 //! keep_alive = [true]     # default [true]
 //! header_profile = ["minimal"]   # default ["minimal"]
+//! rtt = ["0ms", "50ms"]   # through an emulated link (needs root); default: loopback
+//! loss = ["0%", "1%"]     # with rtt or alone (the other axis is then 0)
 //! http = ["1.1", "2"]     # default ["1.1"]; "2" is h2c (no ws point: see below)
 //! tls = [false]           # default [false]
 //! ```
@@ -26,6 +28,11 @@
 //! `-h2c` (HTTP/2), `-tls` or `-h2` (HTTP/2 over TLS) appended when not HTTP/1.1 in clear.
 //! An HTTP/2 matrix has no ws point until WebSocket over HTTP/2 (RFC 8441) is measured, and
 //! no keep-alive-off point (an HTTP/2 connection is persistent).
+//!
+//! A point through the link adds `-rtt50ms-loss1pct`. Such a point's server child starts inside
+//! the link's server namespace and its subscribers on the client side
+//! ([`crate::compare::run_on`]); every point is bounded by its window, and the link comes up and
+//! goes down with it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,10 +43,12 @@ use pushlab_proto::result::RunResult;
 use pushlab_proto::Transport;
 use serde::Deserialize;
 
-use crate::compare::{io_err, LabError, Server, ServerSource};
+use crate::compare::{io_err, placeholder_target, run_on, LabError, ServerSource};
 use crate::config::{
     parse_duration, parse_transports, HeaderProfile, HttpVersion, RunConfig, Target,
 };
+use crate::link::spec::{parse_delay, parse_loss};
+use crate::link::LinkSpec;
 
 /// The `sweep` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -90,6 +99,12 @@ pub struct Matrix {
     pub keep_alive: Vec<bool>,
     #[serde(default = "default_profiles")]
     pub header_profile: Vec<String>,
+    /// Round-trip times of an emulated link (`50ms`); empty with `loss` empty: loopback.
+    #[serde(default)]
+    pub rtt: Vec<String>,
+    /// Loss ratios of an emulated link per direction (`1%`).
+    #[serde(default)]
+    pub loss: Vec<String>,
     #[serde(default = "default_http")]
     pub http: Vec<HttpVersion>,
     #[serde(default = "default_tls")]
@@ -139,6 +154,8 @@ pub struct Point {
     pub duration: Duration,
     pub warmup: Duration,
     pub poll_interval: Duration,
+    /// The emulated link (`rtt`, `loss` axes); `None`: loopback.
+    pub link: Option<LinkSpec>,
 }
 
 impl Point {
@@ -162,6 +179,11 @@ impl Point {
             (HttpVersion::Http11, true) => n += "-tls",
             (HttpVersion::Http2, tls) => n += if tls { "-h2" } else { "-h2c" },
         }
+        if let Some(link) = &self.link {
+            let rtt_ms = link.rtt.as_secs_f64() * 1e3;
+            let loss_pct = (link.loss * 100.0 * 1e6).round() / 1e6;
+            n += &format!("-rtt{rtt_ms}ms-loss{loss_pct}pct");
+        }
         n
     }
 
@@ -179,17 +201,60 @@ impl Point {
         c.warmup = self.warmup;
         c.poll_interval = self.poll_interval;
         c.command = command.to_vec();
+        c.link = self.link.as_ref().map(crate::config::LinkConditions::from);
         c
     }
 
-    /// A rough wall time: warmup + window + a second to connect and drain.
+    /// A rough wall time: warmup + window + a second to connect and drain (and two more to
+    /// bring a link up and down).
     pub fn estimate(&self) -> Duration {
-        self.warmup + self.duration + Duration::from_secs(1)
+        let link = if self.link.is_some() { 2 } else { 0 };
+        self.warmup + self.duration + Duration::from_secs(1 + link)
     }
 }
 
 fn dur(s: &str, what: &str) -> Result<Duration, LabError> {
     parse_duration(s).map_err(|e| LabError::Spec(format!("{what} {s:?}: {e}")))
+}
+
+/// The links of a matrix: the cross product of its `rtt` and `loss` axes (an axis left out is
+/// 0), each checked as `--link` checks it; `[None]` (loopback) when both are left out.
+fn links(m: &Matrix, what: &dyn Fn(&str) -> String) -> Result<Vec<Option<LinkSpec>>, LabError> {
+    if m.rtt.is_empty() && m.loss.is_empty() {
+        return Ok(vec![None]);
+    }
+    let bad =
+        |field: &str, v: &str, e: String| LabError::Spec(format!("{} {v:?}: {e}", what(field)));
+    let rtts = match m.rtt.is_empty() {
+        true => vec![Duration::ZERO],
+        false => m
+            .rtt
+            .iter()
+            .map(|v| parse_delay(v).map_err(|e| bad("rtt", v, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let losses = match m.loss.is_empty() {
+        true => vec![0.0],
+        false => m
+            .loss
+            .iter()
+            .map(|v| parse_loss(v).map_err(|e| bad("loss", v, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut out = Vec::new();
+    for &rtt in &rtts {
+        for &loss in &losses {
+            let spec = LinkSpec {
+                rtt,
+                loss,
+                ..LinkSpec::default()
+            };
+            spec.check()
+                .map_err(|e| LabError::Spec(format!("{}: {e}", what("rtt/loss"))))?;
+            out.push(Some(spec));
+        }
+    }
+    Ok(out)
 }
 
 impl SweepSpec {
@@ -247,6 +312,7 @@ impl SweepSpec {
                     return Err(LabError::Spec(format!("{} is empty", what(list.0))));
                 }
             }
+            let links = &links(m, &what)?;
             let protocols: Vec<(HttpVersion, bool)> = m
                 .http
                 .iter()
@@ -265,9 +331,12 @@ impl SweepSpec {
                         let needed = Duration::from_secs_f64(self.min_messages as f64 / rate);
                         for &payload_bytes in &m.payload_bytes {
                             for &keep_alive in &m.keep_alive {
-                                for (&header_profile, &(http, tls)) in profiles
-                                    .iter()
-                                    .flat_map(|p| protocols.iter().map(move |x| (p, x)))
+                                for (&header_profile, &(http, tls), link) in
+                                    profiles.iter().flat_map(|p| {
+                                        protocols
+                                            .iter()
+                                            .flat_map(move |x| links.iter().map(move |l| (p, x, l)))
+                                    })
                                 {
                                     let h2 = http == HttpVersion::Http2;
                                     if h2 && (transport == Transport::Ws || !keep_alive) {
@@ -285,6 +354,7 @@ impl SweepSpec {
                                         duration: duration.max(needed),
                                         warmup,
                                         poll_interval,
+                                        link: link.clone(),
                                     };
                                     if seen.insert(p.name()) {
                                         out.push(p);
@@ -356,11 +426,8 @@ pub async fn sweep(
         // A fresh child server per point: memory per connection is RSS growth, and a server
         // that already served an earlier point hands its freed memory to the next one (seen:
         // sse 8.4, stream 5.8, ws 1.4 KiB per connection in run order on one process).
-        let server_handle = Server::start(server).await?;
-        let mut config = p.config(server_handle.target.clone(), command);
-        config.server_pid = server_handle.pid();
-        let ran = crate::run(config).await;
-        server_handle.stop().await;
+        let config = p.config(placeholder_target(), command);
+        let ran = run_on(config, server, p.link.as_ref()).await;
         match ran {
             Ok(result) => {
                 outcome.warnings.extend(
@@ -383,7 +450,7 @@ pub async fn sweep(
         }
     }
     match failure {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(outcome),
     }
 }
@@ -484,6 +551,49 @@ http = ["1.1", "2"]
         assert!(err.contains("firefox"), "{err}");
         let unknown = format!("{SPEC}\nbogus = 1\n");
         assert!(toml::from_str::<SweepSpec>(&unknown).is_err());
+    }
+
+    #[test]
+    fn rtt_and_loss_axes_make_link_points_and_bad_values_are_named() {
+        let spec = format!(
+            "{SPEC}\n[[matrix]]\ntransports = [\"ws\"]\nclients = [10]\nrate = [10]\nrtt = [\"0ms\", \"50ms\"]\nloss = [\"0%\", \"1%\"]\n"
+        );
+        let spec: SweepSpec = toml::from_str(&spec).expect("parses");
+        let points = spec.points().expect("points");
+        let linked: Vec<&Point> = points.iter().filter(|p| p.link.is_some()).collect();
+        assert_eq!(linked.len(), 4);
+        let names: BTreeSet<String> = linked.iter().map(|p| p.name()).collect();
+        assert!(
+            names.contains("ws-c10-r10-p100-ka-minimal-rtt50ms-loss1pct"),
+            "{names:?}"
+        );
+        assert!(names.contains("ws-c10-r10-p100-ka-minimal-rtt0ms-loss0pct"));
+        let p = linked
+            .iter()
+            .find(|p| p.name().contains("rtt50ms-loss1pct"))
+            .unwrap();
+        let c = p
+            .config(placeholder_target(), &[])
+            .link
+            .expect("config.link");
+        assert_eq!((c.rtt_ms, c.loss_ratio), (50.0, 0.01));
+        // The loopback point of the same variables is another point.
+        assert!(points
+            .iter()
+            .any(|p| p.name() == "ws-c10-r10-p100-ka-minimal"));
+        // One axis alone: the other is 0.
+        let only_loss =
+            "[[matrix]]\ntransports = [\"ws\"]\nclients = [1]\nrate = [1]\nloss = [\"5%\"]\n";
+        let spec: SweepSpec = toml::from_str(only_loss).expect("parses");
+        let link = spec.points().unwrap()[0].link.clone().unwrap();
+        assert_eq!((link.rtt, link.loss), (Duration::ZERO, 0.05));
+        for (bad, field) in [("rtt = [\"-5ms\"]", "rtt"), ("loss = [\"150%\"]", "loss")] {
+            let text =
+                format!("[[matrix]]\ntransports = [\"ws\"]\nclients = [1]\nrate = [1]\n{bad}\n");
+            let spec: SweepSpec = toml::from_str(&text).expect("parses");
+            let err = spec.points().expect_err(bad).to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,12 @@ use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pushlab_loadgen::config::RunConfig;
 use pushlab_loadgen::link::{enter_namespace, Link, LinkSpec, QueueLimit};
+use pushlab_proto::Transport;
+
+#[allow(dead_code)]
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pushlab-loadgen");
 /// One link test at a time: making and removing namespaces is heavy kernel work that would
@@ -549,4 +554,66 @@ fn retransmissions_follow_the_links_losses() {
             assert!(rexmit.bytes >= rexmit.segments && rexmit.bytes <= rexmit.segments * 1448);
         }
     }
+}
+
+/// All five transports through a 50 ms link that loses 1 % of packets each way (`run
+/// --link`): nothing lost, duplicated or out of order, the byte split still sums exactly to the
+/// counted wire bytes (TCP's retransmissions are beside it, not in it), client and server count
+/// the same bytes, every latency at least the link's one-way delay, and the link recorded in
+/// the scenario. Rates and windows are small so it ends in well under a minute.
+#[test]
+fn five_transports_through_50ms_and_1pct_loss() {
+    require_root!();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut config = RunConfig::new("http://127.0.0.1:0".parse().unwrap());
+    config.clients = 4;
+    config.rate_per_s = 10.0;
+    config.duration = Duration::from_secs(2);
+    config.warmup = Duration::from_millis(300);
+    config.idle = Duration::from_millis(300);
+    config.poll_interval = Duration::from_millis(200);
+    let spec = pushlab_loadgen::link::parse_link("rtt=50ms,loss=1%,seed=3").unwrap();
+    let started = Instant::now();
+    let result = rt
+        .block_on(pushlab_loadgen::link::run_through_link(
+            config,
+            &spec,
+            Some(std::path::Path::new(BIN)),
+        ))
+        .expect("run through the link");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert_eq!(result.transports.len(), 5);
+    let mut retransmitted = 0;
+    for t in &result.transports {
+        let name = t.transport;
+        common::assert_split_exact(t);
+        common::assert_delivered_once(t);
+        let server = t.server.as_ref().expect("pushlab-server has /metrics");
+        assert_eq!(t.wire_bytes_up, server.server_bytes_read, "{name}");
+        assert_eq!(t.wire_bytes_down, server.server_bytes_written, "{name}");
+        let link = t.scenario.link.as_ref().expect("scenario.link");
+        assert_eq!((link.rtt_ms, link.loss_ratio), (50.0, 0.01));
+        // Push transports wait half an RTT one way at least; polls more.
+        assert!(
+            t.latency_us.p50 >= 25_000,
+            "{name}: p50 {}",
+            t.latency_us.p50
+        );
+        let r = t.retransmissions.expect("TCP_INFO read");
+        assert!(
+            r.server_segments.is_some(),
+            "{name}: the server's side is known"
+        );
+        retransmitted += r.client_segments + r.server_segments.unwrap_or(0);
+        if name == Transport::Ws {
+            assert_eq!(t.http_requests, t.clients, "{name}: one Upgrade each");
+        }
+    }
+    println!("{took:?}; retransmitted segments over all transports: {retransmitted}");
+    assert!(
+        result.notes.iter().any(|n| n.contains("dropped")),
+        "the link's report is in the notes: {:?}",
+        result.notes
+    );
 }

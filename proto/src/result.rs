@@ -89,6 +89,53 @@ pub struct Scenario {
     pub target_profile: String,
     /// `http/1.1`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2` (over TLS).
     pub http_version: String,
+    /// The emulated link between subscribers and server (`--link`); absent: loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkScenario>,
+}
+
+/// The conditions of the emulated link a run went through (`--link`, issue 11), each
+/// direction having them all.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LinkScenario {
+    /// Round-trip time the link adds (half each way), milliseconds.
+    pub rtt_ms: f64,
+    /// Each one-way delay varies uniformly within ± this, milliseconds.
+    pub jitter_ms: f64,
+    /// Fraction of packets lost per direction, 0 to 1.
+    pub loss_ratio: f64,
+    /// Bottleneck rate per direction, bits of IP packet per second; absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bit_per_s: Option<u64>,
+}
+
+/// What TCP sent again on one transport's connections, from Linux `TCP_INFO`
+/// (`tcpi_total_retrans`, `tcpi_bytes_retrans` = RFC 4898 tcpEStatsPerfOctetsRetrans) read just
+/// before each socket closes. TCP's own work, reported beside the byte split and not in it:
+/// the split divides the bytes the application wrote and read (each counted once however
+/// often TCP sent it), so it stays exact; these are extra copies on the wire.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Retransmissions {
+    /// Segments the subscribers' sockets sent again (upstream: requests, WebSocket frames,
+    /// SYN and FIN included).
+    pub client_segments: u64,
+    /// Payload bytes the subscribers' sockets sent again.
+    pub client_bytes: u64,
+    /// Segments the server's sockets of this transport sent again (downstream), from
+    /// pushlab-server's `pushlab_tcp_retransmitted_segments_total`; `None` for a target
+    /// without that metric.
+    pub server_segments: Option<u64>,
+    /// Payload bytes the server's sockets sent again (`pushlab_tcp_retransmitted_bytes_total`).
+    pub server_bytes: Option<u64>,
+}
+
+impl Retransmissions {
+    /// Bytes sent again both ways (the server's counted as 0 where unknown).
+    pub fn bytes(&self) -> u64 {
+        self.client_bytes + self.server_bytes.unwrap_or(0)
+    }
 }
 
 /// Wire bytes split by what they carry. As a total or per delivered message.
@@ -261,6 +308,10 @@ pub struct TransportResult {
     pub loadgen: Option<LoadgenCost>,
     /// TCP segments both ways from TCP_INFO (None where not available).
     pub tcp_segments: Option<u64>,
+    /// What TCP sent again, beside the byte split (see [`Retransmissions`]); `None` where
+    /// TCP_INFO was not available or in results made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retransmissions: Option<Retransmissions>,
     /// HDR histogram of latency_us, V2+deflate, base64.
     pub histogram: String,
     #[serde(default)]

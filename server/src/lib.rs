@@ -275,6 +275,7 @@ pub async fn serve_shared(
         connections.spawn(async move {
             let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
             counter.register_socket(fd);
+            let stream = metrics::RetransmissionsOnClose::new(stream, counter.clone());
             let conn = guard::ConnGuard::new(counter, &shared.config, Some(ip_slot));
             // The permit goes with the socket, not this task: an upgraded WebSocket outlives it.
             let conn = Arc::new(conn.with_permit(permit));
@@ -376,7 +377,7 @@ impl Builders {
 /// a handshake record. The TLS handshake (and the wait for the first byte) is bounded by the
 /// header-read timeout, counted as `header_timeout` when cut and `tls_handshake` when it fails.
 async fn serve_accepted(
-    stream: TcpStream,
+    stream: metrics::RetransmissionsOnClose,
     conn: Arc<guard::ConnGuard>,
     shared: Arc<Shared>,
     builders: &Builders,
@@ -463,7 +464,12 @@ async fn serve_guarded<S>(
     if h2_only {
         // Boxed so that the HTTP/1.1-capable path below does not carry this state's size.
         let h2 = builder.clone().http2_only();
-        Box::pin(drive(h2.serve_connection(io, service), &conn_guard, &shared)).await
+        Box::pin(drive(
+            h2.serve_connection(io, service),
+            &conn_guard,
+            &shared,
+        ))
+        .await
     } else {
         let conn = builder.serve_connection_with_upgrades(io, service);
         drive(conn, &conn_guard, &shared).await

@@ -142,6 +142,27 @@ pub fn socket_kernel_bytes(fd: RawFd) -> Option<u64> {
     )
 }
 
+/// What TCP has sent again on socket `fd` so far, from Linux `TCP_INFO`: (segments
+/// `tcpi_total_retrans`, payload bytes `tcpi_bytes_retrans`; RFC 4898 tcpEStatsPerfOctetsRetrans,
+/// 0 before Linux 4.19). `None` where the descriptor is not a TCP socket or is closed.
+pub fn tcp_retransmissions(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: tcp_info is plain data; zeroes are valid (and stay where an older kernel
+    // writes less).
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes; the kernel writes at most `len` and sets it.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| (u64::from(info.tcpi_total_retrans), info.tcpi_bytes_retrans))
+}
+
 /// The slab caches one accepted TCP connection holds an object of, besides its queues: the
 /// socket (`TCP` or `TCPv6`), its inode (`sock_inode_cache`), file (`filp`), dentry and epoll
 /// registration (`eventpoll_epi`).

@@ -111,6 +111,8 @@ pub struct ClientCtx {
     pub tally: Tally,
     pub segments: u64,
     pub segments_known: bool,
+    /// What this subscriber's sockets sent again (TCP_INFO), summed over its connections.
+    pub retransmissions: crate::net::TcpRetransmissions,
     pub source: Option<IpAddr>,
     /// The replica this subscriber connects to (round-robin over the targets by id).
     pub target: Target,
@@ -133,6 +135,7 @@ impl ClientCtx {
             tally: Tally::default(),
             segments: 0,
             segments_known: false,
+            retransmissions: Default::default(),
             source,
             token: None,
         }
@@ -140,7 +143,13 @@ impl ClientCtx {
 
     /// A new counted TCP connection to the target.
     pub async fn connect(&mut self) -> Result<Conn, ClientError> {
-        let mut conn = Conn::connect(self.target.addr, self.source, self.counter.clone()).await?;
+        let mut conn = Conn::connect_from(
+            crate::net::Side::Client,
+            self.target.addr,
+            self.source,
+            self.counter.clone(),
+        )
+        .await?;
         conn.guard = Some(OpenGuard::new(self.rec.clone()));
         Ok(conn)
     }
@@ -202,9 +211,12 @@ impl ClientCtx {
 
     /// Notes what closing a connection found.
     pub fn closed(&mut self, c: Closing) {
-        if let Some((out, inn)) = c.segments {
+        if let Some(tcp) = c.tcp {
+            let (out, inn) = tcp.segments;
             self.segments += out + inn;
             self.segments_known = true;
+            self.retransmissions.segments += tcp.retransmissions.segments;
+            self.retransmissions.bytes += tcp.retransmissions.bytes;
         }
     }
 
@@ -224,7 +236,7 @@ impl ClientCtx {
 /// Reads TCP_INFO and closes: for sockets dropped without the clean close.
 pub fn segments_of(conn: &Conn) -> Closing {
     Closing {
-        segments: crate::net::tcp_segments(conn.io.get_ref()),
+        tcp: crate::net::tcp_totals(conn.io.get_ref()),
         saw_eof: false,
     }
 }
@@ -400,6 +412,10 @@ pub async fn drive<S: Subscriber>(
     }
     rec.add_tally(&cx.tally);
     rec.segments.fetch_add(cx.segments, Ordering::Relaxed);
+    rec.retransmitted_segments
+        .fetch_add(cx.retransmissions.segments, Ordering::Relaxed);
+    rec.retransmitted_bytes
+        .fetch_add(cx.retransmissions.bytes, Ordering::Relaxed);
     if cx.segments_known {
         rec.segments_known.store(true, Ordering::Relaxed);
     }

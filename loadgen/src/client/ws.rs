@@ -134,7 +134,7 @@ impl WsSub {
         .await
         .is_ok();
         Closing {
-            segments: crate::net::tcp_segments(raw.inner.get_ref()),
+            tcp: crate::net::tcp_totals(raw.inner.get_ref()),
             saw_eof,
         }
     }
@@ -258,7 +258,7 @@ impl Subscriber for WsSub {
     fn abort(&mut self, cx: &mut ClientCtx) {
         if let Some(ws) = self.ws.take() {
             cx.closed(Closing {
-                segments: crate::net::tcp_segments(ws.get_ref().inner.get_ref()),
+                tcp: crate::net::tcp_totals(ws.get_ref().inner.get_ref()),
                 saw_eof: false,
             });
             self.settle_written(cx);

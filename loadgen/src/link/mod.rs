@@ -15,7 +15,8 @@
 //!
 //! - [`spec`]: the settings and their flag parsers; [`shaper`]: one direction's loss, queue,
 //!   rate and delay as pure logic; [`emulator`]: the threads that move packets on time;
-//!   [`netns`]: namespaces and TUN devices; [`shell`]: the `link` subcommand.
+//!   [`netns`]: namespaces and TUN devices; [`shell`]: the `link` subcommand; [`through`]:
+//!   `run --link`, a run whose subscribers reach the server through the link.
 //!
 //! [`Link`] removes everything it made when dropped: on return, on error and on a panic. The
 //! shell adds SIGINT and SIGTERM. Only SIGKILL can leave a namespace behind (`ip netns del`).
@@ -34,6 +35,7 @@ pub mod netns;
 pub mod shaper;
 pub mod shell;
 pub mod spec;
+pub mod through;
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -42,7 +44,8 @@ use std::sync::Arc;
 
 pub use emulator::{DirectionCounters, DirectionReport};
 pub use netns::{enter_namespace, run_in_namespace};
-pub use spec::{LinkSpec, QueueLimit};
+pub use spec::{parse_link, LinkSpec, QueueLimit};
+pub use through::run_through_link;
 
 use emulator::Direction;
 use netns::Namespace;

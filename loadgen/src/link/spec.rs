@@ -241,6 +241,52 @@ pub fn parse_burst(s: &str) -> Result<f64, String> {
 }
 
 /// `12.5ms` -> (12.5, "ms"); None when there is no leading number.
+/// The `--link` value of `run`, `compare` and `sweep`: comma-separated `key=value` pairs with
+/// the `link` subcommand's flags as keys (`rtt`, `jitter`, `loss`, `loss-burst`, `rate`,
+/// `queue`, `reorder`, `seed`), e.g. `rtt=100ms,loss=1%,rate=10mbit,jitter=5ms`. Keys left out
+/// keep [`LinkSpec::default`]'s value (seed 1, so a run repeats its draws). An error names the
+/// key: `--link loss=150%: ...`.
+pub fn parse_link(s: &str) -> Result<LinkSpec, String> {
+    let mut spec = LinkSpec::default();
+    let mut seen = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--link {pair:?}: expected key=value (e.g. rtt=100ms)"))?;
+        let (key, value) = (key.trim(), value.trim());
+        if seen.contains(&key) {
+            return Err(format!("--link {key}: given twice"));
+        }
+        seen.push(key);
+        let named = |e: String| format!("--link {key}={value}: {e}");
+        match key {
+            "rtt" => spec.rtt = parse_delay(value).map_err(named)?,
+            "jitter" => spec.jitter = parse_delay(value).map_err(named)?,
+            "loss" => spec.loss = parse_loss(value).map_err(named)?,
+            "loss-burst" => spec.loss_burst_packets = Some(parse_burst(value).map_err(named)?),
+            "rate" => spec.rate_bit_per_s = Some(parse_rate(value).map_err(named)?),
+            "queue" => spec.queue = parse_queue(value).map_err(named)?,
+            "reorder" => {
+                spec.reorder = value
+                    .parse()
+                    .map_err(|_| named("use true or false".into()))?
+            }
+            "seed" => spec.seed = value.parse().map_err(|_| named("not a number".into()))?,
+            _ => {
+                return Err(format!(
+                    "--link {key}: unknown key (use rtt, jitter, loss, loss-burst, rate, queue, \
+                     reorder, seed)"
+                ))
+            }
+        }
+    }
+    if seen.is_empty() {
+        return Err("--link: empty (e.g. rtt=100ms,loss=1%)".into());
+    }
+    spec.check().map_err(|e| format!("--link: {e}"))?;
+    Ok(spec)
+}
+
 fn split_number(t: &str) -> Option<(f64, &str)> {
     let end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -337,5 +383,33 @@ mod tests {
         assert_eq!(parse_burst("4"), Ok(4.0));
         assert!(parse_burst("0.5").is_err());
         assert!(parse_burst("x").is_err());
+    }
+
+    #[test]
+    fn link_values_parse_and_name_the_bad_key() {
+        let spec = parse_link("rtt=100ms,loss=1%,rate=10mbit,jitter=5ms").unwrap();
+        assert_eq!(spec.rtt, Duration::from_millis(100));
+        assert_eq!(spec.jitter, Duration::from_millis(5));
+        assert!((spec.loss - 0.01).abs() < 1e-12);
+        assert_eq!(spec.rate_bit_per_s, Some(10_000_000));
+        assert_eq!(spec.queue, DEFAULT_QUEUE);
+        assert_eq!(spec.seed, 1);
+        let spec = parse_link("rtt=0, queue=100pkt,reorder=true,seed=7").unwrap();
+        assert_eq!(spec.queue, QueueLimit::Packets(100));
+        assert!(spec.reorder);
+        assert_eq!(spec.seed, 7);
+        for (bad, key) in [
+            ("rtt=-5ms", "--link rtt=-5ms"),
+            ("loss=150%", "--link loss=150%"),
+            ("rate=0", "--link rate=0"),
+            ("rtt=10parsecs", "--link rtt=10parsecs"),
+            ("delay=5ms", "--link delay"),
+            ("rtt", "--link \"rtt\""),
+            ("rtt=1ms,rtt=2ms", "--link rtt: given twice"),
+            ("", "--link: empty"),
+        ] {
+            let e = parse_link(bad).unwrap_err();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
     }
 }

@@ -137,7 +137,11 @@ impl ScenarioKey {
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
     pub runs: Vec<(PathBuf, RunResult)>,
+    /// Entries measured on loopback: every chart and claim of the loopback report reads these.
     pub entries: Vec<Entry>,
+    /// Entries measured through an emulated link (`scenario.link`): read only by the link
+    /// section ([`crate::report::link`]), so link data never shift a loopback figure.
+    pub linked: Vec<Entry>,
     /// Files that looked like results but could not be read, with why (reported, not fatal).
     pub skipped: Vec<(PathBuf, String)>,
     /// Capacity files (`pushlab-loadgen capacity --out`), in path order.
@@ -210,7 +214,7 @@ impl Dataset {
                 },
             }
         }
-        if set.entries.is_empty() {
+        if set.entries.is_empty() && set.linked.is_empty() {
             return Err(ReportError::NoResults(dir.to_path_buf()));
         }
         Ok(set)
@@ -268,7 +272,11 @@ impl Dataset {
 
     fn push_run(&mut self, path: PathBuf, run: RunResult) {
         for t in &run.transports {
-            self.entries.push(Entry {
+            let list = match t.scenario.link {
+                Some(_) => &mut self.linked,
+                None => &mut self.entries,
+            };
+            list.push(Entry {
                 source: path.clone(),
                 environment: run.environment.clone(),
                 command: run.command.clone(),
@@ -616,6 +624,11 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 /// a report over the tree leaves them out (a report over such a directory itself reads it).
 pub const OTHER_TARGET_DIRS: [&str; 2] = ["peers", "nchan"];
 
+/// Runs through the emulated link live in `results/link/` with a report of their own
+/// (`pushlab-loadgen report results/link`); a report over `results/` reads loopback runs only.
+/// Link entries met anywhere else are kept apart all the same ([`Dataset::linked`]).
+pub const LINK_DIR: &str = "link";
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
     let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
@@ -635,7 +648,7 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
             let other_target = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n));
+                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n) || n == LINK_DIR);
             if !other_target {
                 collect_json(&path, out)?;
             }

@@ -28,6 +28,7 @@ pub fn scenario(rate_per_s: f64) -> Scenario {
         header_profile: "minimal".into(),
         target_profile: "pushlab".into(),
         http_version: "http/1.1".into(),
+        link: None,
     }
 }
 

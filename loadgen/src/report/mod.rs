@@ -22,6 +22,8 @@
 //! OUT/charts/bandwidth_vs_clients.{png,svg} 4 bandwidth at 1 msg/s vs the article's table
 //! OUT/charts/rate_sweep.{png,svg}           5 latency and bytes per message vs publish rate
 //! OUT/charts/server_cost.{png,svg}          6 server CPU per delivery and connect; heap, RSS, kernel per connection
+//! OUT/charts/link_rtt.{png,svg}             p50/p99 vs the link's RTT, expectation dotted (link data only)
+//! OUT/charts/link_loss.{png,svg}            p50/p99 vs the link's loss (link data only)
 //! ```
 
 pub mod article;
@@ -31,6 +33,7 @@ pub mod figures;
 #[doc(hidden)]
 pub mod fixture;
 pub mod format;
+pub mod link;
 pub mod render;
 
 pub use render::{charts, markdown};
@@ -256,7 +259,7 @@ pub fn write_report(
         }
     }
     let companions = companions_in(out);
-    let text = markdown::report(
+    let mut text = markdown::report(
         data,
         input,
         &outcomes,
@@ -265,6 +268,13 @@ pub fn write_report(
         &companions,
         opts,
     );
+    // Runs through the emulated link: their own section and charts, only when present.
+    let link_points = link::points(data);
+    let link_charts = charts::draw_link_charts(&link_points, &chart_dir)?;
+    let section = render::link::section(&link_points, &link_charts);
+    if let Some(at) = text.find("## Charts\n") {
+        text.insert_str(at, &section);
+    }
     // The claims table alone, for README (scripts/reproduce.sh splices it in).
     let claims_md = out.join("CLAIMS.md");
     fs::write(&claims_md, markdown::claims_table(&claims)).map_err(|source| ReportError::Io {

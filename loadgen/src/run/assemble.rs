@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use pushlab_proto::result::{LoadgenCost, Scenario, ServerCost, TransportResult};
+use pushlab_proto::result::{LoadgenCost, Retransmissions, Scenario, ServerCost, TransportResult};
 use pushlab_proto::Transport;
 
 use crate::net::TCPIP_HEADER_BYTES_PER_SEGMENT;
@@ -238,6 +238,33 @@ fn transport_notes(p: &PhaseRecord, t: &TransportRecord) -> Vec<String> {
     notes
 }
 
+/// What TCP sent again on the transport's connections: the subscribers' side from their
+/// TCP_INFO (`None` where it was not read), the server's from the growth of its
+/// `pushlab_tcp_retransmitted_*_total` between the `before` and `after` scrapes (`None` for a
+/// target without those metrics). The `after` scrape waits until the server has closed the
+/// phase's connections, and the server adds a socket's figures when it closes it.
+fn retransmissions(p: &PhaseRecord, t: &TransportRecord) -> Option<Retransmissions> {
+    let snap = &t.snapshot;
+    snap.segments?;
+    let label = t.transport.as_str();
+    let server = |name: &str| {
+        let after = p.scrapes.after.as_ref()?.by_transport(name, label)?;
+        let before = p
+            .scrapes
+            .before
+            .as_ref()
+            .and_then(|b| b.by_transport(name, label))
+            .unwrap_or(0);
+        Some(after.saturating_sub(before))
+    };
+    Some(Retransmissions {
+        client_segments: snap.retransmitted.segments,
+        client_bytes: snap.retransmitted.bytes,
+        server_segments: server("pushlab_tcp_retransmitted_segments_total"),
+        server_bytes: server("pushlab_tcp_retransmitted_bytes_total"),
+    })
+}
+
 fn entry(p: &PhaseRecord, t: &TransportRecord, server: Option<&PhaseServer>) -> TransportResult {
     let snap = &t.snapshot;
     let mut counts = snap.counts;
@@ -296,6 +323,7 @@ fn entry(p: &PhaseRecord, t: &TransportRecord, server: Option<&PhaseServer>) -> 
         server: cost,
         loadgen: p.loadgen,
         tcp_segments: snap.segments,
+        retransmissions: retransmissions(p, t),
         histogram: encode_histogram(&snap.histogram),
         notes,
     }
@@ -333,6 +361,8 @@ mod tests {
         rec.record_latencies(&[500, 700, 900]);
         rec.segments_known.store(true, Ordering::Relaxed);
         AtomicCounters::bump(&rec.segments, 10);
+        AtomicCounters::bump(&rec.retransmitted_segments, 2);
+        AtomicCounters::bump(&rec.retransmitted_bytes, 300);
         PhaseRecord {
             scenario: Scenario::default(),
             clients: 100,
@@ -363,6 +393,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn retransmissions_are_the_subscribers_and_the_servers_growth_over_the_phase() {
+        let mut p = ws_record();
+        let with = |base: &str, seg: u64, bytes: u64| {
+            Some(Scrape::parse(&format!(
+                "{base}pushlab_tcp_retransmitted_segments_total{{transport=\"ws\"}} {seg}\npushlab_tcp_retransmitted_bytes_total{{transport=\"ws\"}} {bytes}\n"
+            )))
+        };
+        p.scrapes.before = with("process_cpu_seconds_total 1.0\n", 5, 1_000);
+        p.scrapes.after = with("process_cpu_seconds_total 1.03\n", 12, 8_500);
+        let re = assemble(&p)[0].retransmissions.unwrap();
+        assert_eq!(re.server_segments, Some(7));
+        assert_eq!(re.server_bytes, Some(7_500));
+        assert_eq!(re.bytes(), 7_800);
+        // No TCP_INFO on the subscribers' side: nothing is claimed.
+        let mut p = ws_record();
+        let rec = Recorder::new(Transport::Ws);
+        p.transports[0].snapshot = rec.snapshot();
+        assert_eq!(assemble(&p)[0].retransmissions, None);
+    }
+
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-6 * b.abs().max(1.0))
     }
@@ -383,6 +434,10 @@ mod tests {
         assert_eq!(r.latency_us.count, 3);
         assert_eq!(r.tcp_segments, Some(10));
         let s = r.server.as_ref().unwrap();
+        // The fixture's scrapes have no retransmission metrics: the server's side is unknown.
+        let re = r.retransmissions.unwrap();
+        assert_eq!((re.client_segments, re.client_bytes), (2, 300));
+        assert_eq!((re.server_segments, re.server_bytes), (None, None));
         assert_eq!(s.cpu_source, "getrusage");
         assert!(close(Some(s.cpu_seconds), 0.03));
         assert!(close(Some(s.connect_cpu_us), 20_000.0));

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushlab_proto::result::{Scenario, TransportResult};
+use pushlab_proto::result::{LinkScenario, Scenario, TransportResult};
 use pushlab_proto::Transport;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -175,6 +175,12 @@ fn scenario_of(cfg: &RunConfig) -> Scenario {
         header_profile: cfg.header_profile.as_str().into(),
         target_profile: cfg.target_profile.as_str().into(),
         http_version: cfg.http.scenario_name(cfg.tls).into(),
+        link: cfg.link.as_ref().map(|l| LinkScenario {
+            rtt_ms: l.rtt_ms,
+            jitter_ms: l.jitter_ms,
+            loss_ratio: l.loss_ratio,
+            rate_bit_per_s: l.rate_bit_per_s,
+        }),
     }
 }
 

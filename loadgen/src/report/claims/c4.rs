@@ -186,6 +186,37 @@ impl Claim for C4 {
     }
 }
 
+/// C4 through the link (issue 11): at each RTT without loss where both ran, long polling's p50
+/// against short polling's. `None` without such link data. The loopback verdict above stands;
+/// this says whether RTT changes the latency half.
+pub fn through_link(points: &[crate::report::link::LinkPoint]) -> Option<String> {
+    let pairs = crate::report::link::p50_pairs(points, Transport::LongPoll, Transport::Poll);
+    if pairs.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = pairs
+        .iter()
+        .map(|(rtt, lp, poll)| {
+            format!(
+                "RTT {} ms: long poll p50 {} ms, short poll {} ms",
+                fmt_num(*rtt),
+                fmt_num(*lp),
+                fmt_num(*poll)
+            )
+        })
+        .collect();
+    let later = pairs.iter().filter(|(_, lp, poll)| lp > poll).count();
+    let verdict = if later == 0 {
+        "long polling delivered sooner than polling at every RTT measured, so RTT does not make it \"less real-time\""
+    } else {
+        "long polling delivered later than polling at some RTT"
+    };
+    Some(format!(
+        "Through the emulated link: {}; {verdict}.",
+        each.join("; ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

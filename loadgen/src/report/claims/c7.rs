@@ -147,6 +147,47 @@ impl Claim for C7 {
     }
 }
 
+/// C7 through the link (issue 11): short polling with keep-alive off against on at each RTT
+/// without loss where both ran; without keep-alive each poll waits one more RTT for the
+/// handshake before its request leaves. `None` without such link data.
+pub fn through_link(data: &Dataset) -> Option<String> {
+    let poll_at = |variant: Variant| {
+        data.linked
+            .iter()
+            .filter(move |e| e.transport() == Transport::Poll && e.variant() == variant)
+            .filter_map(|e| {
+                let link = e.result.scenario.link.as_ref()?;
+                (link.loss_ratio == 0.0).then_some((link.rtt_ms, e))
+            })
+    };
+    let mut each = Vec::new();
+    for (rtt, off) in poll_at(Variant::NO_KEEP_ALIVE) {
+        let Some((_, on)) =
+            poll_at(Variant::DEFAULT).find(|(r, e)| *r == rtt && e.key() == off.key())
+        else {
+            continue;
+        };
+        let extra = off.p50_ms() - on.p50_ms();
+        let segments = |e: &Entry| {
+            e.result
+                .tcp_segments
+                .map(|s| fmt_num(ratio(s as f64, e.result.http_requests as f64)))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        each.push(format!(
+            "RTT {} ms: p50 {} ms without keep-alive, {} ms with ({} ms more; one handshake is {} ms), {} vs {} segments per request",
+            fmt_num(rtt),
+            fmt_num(off.p50_ms()),
+            fmt_num(on.p50_ms()),
+            fmt_num(extra),
+            fmt_num(rtt),
+            segments(off),
+            segments(on)
+        ));
+    }
+    (!each.is_empty()).then(|| format!("Through the emulated link: {}.", each.join("; ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -205,7 +205,7 @@ pub fn combine_rulings(per_repeat: &[Ruling], of_combined: Ruling) -> Ruling {
 /// Rules on every claim. Always eight results, in order.
 pub fn judge_all(data: &Dataset) -> Vec<ClaimResult> {
     let repeats = data.repeats();
-    vec![
+    let mut all = vec![
         judge::<c1::C1>(&repeats),
         judge::<c2::C2>(&repeats),
         judge::<c3::C3>(&repeats),
@@ -214,7 +214,21 @@ pub fn judge_all(data: &Dataset) -> Vec<ClaimResult> {
         judge::<c6::C6>(&repeats),
         judge::<c7::C7>(&repeats),
         judge::<c8::C8>(&repeats),
-    ]
+    ];
+    // Link data (issue 11), when present, join the claims whose latency RTT changes; the
+    // loopback verdicts stand and nothing changes without link data.
+    let points = crate::report::link::points(data);
+    let through_link = [
+        (3, c4::through_link(&points)),
+        (6, c7::through_link(data)),
+        (7, c8::through_link(&points)),
+    ];
+    for (i, reading) in through_link {
+        if let Some(text) = reading {
+            all[i].reason = format!("{} {text}", all[i].reason);
+        }
+    }
+    all
 }
 
 /// A figure of `all` repeats, combined.

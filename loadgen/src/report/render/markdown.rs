@@ -107,6 +107,7 @@ pub use crate::report::figures::baseline_rows;
 pub fn correctness_warnings(data: &Dataset) -> Vec<String> {
     data.entries
         .iter()
+        .chain(&data.linked)
         .filter(|e| {
             let r = &e.result;
             r.lost_messages + r.duplicate_messages + r.out_of_order_messages + r.errors > 0

@@ -1,7 +1,9 @@
 //! Renderers: they format figures and verdicts, and read no result file or socket.
 //!
 //! - [`markdown`]: the comparison table, the claims table and REPORT.md;
-//! - [`charts`]: the six charts (PNG and SVG) on one shared chart helper.
+//! - [`charts`]: the six charts (PNG and SVG) on one shared chart helper, and the link charts;
+//! - [`link`]: REPORT.md's section on runs through the emulated link.
 
 pub mod charts;
+pub mod link;
 pub mod markdown;

@@ -16,11 +16,14 @@ mod bytes;
 mod capacity;
 mod cost;
 mod latency;
+mod link;
 mod rate;
 mod requests;
 
 use std::path::Path;
 use std::sync::Once;
+
+pub use link::{draw_link_charts, LINK_LOSS, LINK_RTT};
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
@@ -112,11 +115,20 @@ pub(super) trait Drawing {
 }
 
 fn render(chart: Chart, dir: &Path, d: &impl Drawing) -> Result<ChartOutcome, ReportError> {
+    render_stem(chart.stem(), dir, d)
+}
+
+/// Draws `d` into `dir/STEM.png` and `dir/STEM.svg`.
+fn render_stem(
+    stem: &'static str,
+    dir: &Path,
+    d: &impl Drawing,
+) -> Result<ChartOutcome, ReportError> {
     register();
-    let png = dir.join(format!("{}.png", chart.stem()));
-    let svg = dir.join(format!("{}.svg", chart.stem()));
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
     let err = |message: String| ReportError::Chart {
-        chart: chart.stem(),
+        chart: stem,
         message,
     };
     {
