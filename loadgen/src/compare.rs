@@ -398,7 +398,7 @@ pub(crate) async fn run_on(
         return Ok(crate::link::run_through_link(config, spec, exe.as_deref()).await?);
     }
     let handle = Server::start(server).await?;
-    config.target = handle.target.clone();
+    config.set_target(handle.target.clone());
     config.server_pid = handle.pid();
     let result = crate::run(config).await;
     handle.stop().await;

@@ -503,6 +503,13 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl RunConfig {
+    /// Points the run at one server: `target` becomes the only entry of
+    /// [`RunConfig::targets`] too (a config whose first target is not `target` is refused).
+    pub fn set_target(&mut self, target: Target) {
+        self.targets = vec![target.clone()];
+        self.target = target;
+    }
+
     /// A config with the defaults against `target` (used by tests and `compare`).
     pub fn new(target: Target) -> RunConfig {
         RunConfig {

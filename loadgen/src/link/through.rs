@@ -63,7 +63,7 @@ pub async fn run_through_link(
         &[],
     )
     .await?;
-    config.target = server.url().parse().map_err(LoadgenError::from)?;
+    config.set_target(server.url().parse().map_err(LoadgenError::from)?);
     config.server_pid = server.child.id();
     config.link = Some(LinkConditions::from(spec));
     crate::net::use_link_namespaces(Some((&link.client.namespace, &link.server.namespace)))
