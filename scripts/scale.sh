@@ -11,6 +11,11 @@
 #
 #   scripts/scale.sh                                   # the full run (lead, quiet machine)
 #   scripts/scale.sh --each 2000 --big 5000 --capacity-max 2000 --out /tmp/scale  # a proof
+#   scripts/scale.sh --resume ...     # keep the points already in OUT (an interrupted run goes on)
+#   scripts/scale.sh --no-capacity    # the points only
+#
+# A point that fails (a shard's error, a timeout) is named in SCALE.md with its exit status and
+# the run goes on: nothing is merged from it and no figure stands in for it.
 #
 # One process holds at most 20,000 open files here, so the loadgen runs as shards
 # (`run --shards`, each its own 127.0.0.x source addresses from --source-ips) and a point needs
@@ -40,9 +45,13 @@ CAPACITY_MAX=20000
 CAPACITY_RATE=1
 SLO=p99=250ms
 POINT_TIMEOUT=1200
-usage="usage: scripts/scale.sh [--out DIR] [--each N] [--big N] [--rate R] [--duration D] [--capacity-step N] [--capacity-max N] [--slo pNN=D] [--point-timeout SECS]"
+RESUME=0
+CAPACITY=1
+usage="usage: scripts/scale.sh [--resume] [--no-capacity] [--out DIR] [--each N] [--big N] [--rate R] [--duration D] [--capacity-step N] [--capacity-max N] [--slo pNN=D] [--point-timeout SECS]"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --resume) RESUME=1; shift ;;
+    --no-capacity) CAPACITY=0; shift ;;
     --out) OUT=${2:?$usage}; shift 2 ;;
     --each) EACH=${2:?$usage}; shift 2 ;;
     --big) BIG=${2:?$usage}; shift 2 ;;
@@ -79,7 +88,8 @@ if [ "$BACKPLANE" = redis ] && [ -z "${PUSHLAB_REDIS_URL:-}" ]; then
   REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 fi
 
-rm -rf "$OUT"
+if [ "$RESUME" -eq 0 ]; then rm -rf "$OUT"; fi
+rm -f "$OUT/logs/failed.txt"
 mkdir -p "$OUT/logs"
 pids=()
 stop_servers() {
@@ -130,34 +140,45 @@ point() {
     echo "$name: skipped ($clients clients need $replicas replicas; no PUSHLAB_BACKPLANE=redis)" >>"$OUT/logs/skipped.txt"
     return 0
   fi
+  if [ "$RESUME" -eq 1 ] && [ -s "$OUT/$name.json" ]; then
+    echo "== $name: kept from an earlier run ($OUT/$name.json)"
+    return 0
+  fi
   echo "== $name: $transports x $clients clients, $replicas server(s), $shards loadgen shards, $RATE msg/s"
   start_servers "$replicas" "$name"
+  local status=0
   timeout "$POINT_TIMEOUT" "$BIN" run --target "$TARGETS" --transports "$transports" \
     --clients "$clients" --shards "$shards" --source-ips 127.0.0.2-127.0.0.41 \
     --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" --idle 2s --poll-interval 1s \
-    --out "$OUT/$name.json"
+    --out "$OUT/$name.json" || status=$?
   stop_servers
+  if [ "$status" -ne 0 ]; then
+    rm -f "$OUT/$name.json"
+    echo "$name: failed (exit $status; its error is above in the run's output)" >>"$OUT/logs/failed.txt"
+  fi
 }
 
 point "each-$EACH" all "$EACH"
 point "big-ws-$BIG" ws "$BIG"
 point "big-sse-$BIG" sse "$BIG"
 
-echo "== capacity at $SLO"
-cap_replicas=$(ceil_div "$CAPACITY_MAX" "$PER_REPLICA")
-if [ "$cap_replicas" -gt 1 ] && [ "$BACKPLANE" != redis ]; then
-  cap_replicas=1
-  CAPACITY_MAX=$PER_REPLICA
-  echo "   (one server without PUSHLAB_BACKPLANE=redis: --capacity-max capped at $CAPACITY_MAX)"
+if [ "$CAPACITY" -eq 1 ]; then
+  echo "== capacity at $SLO"
+  cap_replicas=$(ceil_div "$CAPACITY_MAX" "$PER_REPLICA")
+  if [ "$cap_replicas" -gt 1 ] && [ "$BACKPLANE" != redis ]; then
+    cap_replicas=1
+    CAPACITY_MAX=$PER_REPLICA
+    echo "   (one server without PUSHLAB_BACKPLANE=redis: --capacity-max capped at $CAPACITY_MAX)"
+  fi
+  start_servers "$cap_replicas" capacity
+  cap_shards=$(ceil_div "$CAPACITY_MAX" "$PER_SHARD")
+  [ "$cap_shards" -ge 2 ] || cap_shards=2
+  timeout $((POINT_TIMEOUT * 3)) "$BIN" capacity --target "$TARGETS" --transports all \
+    --slo "$SLO" --rate "$CAPACITY_RATE" --step "$CAPACITY_STEP" --max "$CAPACITY_MAX" \
+    --duration 10s --warmup 2s --shards "$cap_shards" --source-ips 127.0.0.2-127.0.0.41 \
+    --time-limit 40m --out "$OUT/capacity.json"
+  stop_servers
 fi
-start_servers "$cap_replicas" capacity
-cap_shards=$(ceil_div "$CAPACITY_MAX" "$PER_SHARD")
-[ "$cap_shards" -ge 2 ] || cap_shards=2
-timeout $((POINT_TIMEOUT * 3)) "$BIN" capacity --target "$TARGETS" --transports all \
-  --slo "$SLO" --rate "$CAPACITY_RATE" --step "$CAPACITY_STEP" --max "$CAPACITY_MAX" \
-  --duration 10s --warmup 2s --shards "$cap_shards" --source-ips 127.0.0.2-127.0.0.41 \
-  --time-limit 40m --out "$OUT/capacity.json"
-stop_servers
 
 echo "== report"
 "$BIN" report "$OUT" --out "$OUT"
@@ -182,6 +203,9 @@ rel=${OUT#results/}
   echo "| machine | ${cpu:-unknown}, $(nproc) cores, ${mem_gib} GiB, open files hard $(ulimit -Hn) |"
   echo "| points | all transports x $EACH, ws and sse x $BIG at $RATE msg/s for $DURATION; capacity at $SLO, $CAPACITY_RATE msg/s, steps of $CAPACITY_STEP up to $CAPACITY_MAX |"
   echo "| layout | at most $PER_REPLICA connections per server replica, $PER_SHARD clients per loadgen shard, sources 127.0.0.2-127.0.0.41 |"
+  if [ -s "$OUT/logs/failed.txt" ]; then
+    echo "| failed | $(paste -sd';' "$OUT/logs/failed.txt") |"
+  fi
   if [ -s "$OUT/logs/skipped.txt" ]; then
     echo "| skipped | $(paste -sd';' "$OUT/logs/skipped.txt") |"
   fi
