@@ -46,6 +46,10 @@ async fn compare_runs_end_to_end_and_rules_on_every_claim() {
         match (chart, drawn) {
             // compare makes no rate sweep; the report must say so rather than draw nothing.
             (Chart::RateSweep, ChartOutcome::Skipped(_)) => {}
+            // Nor a capacity ladder (`pushlab-loadgen capacity`).
+            (Chart::Capacity, ChartOutcome::Skipped(why)) => {
+                assert!(why.contains("capacity"), "{why}")
+            }
             (_, ChartOutcome::Drawn { png, svg }) => {
                 assert!(png.is_file() && svg.is_file());
             }
