@@ -150,11 +150,11 @@ point() {
   timeout "$POINT_TIMEOUT" "$BIN" run --target "$TARGETS" --transports "$transports" \
     --clients "$clients" --shards "$shards" --source-ips 127.0.0.2-127.0.0.41 \
     --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" --idle 2s --poll-interval 1s \
-    --out "$OUT/$name.json" || status=$?
+    --out "$OUT/$name.json" 2> >(tee "$OUT/logs/$name-loadgen.err" >&2) || status=$?
   stop_servers
   if [ "$status" -ne 0 ]; then
     rm -f "$OUT/$name.json"
-    echo "$name: failed (exit $status; its error is above in the run's output)" >>"$OUT/logs/failed.txt"
+    echo "$name: failed (exit $status: $(grep -m1 'error:' "$OUT/logs/$name-loadgen.err" | tr '|' '/'))" >>"$OUT/logs/failed.txt"
   fi
 }
 
@@ -201,7 +201,9 @@ rel=${OUT#results/}
   echo "| finished | $finished ($(( $(date +%s) - t0 )) s) |"
   echo "| commit | $commit |"
   echo "| machine | ${cpu:-unknown}, $(nproc) cores, ${mem_gib} GiB, open files hard $(ulimit -Hn) |"
-  echo "| points | all transports x $EACH, ws and sse x $BIG at $RATE msg/s for $DURATION; capacity at $SLO, $CAPACITY_RATE msg/s, steps of $CAPACITY_STEP up to $CAPACITY_MAX |"
+  capacity_line="capacity at $SLO, $CAPACITY_RATE msg/s, steps of $CAPACITY_STEP up to $CAPACITY_MAX"
+  [ "$CAPACITY" -eq 1 ] || capacity_line="no capacity ladder (--no-capacity)"
+  echo "| points | all transports x $EACH, ws and sse x $BIG at $RATE msg/s for $DURATION; $capacity_line |"
   echo "| layout | at most $PER_REPLICA connections per server replica, $PER_SHARD clients per loadgen shard, sources 127.0.0.2-127.0.0.41 |"
   if [ -s "$OUT/logs/failed.txt" ]; then
     echo "| failed | $(paste -sd';' "$OUT/logs/failed.txt") |"
