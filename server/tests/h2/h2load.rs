@@ -78,9 +78,18 @@ async fn h2load_succeeds(mode: Mode) {
         .find(|l| l.starts_with("traffic:"))
         .unwrap_or_default();
     println!("h2load {mode:?}: {traffic}; server wrote {written} bytes above TLS");
-    assert_eq!(
-        received, written,
-        "h2load's received bytes = the server's plaintext written"
+    // A server's GOAWAY written as h2load closes its connection may cross h2load's own close
+    // unread: a GOAWAY without debug data is 17 B (9-byte frame header + 8-byte payload,
+    // RFC 9113 section 6.8), so the server may have written exactly that much more per
+    // connection, and nothing else.
+    const GOAWAY_BYTES: u64 = 17;
+    let unread = written
+        .checked_sub(received)
+        .expect("h2load received more than the server wrote");
+    assert!(
+        unread.is_multiple_of(GOAWAY_BYTES) && unread / GOAWAY_BYTES <= 4,
+        "h2load's received bytes = the server's plaintext written, but for whole GOAWAY frames \
+         of its 4 connections: received {received}, written {written}"
     );
     server.stop().await;
 }
