@@ -417,16 +417,26 @@ async fn publish(
                 _ = ticker.tick() => bars.tick(&ph.recs, "subscribed (shard 0 publishes)"),
             }
         }
-        return Ok(ph
-            .topics
-            .iter()
-            .map(|t| Published {
-                published: total,
-                window_published: total - window_first,
-                last_seq: t.start_cursor + total,
-                ..Published::default()
-            })
-            .collect());
+        let scheduled = || {
+            ph.topics
+                .iter()
+                .map(|t| Published {
+                    published: total,
+                    window_published: total - window_first,
+                    last_seq: t.start_cursor + total,
+                    ..Published::default()
+                })
+                .collect()
+        };
+        return Ok(match &cfg.published_file {
+            Some(path) => {
+                let names: Vec<&str> = ph.topics.iter().map(|t| t.name.as_str()).collect();
+                super::handoff::read(path, &names, super::handoff::WAIT)
+                    .await
+                    .unwrap_or_else(scheduled)
+            }
+            None => scheduled(),
+        });
     }
     let mut publishers: JoinSet<(usize, Result<Published, LoadgenError>)> = JoinSet::new();
     for (i, topic) in ph.topics.iter().enumerate() {
@@ -462,10 +472,23 @@ async fn publish(
             _ = ticker.tick() => bars.tick(&ph.recs, "publishing"),
         }
     }
-    Ok(published
+    let published: Vec<Published> = published
         .into_iter()
         .map(Option::unwrap_or_default)
-        .collect())
+        .collect();
+    if let Some(path) = &cfg.published_file {
+        let tallies: Vec<(&str, &Published)> = ph
+            .topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .zip(&published)
+            .collect();
+        super::handoff::write(path, &tallies).map_err(|e| LoadgenError::Io {
+            context: format!("writing {} for the other shards", path.display()),
+            error: e,
+        })?;
+    }
+    Ok(published)
 }
 
 /// Step `drain`: every subscriber stops once it holds its topic's last seq (and closes its
