@@ -88,12 +88,7 @@ figures are its own); all traffic is on loopback, so latency has no network in i
 EOF
 
 echo "== README claims table"
-if grep -q '<!-- claims:start -->' README.md && grep -q '<!-- claims:end -->' README.md; then
-  awk -v table="$OUT/CLAIMS.md" '
-    /<!-- claims:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
-    /<!-- claims:end -->/ { skip = 0 }
-    !skip { print }
-  ' README.md > README.md.tmp && mv README.md.tmp README.md
-fi
+. scripts/lib/claims.sh
+splice_claims "$OUT/CLAIMS.md"
 
 echo "== done in $(( $(date +%s) - t0 )) s: $OUT/REPORT.md"
