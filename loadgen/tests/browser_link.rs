@@ -31,7 +31,7 @@ use anyhow::{ensure, Context};
 use serde_json::json;
 
 use pushlab_loadgen::link::{enter_namespace, run_in_namespace, Link, LinkSpec};
-use pushlab_server::{Shared, ServerConfig};
+use pushlab_server::{ServerConfig, Shared};
 
 use cdp::Browser;
 use page::{find_chromium, wait_columns, wait_true};
@@ -131,8 +131,11 @@ async fn run(chromium: &Path, listener: std::net::TcpListener) -> anyhow::Result
 async fn drive(cdp: &mut cdp::Cdp, server: SocketAddr, shared: &Arc<Shared>) -> anyhow::Result<()> {
     cdp.open_page().await?;
     let started = tokio::time::Instant::now();
-    cdp.call("Page.navigate", json!({ "url": format!("http://{server}/") }))
-        .await?;
+    cdp.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{server}/") }),
+    )
+    .await?;
     wait_true(cdp, "page loaded", "document.readyState === 'complete'").await?;
     // The first byte of the page came at least one RTT after its request went out.
     let nav = cdp
@@ -174,6 +177,12 @@ async fn drive(cdp: &mut cdp::Cdp, server: SocketAddr, shared: &Arc<Shared>) -> 
             "{} counted {} messages",
             c.transport,
             c.count
+        );
+        ensure!(
+            c.newest_line == published.last().copied(),
+            "{} log starts with {:?}",
+            c.transport,
+            c.newest_line
         );
     }
     eprintln!(

@@ -39,7 +39,6 @@ use futures_util::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -373,7 +372,7 @@ async fn screenshot(cdp: &mut cdp::Cdp, path: &Path) -> anyhow::Result<usize> {
     Ok(png.len())
 }
 
- for publishing straight to the server (not via the relay).
+/// An HTTP/1.1 keep-alive client for publishing straight to the server (not via the relay).
 struct Publisher {
     addr: SocketAddr,
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,

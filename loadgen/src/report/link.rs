@@ -295,7 +295,10 @@ mod tests {
         assert_eq!(expected_loss_p99_ms(100.0), 350.0);
         // p99: a push and a long poll with a request waiting need the half RTT only; a long
         // poll in the re-poll gap up to 1.5 RTT; a short poll up to a whole interval more.
-        assert_eq!(expected_p99_ms(Transport::Ws, 100.0, 1000.0, 10.0, 0.0), 50.0);
+        assert_eq!(
+            expected_p99_ms(Transport::Ws, 100.0, 1000.0, 10.0, 0.0),
+            50.0
+        );
         assert_eq!(
             expected_p99_ms(Transport::LongPoll, 100.0, 1000.0, 1.0, 0.0),
             50.0

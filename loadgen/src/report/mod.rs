@@ -271,8 +271,7 @@ pub fn write_report(
     // Runs through the emulated link: their own section and charts, only when present.
     let link_points = link::points(data);
     let link_charts = charts::draw_link_charts(&link_points, &chart_dir)?;
-    let section =
-        render::link::section(&link_points, &link_charts, &claims::rtt_readings(data));
+    let section = render::link::section(&link_points, &link_charts, &claims::rtt_readings(data));
     if let Some(at) = text.find("## Charts\n") {
         text.insert_str(at, &section);
     }

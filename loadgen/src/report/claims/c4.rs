@@ -229,7 +229,13 @@ pub fn through_link(points: &[LinkPoint]) -> Option<super::RttReading> {
     } else {
         let at: Vec<String> = later
             .iter()
-            .map(|p| format!("{} msg/s at RTT {} ms", fmt_num(p.rate_per_s), fmt_num(p.rtt_ms)))
+            .map(|p| {
+                format!(
+                    "{} msg/s at RTT {} ms",
+                    fmt_num(p.rate_per_s),
+                    fmt_num(p.rtt_ms)
+                )
+            })
             .collect();
         (
             Verdict::HoldsOnlyWhen(at.join(" or ")),

@@ -205,8 +205,16 @@ pub fn through_link(data: &Dataset) -> Option<super::RttReading> {
     let paid = extra
         .iter()
         .all(|x| x.is_some_and(|x| x >= HANDSHAKE_AND_CLOSE_SEGMENTS));
-    let lo = extra.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-    let hi = extra.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = extra
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let hi = extra
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     // What the handshake costs in time, where there is an RTT to pay.
     let cost: Vec<f64> = rows
         .iter()

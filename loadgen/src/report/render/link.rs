@@ -130,7 +130,10 @@ fn rtt_table(
         s,
         "### {what} against RTT, without loss: measured (expected, difference), ms\n"
     );
-    let head: Vec<String> = rtts.iter().map(|r| format!("RTT {}", fmt_num(*r))).collect();
+    let head: Vec<String> = rtts
+        .iter()
+        .map(|r| format!("RTT {}", fmt_num(*r)))
+        .collect();
     let _ = writeln!(
         s,
         "| transport | msg/s | {} |\n|---|---:|{}",
