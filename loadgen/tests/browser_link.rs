@@ -185,11 +185,14 @@ async fn drive(cdp: &mut cdp::Cdp, server: SocketAddr, shared: &Arc<Shared>) -> 
             c.newest_line
         );
     }
+    let connect = match nav["connect"].as_f64() {
+        Some(ms) if ms > 0.0 => format!("TCP connect {ms:.1} ms"),
+        _ => "on a connection Chromium had opened ahead".into(),
+    };
     eprintln!(
         "browser test through a {rtt_ms} ms link: page's first byte {ttfb_ms:.1} ms after its \
-         request (TCP connect {:.1} ms), every column open after {:.2} s, all 40 messages in \
-         order in all five columns {:.2} s after the last publish",
-        nav["connect"].as_f64().unwrap_or(f64::NAN),
+         request ({connect}), every column open after {:.2} s, all 40 messages in order in all \
+         five columns {:.2} s after the last publish",
         opened.as_secs_f64(),
         last.elapsed().as_secs_f64()
     );

@@ -31,6 +31,10 @@ use super::data::{Dataset, Entry};
 /// Linux's minimum retransmission timeout (`TCP_RTO_MIN`), milliseconds.
 pub const LINUX_RTO_MIN_MS: f64 = 200.0;
 
+/// The loss ratio above which a p99 is expected to hold a retransmission: more than 1 % of
+/// one-segment messages then lose their segment.
+pub const LOSS_IN_P99: f64 = 0.01;
+
 /// One transport at one link condition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkPoint {
@@ -85,7 +89,8 @@ fn in_repoll_gap(rtt_ms: f64, rate_per_s: f64) -> bool {
 }
 
 /// The model's 99th percentile of the one-way latency of `t`, in milliseconds: the lossless
-/// p99 (see the module doc), or with `loss_ratio` > 0 the later of it and
+/// p99 (see the module doc), or once more than 1 % of packets are lost (`loss_ratio` > 0.01,
+/// so more than 1 % of one-segment messages wait for a retransmission) the later of it and
 /// [`expected_loss_p99_ms`].
 pub fn expected_p99_ms(
     t: Transport,
@@ -101,7 +106,7 @@ pub fn expected_p99_ms(
         Transport::LongPoll => half,
         Transport::Poll => 0.99 * poll_interval_ms + half,
     };
-    if loss_ratio > 0.0 {
+    if loss_ratio > LOSS_IN_P99 {
         lossless.max(expected_loss_p99_ms(rtt_ms))
     } else {
         lossless
@@ -311,10 +316,15 @@ mod tests {
             expected_p99_ms(Transport::Poll, 100.0, 1000.0, 1.0, 0.0),
             1040.0
         );
-        // Loss: the retransmission tail, unless the lossless p99 is later.
+        // Loss: over 1 %, the retransmission tail, unless the lossless p99 is later; at 1 %
+        // and under, 99 % of messages meet no loss.
+        assert_eq!(
+            expected_p99_ms(Transport::Sse, 100.0, 1000.0, 1.0, 0.05),
+            350.0
+        );
         assert_eq!(
             expected_p99_ms(Transport::Sse, 100.0, 1000.0, 1.0, 0.01),
-            350.0
+            50.0
         );
         assert_eq!(
             expected_p99_ms(Transport::Poll, 100.0, 1000.0, 1.0, 0.05),
