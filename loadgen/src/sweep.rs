@@ -339,7 +339,7 @@ impl SweepSpec {
                                     })
                                 {
                                     let h2 = http == HttpVersion::Http2;
-                                    if h2 && (transport == Transport::Ws || !keep_alive) {
+                                    if h2 && !keep_alive {
                                         continue;
                                     }
                                     let p = Point {
