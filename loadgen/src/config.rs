@@ -479,7 +479,9 @@ impl RunConfig {
                 );
             }
         }
-        if self.streams_per_connection == 0 || self.streams_per_connection > MAX_STREAMS_PER_CONNECTION {
+        if self.streams_per_connection == 0
+            || self.streams_per_connection > MAX_STREAMS_PER_CONNECTION
+        {
             return bad(
                 "--streams-per-connection",
                 &format!(

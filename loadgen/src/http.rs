@@ -275,7 +275,12 @@ impl Conn {
         let Stream::Tls(tls) = &stream else {
             unreachable!()
         };
-        if let Some(alpn) = tls.get_ref().1.alpn_protocol().filter(|p| *p != b"http/1.1") {
+        if let Some(alpn) = tls
+            .get_ref()
+            .1
+            .alpn_protocol()
+            .filter(|p| *p != b"http/1.1")
+        {
             let e = ClientError::Protocol(format!(
                 "the server chose {:?} by ALPN, not http/1.1",
                 String::from_utf8_lossy(alpn)

@@ -70,7 +70,9 @@ fn assert_exact(t: &TransportResult, version: &str, connections: u64) {
     assert_eq!(t.tcp_connects, connections, "{name}: connections");
     assert_eq!(t.errors, 0, "{name}: {:?}", t.notes);
     assert!(
-        !t.notes.iter().any(|n| n.contains("not closed by the server")),
+        !t.notes
+            .iter()
+            .any(|n| n.contains("not closed by the server")),
         "{name}: every connection closed cleanly: {:?}",
         t.notes
     );
@@ -210,7 +212,11 @@ async fn h1_over_tls_counts_exactly_on_every_transport() {
         assert_exact(t, "http/1.1+tls", t.tcp_connects);
         common::assert_delivered_once(t);
         if t.transport != Transport::Poll {
-            assert_eq!(t.tcp_connects, t.clients, "{}: one connection each", t.transport);
+            assert_eq!(
+                t.tcp_connects, t.clients,
+                "{}: one connection each",
+                t.transport
+            );
         }
         assert!(
             t.bytes_total.tls > (t.tcp_connects * 500) as f64,

@@ -249,8 +249,7 @@ impl IoCounter for ConnGuard {
     fn on_written(&self, bytes: &[u8]) {
         self.touch();
         if self.is_tls() {
-            self.counter
-                .credit(bytes.len() as u64, Count::WireWritten)
+            self.counter.credit(bytes.len() as u64, Count::WireWritten)
         } else {
             self.counter.on_written(bytes)
         }

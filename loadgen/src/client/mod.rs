@@ -47,7 +47,6 @@ use crate::headers::{request_head, RequestKind};
 use crate::http::{ClientError, Closing, Conn};
 use crate::record::{Arrival, HeaderBlock, OpenGuard, Recorder, SeqTracker, Tally};
 
-
 /// What a subscriber hands the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {

@@ -281,7 +281,8 @@ impl WsSub {
         }
         let lease = self.lease.as_mut().expect("taken above");
         let mut req = req.clone();
-        req.extra.push(("Sec-WebSocket-Version".into(), "13".into()));
+        req.extra
+            .push(("Sec-WebSocket-Version".into(), "13".into()));
         Ok(WsRaw::H2(super::h2::tunnel::open(cx, lease, &req).await?))
     }
 }

@@ -177,7 +177,9 @@ impl Drop for ConnAccount {
         let mut tally = Tally {
             headers: if self.ws { 0 } else { headers },
             handshake: up.handshake + down.handshake + if self.ws { headers } else { 0 },
-            framing: up.framing + down.framing + data.saturating_sub(w.credited_up + w.credited_down),
+            framing: up.framing
+                + down.framing
+                + data.saturating_sub(w.credited_up + w.credited_down),
             control: up.control + down.control,
             tls: written.saturating_sub(plain_up) + read.saturating_sub(plain_down),
             ..Tally::default()

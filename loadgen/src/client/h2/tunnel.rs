@@ -62,10 +62,7 @@ pub async fn open(
     request
         .extensions_mut()
         .insert(h2::ext::Protocol::from_static("websocket"));
-    let (resp, send) = lease
-        .send
-        .send_request(request, false)
-        .map_err(h2_error)?;
+    let (resp, send) = lease.send.send_request(request, false).map_err(h2_error)?;
     let resp = resp.await.map_err(h2_error)?;
     if resp.status() != http::StatusCode::OK {
         // Its body, if any, reaches no stream: the connection's framing.
