@@ -167,4 +167,34 @@ mod tests {
         assert_eq!(counter.written(), 5);
         assert_eq!(counter.read(), 3);
     }
+
+    /// A counter that keeps the bytes: it sees exactly what moved, in order, vectored
+    /// writes included.
+    #[tokio::test]
+    async fn a_counter_is_handed_the_bytes_that_moved() {
+        #[derive(Default)]
+        struct Keep(std::sync::Mutex<(Vec<u8>, Vec<u8>)>);
+        impl IoCounter for Keep {
+            fn on_read(&self, bytes: &[u8]) {
+                self.0.lock().unwrap().0.extend_from_slice(bytes);
+            }
+            fn on_written(&self, bytes: &[u8]) {
+                self.0.lock().unwrap().1.extend_from_slice(bytes);
+            }
+        }
+        let (a, mut b) = tokio::io::duplex(64);
+        let keep = Arc::new(Keep::default());
+        let mut io = CountingIo::new(a, keep.clone());
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")];
+        let n = io.write_vectored(&bufs).await.unwrap();
+        io.write_all(b"f").await.unwrap();
+        b.write_all(b"xyz").await.unwrap();
+        let mut got = [0u8; 3];
+        io.read_exact(&mut got).await.unwrap();
+        let (read, written) = keep.0.lock().unwrap().clone();
+        assert_eq!(read, b"xyz");
+        let mut want = b"abcde"[..n].to_vec();
+        want.extend_from_slice(b"f");
+        assert_eq!(written, want);
+    }
 }
