@@ -102,10 +102,11 @@ pub struct RunArgs {
     /// Request headers: what curl sends, or what a desktop Chromium sends.
     #[arg(long, value_enum, default_value_t = HeaderProfile::Minimal)]
     pub header_profile: HeaderProfile,
-    /// HTTP version: 1.1 (by hand), or 2 (hyper's HTTP/2 client; h2c with prior knowledge).
+    /// HTTP version: 1.1 (by hand), or 2 (hyper's HTTP/2 engine; h2c with prior knowledge, or
+    /// ALPN h2 with --tls on; WebSocket by RFC 8441 extended CONNECT).
     #[arg(long, value_enum, default_value_t = HttpVersion::Http11)]
     pub http: HttpVersion,
-    /// Subscribers over TLS.
+    /// Subscribers over TLS (HTTP/1.1 or HTTP/2 by ALPN; wss for WebSocket on HTTP/1.1).
     #[arg(long, value_enum, default_value_t = OnOff::Off)]
     pub tls: OnOff,
     /// With --tls on: trust the server whose certificate's SPKI has this SHA-256 (base64, as
@@ -115,7 +116,8 @@ pub struct RunArgs {
     /// With --tls on: trust the certificates (PEM) in this file as roots.
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
-    /// Subscribers per HTTP/2 connection (1: one connection each, as separate browsers).
+    /// Subscribers of a transport per HTTP/2 connection (1: one connection each, as separate
+    /// browsers; N: one browser's N tabs). HTTP/2 only.
     #[arg(long, default_value_t = 1)]
     pub streams_per_connection: u32,
     /// Local addresses to spread client sockets over: 127.0.0.2-127.0.0.40 or a comma list.

@@ -60,11 +60,21 @@ impl HttpVersion {
         }
     }
 
-    /// The name a result's scenario carries: `http/1.1`, `h2c` (HTTP/2 over cleartext TCP) or
-    /// `h2` (HTTP/2 over TLS), as ALPN names them (RFC 9113 §3.2).
+    /// The ALPN id a TLS client offers for this version (RFC 7301; RFC 9113 §3.2).
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            HttpVersion::Http11 => b"http/1.1",
+            HttpVersion::Http2 => b"h2",
+        }
+    }
+
+    /// The name a result's scenario carries: `http/1.1`, `http/1.1+tls` (HTTP/1.1 over TLS),
+    /// `h2c` (HTTP/2 over cleartext TCP) or `h2` (HTTP/2 over TLS), as ALPN names HTTP/2's
+    /// two forms (RFC 9113 §3.2).
     pub fn scenario_name(self, tls: bool) -> &'static str {
         match (self, tls) {
-            (HttpVersion::Http11, _) => "http/1.1",
+            (HttpVersion::Http11, false) => "http/1.1",
+            (HttpVersion::Http11, true) => "http/1.1+tls",
             (HttpVersion::Http2, false) => "h2c",
             (HttpVersion::Http2, true) => "h2",
         }
@@ -445,19 +455,13 @@ impl RunConfig {
             })
         };
         if self.tls {
-            if self.http != HttpVersion::Http2 {
-                return bad(
-                    "--tls",
-                    "on needs --http 2 (HTTP/1.1 over TLS is not built in this loadgen yet)",
-                );
-            }
             let Some(trust) = &self.tls_trust else {
                 return bad(
                     "--tls",
                     "on needs --tls-spki HASH (as pushlab-server --tls-self-signed prints it) or --tls-ca FILE",
                 );
             };
-            crate::tls::client_config(trust, &[b"h2"])?;
+            crate::tls::client_config(trust, &[self.http.alpn()])?;
         } else if self.tls_trust.is_some() {
             return bad("--tls-spki/--tls-ca", "given without --tls on");
         }
@@ -468,12 +472,6 @@ impl RunConfig {
                     "2 is supported with --target-profile pushlab only",
                 );
             }
-            if self.transports.contains(&Transport::Ws) {
-                return bad(
-                    "--http",
-                    "2 does not carry ws yet (WebSocket over HTTP/2 needs RFC 8441 extended CONNECT); pick --transports poll,longpoll,sse,stream",
-                );
-            }
             if !self.keep_alive {
                 return bad(
                     "--keep-alive",
@@ -481,15 +479,33 @@ impl RunConfig {
                 );
             }
         }
-        if self.streams_per_connection != 1 {
+        if self.streams_per_connection == 0
+            || self.streams_per_connection > MAX_STREAMS_PER_CONNECTION
+        {
             return bad(
                 "--streams-per-connection",
-                "only 1 is supported yet (each subscriber has its own connection)",
+                &format!(
+                    "must be 1..={MAX_STREAMS_PER_CONNECTION} (pushlab-server's default --h2-max-concurrent-streams), got {}",
+                    self.streams_per_connection
+                ),
+            );
+        }
+        if self.streams_per_connection > 1 && self.http != HttpVersion::Http2 {
+            return bad(
+                "--streams-per-connection",
+                &format!(
+                    "{} needs --http 2: an HTTP/1.1 connection carries one request at a time, so each subscriber has its own",
+                    self.streams_per_connection
+                ),
             );
         }
         Ok(())
     }
 }
+
+/// Most subscribers on one HTTP/2 connection: pushlab-server's default
+/// `--h2-max-concurrent-streams` (a subscriber holds at most one stream open).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 fn ser_trust<S: serde::Serializer>(
     t: &Option<crate::tls::TlsTrust>,

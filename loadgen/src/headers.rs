@@ -67,7 +67,8 @@ pub fn request_head(
 }
 
 /// Header fields an HTTP/1.1 request carries that HTTP/2 forbids (RFC 9113 §8.2.2) or
-/// replaces with a pseudo-header (`Host` becomes `:authority`).
+/// replaces with a pseudo-header (`Host` becomes `:authority`), and the WebSocket key an
+/// extended CONNECT does not use (RFC 8441 §5).
 const NOT_ON_H2: &[&str] = &[
     "host",
     "connection",
@@ -75,12 +76,14 @@ const NOT_ON_H2: &[&str] = &[
     "proxy-connection",
     "transfer-encoding",
     "upgrade",
+    "sec-websocket-key",
 ];
 
 /// The fields of the same request on HTTP/2, after the pseudo-headers the HTTP/2 client adds
 /// (`:method`, `:scheme`, `:authority`, `:path`): the HTTP/1.1 fields in their order, names in
 /// lowercase (RFC 9113 §8.2), without the connection-specific ones. That is what Chromium
-/// sends on h2 for the same `fetch()` or `EventSource`.
+/// sends on h2 for the same `fetch()` or `EventSource`, and for `new WebSocket()` by extended
+/// CONNECT (RFC 8441).
 pub fn h2_request_fields(
     host: &str,
     profile: HeaderProfile,

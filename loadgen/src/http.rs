@@ -9,7 +9,10 @@
 //! ```
 //!
 //! A hand-written client (rather than hyper's) costs a few hundred lines but gives exact
-//! attribution without guessing at what a library buffered. Bodies are parsed from a small
+//! attribution without guessing at what a library buffered. Over TLS (`--tls on`, ALPN
+//! `http/1.1`) the same parser reads the plaintext: the socket is counted below TLS, the
+//! plaintext above it, and what the socket moved beyond the plaintext is `tls`
+//! ([`Closing::tls_bytes`]). Bodies are parsed from a small
 //! per-connection buffer (it starts at [`READ_CHUNK_BYTES`] and grows only as far as one
 //! response needs), so thousands of connections stay cheap.
 
@@ -32,6 +35,83 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// A counted client socket.
 pub type Io = CountingIo<TcpStream, Arc<ByteCounter>>;
+
+/// What a connection's HTTP travels on: the counted socket itself, or TLS over it.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(Io),
+    Tls(Box<tokio_rustls::client::TlsStream<Io>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath (for TCP_INFO).
+    pub fn tcp(&self) -> &TcpStream {
+        self.socket().get_ref()
+    }
+
+    /// The counted socket underneath (below TLS).
+    pub fn socket(&self) -> &Io {
+        match self {
+            Stream::Tcp(io) => io,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Starts TLS on a counted socket (`name` is the SNI and the name a CA-signed certificate
+    /// must carry); the ALPN id chosen, if any, is in the stream.
+    pub async fn tls(
+        io: Io,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> io::Result<Stream> {
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, io)
+            .await?;
+        Ok(Stream::Tls(Box::new(tls)))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(io) => Pin::new(io).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(io) => Pin::new(io).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection's stream, its plaintext counted (on a cleartext connection the plaintext is
+/// the socket's bytes).
+pub type ConnIo = CountingIo<Stream, Arc<ByteCounter>>;
 
 /// Why a connection could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +178,13 @@ impl Head {
     }
 }
 
-/// One client connection: a counted socket plus its read buffer.
+/// One client connection: a counted socket (TLS over it or not) plus its read buffer.
 #[derive(Debug)]
 pub struct Conn {
-    pub io: Io,
+    pub io: ConnIo,
+    /// The socket counter's total (both ways) when this connection opened: the counter may
+    /// be shared by a subscriber's successive connections.
+    socket_at_open: u64,
     pub buf: BytesMut,
     /// Keeps the recorder's open-connection gauge up while this socket lives.
     pub guard: Option<crate::record::OpenGuard>,
@@ -117,6 +200,9 @@ pub struct Closing {
     pub tcp: Option<crate::net::TcpTotals>,
     /// The peer closed its side (we read EOF) before the timeout.
     pub saw_eof: bool,
+    /// Bytes the socket moved beyond the plaintext: TLS's handshake and record overhead
+    /// (0 in clear).
+    pub tls_bytes: u64,
 }
 
 impl Conn {
@@ -140,13 +226,85 @@ impl Conn {
         let stream = crate::net::connect_from(side, addr, source)
             .await
             .map_err(ClientError::Connect)?;
-        Ok(Conn {
-            io: CountingIo::new(stream, counter),
+        Ok(Conn::over(Stream::Tcp(CountingIo::new(stream, counter))))
+    }
+
+    /// A connection over `stream`, opened just now.
+    pub fn over(stream: Stream) -> Conn {
+        let c = stream.socket().counter();
+        Conn {
+            socket_at_open: c.read() + c.written(),
+            io: CountingIo::new(stream, Arc::new(ByteCounter::default())),
             buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
             guard: None,
             requests: 0,
             responses: 0,
-        })
+        }
+    }
+
+    /// Starts TLS on this fresh cleartext connection (`name`: SNI, and the name a CA-signed
+    /// certificate must carry) and checks the ALPN id the server chose is `http/1.1` or none.
+    /// On failure the socket is gone; the error comes with what it moved (all TLS's).
+    pub async fn start_tls(
+        self,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<Conn, (ClientError, Closing)> {
+        let Conn {
+            io,
+            socket_at_open,
+            guard,
+            ..
+        } = self;
+        let Stream::Tcp(socket) = io.into_inner() else {
+            unreachable!("start_tls on a fresh cleartext connection")
+        };
+        let counter = socket.counter().clone();
+        let failed = |e: ClientError| {
+            let moved = counter.read() + counter.written() - socket_at_open;
+            let closing = Closing {
+                tcp: None,
+                saw_eof: false,
+                tls_bytes: moved,
+            };
+            (e, closing)
+        };
+        let stream = Stream::tls(socket, config, name)
+            .await
+            .map_err(|e| failed(ClientError::Io(e)))?;
+        let Stream::Tls(tls) = &stream else {
+            unreachable!()
+        };
+        if let Some(alpn) = tls
+            .get_ref()
+            .1
+            .alpn_protocol()
+            .filter(|p| *p != b"http/1.1")
+        {
+            let e = ClientError::Protocol(format!(
+                "the server chose {:?} by ALPN, not http/1.1",
+                String::from_utf8_lossy(alpn)
+            ));
+            let mut c = failed(e);
+            c.1.tcp = crate::net::tcp_totals(stream.tcp());
+            return Err(c);
+        }
+        let mut conn = Conn::over(stream);
+        conn.socket_at_open = socket_at_open;
+        conn.guard = guard;
+        Ok(conn)
+    }
+
+    /// What closing now finds: TCP_INFO, and the socket's bytes beyond the plaintext.
+    pub fn closing(&self, saw_eof: bool) -> Closing {
+        let socket = self.io.get_ref().socket().counter();
+        let plain = self.io.counter();
+        let moved = (socket.read() + socket.written()).saturating_sub(self.socket_at_open);
+        Closing {
+            tcp: crate::net::tcp_totals(self.io.get_ref().tcp()),
+            saw_eof,
+            tls_bytes: moved.saturating_sub(plain.read() + plain.written()),
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
@@ -243,10 +401,7 @@ impl Conn {
     pub async fn finish(&mut self, timeout: Duration) -> Closing {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         let saw_eof = drain_to_eof(self, timeout).await;
-        Closing {
-            tcp: crate::net::tcp_totals(self.io.get_ref()),
-            saw_eof,
-        }
+        self.closing(saw_eof)
     }
 }
 
@@ -425,14 +580,10 @@ impl ChunkDecoder {
     }
 }
 
-/// A socket that first yields bytes already read past a response head (the start of a
-/// WebSocket stream after `101`), then reads the socket itself.
+/// A connection whose stream first yields the bytes already read past a response head (the
+/// start of a WebSocket stream after `101`), then reads the stream itself.
 #[derive(Debug)]
-pub struct Prefixed {
-    pub prefix: BytesMut,
-    pub inner: Io,
-    pub guard: Option<crate::record::OpenGuard>,
-}
+pub struct Prefixed(pub Conn);
 
 impl AsyncRead for Prefixed {
     fn poll_read(
@@ -440,13 +591,13 @@ impl AsyncRead for Prefixed {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
+        let conn = &mut self.get_mut().0;
+        if !conn.buf.is_empty() {
+            let n = conn.buf.len().min(buf.remaining());
+            buf.put_slice(&conn.buf.split_to(n));
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Pin::new(&mut conn.io).poll_read(cx, buf)
     }
 }
 
@@ -456,13 +607,13 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().0.io).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        Pin::new(&mut self.get_mut().0.io).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().0.io).poll_shutdown(cx)
     }
 }
 

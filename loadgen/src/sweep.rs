@@ -20,14 +20,13 @@
 //! header_profile = ["minimal"]   # default ["minimal"]
 //! rtt = ["0ms", "50ms"]   # through an emulated link (needs root); default: loopback
 //! loss = ["0%", "1%"]     # with rtt or alone (the other axis is then 0)
-//! http = ["1.1", "2"]     # default ["1.1"]; "2" is h2c (no ws point: see below)
+//! http = ["1.1", "2"]     # default ["1.1"]; "2" is h2c (ws by RFC 8441 extended CONNECT)
 //! tls = [false]           # default [false]
 //! ```
 //!
 //! Point files: `poll-c50-r0.1-p100-ka-minimal.json` (`ka` keep-alive on, `noka` off), with
 //! `-h2c` (HTTP/2), `-tls` or `-h2` (HTTP/2 over TLS) appended when not HTTP/1.1 in clear.
-//! An HTTP/2 matrix has no ws point until WebSocket over HTTP/2 (RFC 8441) is measured, and
-//! no keep-alive-off point (an HTTP/2 connection is persistent).
+//! An HTTP/2 matrix has no keep-alive-off point (an HTTP/2 connection is persistent).
 //!
 //! A point through the link adds `-rtt50ms-loss1pct`. Such a point's server child starts inside
 //! the link's server namespace and its subscribers on the client side
@@ -339,7 +338,7 @@ impl SweepSpec {
                                     })
                                 {
                                     let h2 = http == HttpVersion::Http2;
-                                    if h2 && (transport == Transport::Ws || !keep_alive) {
+                                    if h2 && !keep_alive {
                                         continue;
                                     }
                                     let p = Point {
@@ -524,8 +523,8 @@ http = ["1.1", "2"]
         let spec: SweepSpec = toml::from_str(SPEC).expect("spec parses");
         let points = spec.points().expect("points");
         // 5 transports x 2 rates, plus 4 poll variants of which one repeats a point, plus
-        // HTTP/2 points for the four transports HTTP/2 carries (the 1.1 ones repeat).
-        assert_eq!(points.len(), 10 + 3 + 4);
+        // HTTP/2 points for the five transports (WebSocket by RFC 8441; the 1.1 ones repeat).
+        assert_eq!(points.len(), 10 + 3 + 5);
         let slow = points
             .iter()
             .find(|p| p.rate_per_s == 0.5)
@@ -535,9 +534,7 @@ http = ["1.1", "2"]
         assert_eq!(names.len(), points.len());
         assert!(names.contains("poll-c10-r10-p100-noka-browser"));
         assert!(names.contains("sse-c10-r10-p100-ka-minimal-h2c"));
-        assert!(!names
-            .iter()
-            .any(|n| n.starts_with("ws-") && n.ends_with("h2c")));
+        assert!(names.contains("ws-c10-r10-p100-ka-minimal-h2c"));
         let h2 = points.iter().find(|p| p.name().ends_with("h2c")).unwrap();
         let c = h2.config("http://127.0.0.1:1".parse().unwrap(), &[]);
         assert_eq!((c.http, c.tls), (HttpVersion::Http2, false));

@@ -1,6 +1,8 @@
-//! The loadgen over HTTP/2 against the server it measures, on 127.0.0.1:0: every transport
-//! HTTP/2 carries is delivered once, in order, and its bytes, split frame by frame, sum
-//! exactly to the client's socket counts, which equal the server's own.
+//! The loadgen over HTTP/2 and over TLS against the server it measures, on 127.0.0.1:0: every
+//! transport (WebSocket by RFC 8441 extended CONNECT on HTTP/2) is delivered once, in order,
+//! and its bytes, split frame by frame (and TLS apart), sum exactly to the client's socket
+//! counts, which equal the server's own; on HTTP/1.1 over TLS likewise; and with
+//! `--streams-per-connection 4` four subscribers share each connection.
 
 use std::time::Duration;
 
@@ -13,17 +15,9 @@ use pushlab_server::ServerConfig;
 
 mod common;
 
-/// The transports HTTP/2 carries without extended CONNECT.
-const H2_TRANSPORTS: [Transport; 4] = [
-    Transport::Poll,
-    Transport::LongPoll,
-    Transport::Sse,
-    Transport::Stream,
-];
-
 fn h2c_config(addr: std::net::SocketAddr, profile: HeaderProfile) -> RunConfig {
     let mut c = RunConfig::new(format!("http://{addr}").parse().unwrap());
-    c.transports = H2_TRANSPORTS.to_vec();
+    c.transports = Transport::ALL.to_vec();
     c.clients = 3;
     c.duration = Duration::from_millis(1000);
     c.warmup = Duration::from_millis(300);
@@ -35,7 +29,16 @@ fn h2c_config(addr: std::net::SocketAddr, profile: HeaderProfile) -> RunConfig {
     c
 }
 
-fn assert_exact_h2(t: &TransportResult, version: &str) {
+/// What `run` returned for every transport, in order.
+fn assert_all_transports(r: &pushlab_proto::result::RunResult) {
+    let got: Vec<Transport> = r.transports.iter().map(|t| t.transport).collect();
+    assert_eq!(got, Transport::ALL.to_vec());
+}
+
+/// Exact split, no loss, wire bytes equal to the server's (down exactly; up short by at most
+/// one unread close_notify per connection over TLS), `connections` connections, each one
+/// first request.
+fn assert_exact(t: &TransportResult, version: &str, connections: u64) {
     let name = t.transport;
     assert_eq!(t.scenario.http_version, version, "{name}");
     common::assert_split_exact(t);
@@ -50,7 +53,11 @@ fn assert_exact_h2(t: &TransportResult, version: &str) {
     // TLS 1.3: 5 header + 2 alert + 1 type + 16 tag), crosses the wire but the server reads it
     // only if it has not closed first on the client's GOAWAY: a race of the close.
     let unread = t.wire_bytes_up - server.server_bytes_read.min(t.wire_bytes_up);
-    let close_notify = if version == "h2" { 24 } else { 0 };
+    let close_notify = if version.contains("tls") || version == "h2" {
+        24
+    } else {
+        0
+    };
     assert!(
         t.wire_bytes_up >= server.server_bytes_read
             && unread.is_multiple_of(24)
@@ -60,16 +67,18 @@ fn assert_exact_h2(t: &TransportResult, version: &str) {
         server.server_bytes_read,
         t.notes
     );
-    assert_eq!(t.tcp_connects, t.clients, "{name}: one connection each");
+    assert_eq!(t.tcp_connects, connections, "{name}: connections");
     assert_eq!(t.errors, 0, "{name}: {:?}", t.notes);
-    assert!(t.tcp_segments.unwrap_or(0) > 0, "{name}: TCP_INFO read");
-    // Preface (24) + SETTINGS and its ACK both ways, at least.
     assert!(
-        t.bytes_total.handshake >= (t.clients * (24 + 4 * 9)) as f64,
-        "{name}"
+        !t.notes
+            .iter()
+            .any(|n| n.contains("not closed by the server")),
+        "{name}: every connection closed cleanly: {:?}",
+        t.notes
     );
+    assert!(t.tcp_segments.unwrap_or(0) > 0, "{name}: TCP_INFO read");
     assert_eq!(
-        t.first_requests, t.clients,
+        t.first_requests, connections,
         "{name}: one first request per connection"
     );
     assert_eq!(
@@ -77,6 +86,20 @@ fn assert_exact_h2(t: &TransportResult, version: &str) {
         t.http_requests,
         "{name}"
     );
+}
+
+fn assert_exact_h2(t: &TransportResult, version: &str, connections: u64) {
+    assert_exact(t, version, connections);
+    // Preface (24) + SETTINGS and its ACK both ways, at least, once per connection.
+    assert!(
+        t.bytes_total.handshake >= (connections * (24 + 4 * 9)) as f64,
+        "{}",
+        t.transport
+    );
+    if t.transport == Transport::Ws {
+        // The extended CONNECT and its 200 are the handshake, as the Upgrade is on HTTP/1.1.
+        assert_eq!(t.bytes_total.headers, 0.0);
+    }
 }
 
 /// Over h2c with Chromium's headers (heartbeats every 20 ms, so DATA that is not a message
@@ -94,9 +117,9 @@ async fn h2c_counts_exactly_and_hpack_shrinks_later_requests() {
         let r = pushlab_loadgen::run(h2c_config(server.addr, profile))
             .await
             .unwrap();
-        assert_eq!(r.transports.len(), 4);
+        assert_all_transports(&r);
         for t in &r.transports {
-            assert_exact_h2(t, "h2c");
+            assert_exact_h2(t, "h2c", t.clients);
             assert_eq!(t.bytes_total.tls, 0.0);
         }
         let poll = r
@@ -142,9 +165,9 @@ async fn h2_over_tls_counts_exactly_with_tls_overhead_apart() {
     c.tls = true;
     c.tls_trust = Some(TlsTrust::SpkiSha256(pin));
     let r = pushlab_loadgen::run(c).await.unwrap();
-    assert_eq!(r.transports.len(), 4);
+    assert_all_transports(&r);
     for t in &r.transports {
-        assert_exact_h2(t, "h2");
+        assert_exact_h2(t, "h2", t.clients);
         let b = &t.bytes_total;
         // A TLS 1.3 handshake (certificate included) per connection, and per record at least a
         // 5-byte header and a 16-byte tag.
@@ -169,15 +192,91 @@ async fn h2_over_tls_counts_exactly_with_tls_overhead_apart() {
     server.stop().await;
 }
 
-/// `--http 2` refuses what it cannot measure yet, with the flag to change.
+/// HTTP/1.1 over TLS (ALPN http/1.1, wss for WebSocket), the certificate pinned: every
+/// transport exact, TLS's handshake and record overhead apart, socket counts equal to the
+/// server's (below TLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_over_tls_counts_exactly_on_every_transport() {
+    let server = start_server(pushlab_server::testing::with_self_signed_tls(
+        ServerConfig::default(),
+    ))
+    .await;
+    let pin = server.tls().unwrap().spki_sha256.clone();
+    let mut c = h2c_config(server.addr, HeaderProfile::Browser);
+    c.http = HttpVersion::Http11;
+    c.tls = true;
+    c.tls_trust = Some(TlsTrust::SpkiSha256(pin));
+    let r = pushlab_loadgen::run(c).await.unwrap();
+    assert_all_transports(&r);
+    for t in &r.transports {
+        assert_exact(t, "http/1.1+tls", t.tcp_connects);
+        common::assert_delivered_once(t);
+        if t.transport != Transport::Poll {
+            assert_eq!(
+                t.tcp_connects, t.clients,
+                "{}: one connection each",
+                t.transport
+            );
+        }
+        assert!(
+            t.bytes_total.tls > (t.tcp_connects * 500) as f64,
+            "{}: tls {} B",
+            t.transport,
+            t.bytes_total.tls
+        );
+        assert_eq!(t.bytes_total.control, 0.0);
+    }
+    server.stop().await;
+}
+
+/// `--streams-per-connection 4`: 8 subscribers of each transport on 2 connections (h2c, then
+/// over TLS), WebSocket included; each connection's preface, SETTINGS, control frames and TLS
+/// are counted once, and the split is still exact and equal to the server's counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_streams_per_connection_share_it_exactly() {
+    let server = start_server(pushlab_server::testing::with_self_signed_tls(
+        ServerConfig::default(),
+    ))
+    .await;
+    let pin = server.tls().unwrap().spki_sha256.clone();
+    for tls in [false, true] {
+        let mut c = h2c_config(server.addr, HeaderProfile::Minimal);
+        c.clients = 8;
+        c.streams_per_connection = 4;
+        c.tls = tls;
+        c.tls_trust = tls.then(|| TlsTrust::SpkiSha256(pin.clone()));
+        let r = pushlab_loadgen::run(c).await.unwrap();
+        assert_all_transports(&r);
+        let version = if tls { "h2" } else { "h2c" };
+        for t in &r.transports {
+            assert_exact_h2(t, version, 2);
+            assert_eq!(t.clients, 8);
+        }
+    }
+    server.stop().await;
+}
+
+/// What the loadgen cannot measure is refused with the flag to change.
 #[test]
-fn http2_refuses_ws_and_keep_alive_off() {
+fn refusals_name_the_flag() {
     let mut c = RunConfig::new("http://127.0.0.1:9".parse().unwrap());
     c.http = HttpVersion::Http2;
-    let e = c.check().unwrap_err().to_string();
-    assert!(e.contains("--http") && e.contains("RFC 8441"), "{e}");
-    c.transports = H2_TRANSPORTS.to_vec();
     c.check().unwrap();
     c.keep_alive = false;
     assert!(c.check().unwrap_err().to_string().contains("--keep-alive"));
+    let mut c = RunConfig::new("http://127.0.0.1:9".parse().unwrap());
+    c.streams_per_connection = 4;
+    let e = c.check().unwrap_err().to_string();
+    assert!(
+        e.contains("--streams-per-connection") && e.contains("--http 2"),
+        "{e}"
+    );
+    c.http = HttpVersion::Http2;
+    c.check().unwrap();
+    c.streams_per_connection = 0;
+    assert!(c
+        .check()
+        .unwrap_err()
+        .to_string()
+        .contains("--streams-per-connection"));
 }

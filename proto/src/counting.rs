@@ -3,7 +3,9 @@
 //! The server and the loadgen both wrap their sockets in [`CountingIo`]; the lab's bandwidth
 //! figures are these counts, and the two sides must agree to the byte. The counter is a trait
 //! so the server can attribute a connection's bytes to a transport once it has routed the
-//! first request, while the loadgen simply sums per client.
+//! first request, while the loadgen simply sums per client. A counter is handed the bytes
+//! themselves, so one that parses them as they pass (the loadgen's HTTP/2 frame splitter) is
+//! a counter like any other.
 
 use std::io;
 use std::pin::Pin;
@@ -13,10 +15,13 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Receives byte counts as they happen.
+/// Receives the bytes a socket moved as they move (a counter that only counts reads
+/// `bytes.len()`).
 pub trait IoCounter: Send + Sync {
-    fn on_read(&self, n: u64);
-    fn on_written(&self, n: u64);
+    /// `bytes` were just read, in order.
+    fn on_read(&self, bytes: &[u8]);
+    /// `bytes` were just written, in order.
+    fn on_written(&self, bytes: &[u8]);
 }
 
 /// A plain pair of counters.
@@ -36,20 +41,21 @@ impl ByteCounter {
 }
 
 impl IoCounter for ByteCounter {
-    fn on_read(&self, n: u64) {
-        self.read.fetch_add(n, Ordering::Relaxed);
+    fn on_read(&self, bytes: &[u8]) {
+        self.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
-    fn on_written(&self, n: u64) {
-        self.written.fetch_add(n, Ordering::Relaxed);
+    fn on_written(&self, bytes: &[u8]) {
+        self.written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
 }
 
 impl<C: IoCounter + ?Sized> IoCounter for Arc<C> {
-    fn on_read(&self, n: u64) {
-        (**self).on_read(n)
+    fn on_read(&self, bytes: &[u8]) {
+        (**self).on_read(bytes)
     }
-    fn on_written(&self, n: u64) {
-        (**self).on_written(n)
+    fn on_written(&self, bytes: &[u8]) {
+        (**self).on_written(bytes)
     }
 }
 
@@ -87,9 +93,8 @@ impl<T: AsyncRead + Unpin, C: IoCounter + Unpin> AsyncRead for CountingIo<T, C> 
         let this = self.get_mut();
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            this.counter.on_read(n as u64);
+        if buf.filled().len() > before {
+            this.counter.on_read(&buf.filled()[before..]);
         }
         res
     }
@@ -104,7 +109,7 @@ impl<T: AsyncWrite + Unpin, C: IoCounter + Unpin> AsyncWrite for CountingIo<T, C
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
-            this.counter.on_written(n as u64);
+            this.counter.on_written(&buf[..n]);
         }
         res
     }
@@ -116,8 +121,16 @@ impl<T: AsyncWrite + Unpin, C: IoCounter + Unpin> AsyncWrite for CountingIo<T, C
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            this.counter.on_written(n as u64);
+        if let Poll::Ready(Ok(mut n)) = res {
+            // The first `n` bytes across the slices went out, in order.
+            for b in bufs {
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(b.len());
+                this.counter.on_written(&b[..take]);
+                n -= take;
+            }
         }
         res
     }
@@ -153,5 +166,35 @@ mod tests {
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(counter.written(), 5);
         assert_eq!(counter.read(), 3);
+    }
+
+    /// A counter that keeps the bytes: it sees exactly what moved, in order, vectored
+    /// writes included.
+    #[tokio::test]
+    async fn a_counter_is_handed_the_bytes_that_moved() {
+        #[derive(Default)]
+        struct Keep(std::sync::Mutex<(Vec<u8>, Vec<u8>)>);
+        impl IoCounter for Keep {
+            fn on_read(&self, bytes: &[u8]) {
+                self.0.lock().unwrap().0.extend_from_slice(bytes);
+            }
+            fn on_written(&self, bytes: &[u8]) {
+                self.0.lock().unwrap().1.extend_from_slice(bytes);
+            }
+        }
+        let (a, mut b) = tokio::io::duplex(64);
+        let keep = Arc::new(Keep::default());
+        let mut io = CountingIo::new(a, keep.clone());
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")];
+        let n = io.write_vectored(&bufs).await.unwrap();
+        io.write_all(b"f").await.unwrap();
+        b.write_all(b"xyz").await.unwrap();
+        let mut got = [0u8; 3];
+        io.read_exact(&mut got).await.unwrap();
+        let (read, written) = keep.0.lock().unwrap().clone();
+        assert_eq!(read, b"xyz");
+        let mut want = b"abcde"[..n].to_vec();
+        want.extend_from_slice(b"f");
+        assert_eq!(written, want);
     }
 }

@@ -143,6 +143,12 @@ impl H2WireParser {
         self.pending
     }
 
+    /// Whether this direction has carried its first SETTINGS ACK (the client's: it has
+    /// applied the server's first SETTINGS, RFC 9113 §6.5.3).
+    pub fn settings_acknowledged(&self) -> bool {
+        self.settings_ack_seen
+    }
+
     /// Whether the bytes seen were not HTTP/2 (a wrong preface).
     pub fn is_broken(&self) -> bool {
         self.broken

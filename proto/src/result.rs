@@ -87,7 +87,8 @@ pub struct Scenario {
     pub header_profile: String,
     /// `pushlab` or `nchan`.
     pub target_profile: String,
-    /// `http/1.1`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2` (over TLS).
+    /// `http/1.1`, `http/1.1+tls`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2`
+    /// (over TLS).
     pub http_version: String,
     /// The emulated link between subscribers and server (`--link`); absent: loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -238,20 +238,20 @@ impl ConnGuard {
 
 /// The TCP socket's bytes (on a cleartext connection also HTTP's plaintext).
 impl IoCounter for ConnGuard {
-    fn on_read(&self, n: u64) {
+    fn on_read(&self, bytes: &[u8]) {
         self.touch();
         if self.is_tls() {
-            self.counter.credit(n, Count::WireRead)
+            self.counter.credit(bytes.len() as u64, Count::WireRead)
         } else {
-            self.counter.on_read(n)
+            self.counter.on_read(bytes)
         }
     }
-    fn on_written(&self, n: u64) {
+    fn on_written(&self, bytes: &[u8]) {
         self.touch();
         if self.is_tls() {
-            self.counter.credit(n, Count::WireWritten)
+            self.counter.credit(bytes.len() as u64, Count::WireWritten)
         } else {
-            self.counter.on_written(n)
+            self.counter.on_written(bytes)
         }
     }
 }
@@ -261,11 +261,15 @@ impl IoCounter for ConnGuard {
 pub struct TlsPlaintext(pub Arc<ConnGuard>);
 
 impl IoCounter for TlsPlaintext {
-    fn on_read(&self, n: u64) {
-        self.0.counter.credit(n, Count::PlaintextRead)
+    fn on_read(&self, bytes: &[u8]) {
+        self.0
+            .counter
+            .credit(bytes.len() as u64, Count::PlaintextRead)
     }
-    fn on_written(&self, n: u64) {
-        self.0.counter.credit(n, Count::PlaintextWritten)
+    fn on_written(&self, bytes: &[u8]) {
+        self.0
+            .counter
+            .credit(bytes.len() as u64, Count::PlaintextWritten)
     }
 }
 

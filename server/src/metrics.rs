@@ -669,11 +669,13 @@ impl tokio::io::AsyncWrite for RetransmissionsOnClose {
 
 /// A cleartext connection: each byte is both wire and plaintext.
 impl IoCounter for ConnCounter {
-    fn on_read(&self, n: u64) {
+    fn on_read(&self, bytes: &[u8]) {
+        let n = bytes.len() as u64;
         self.credit(n, Count::WireRead);
         self.credit(n, Count::PlaintextRead);
     }
-    fn on_written(&self, n: u64) {
+    fn on_written(&self, bytes: &[u8]) {
+        let n = bytes.len() as u64;
         self.credit(n, Count::WireWritten);
         self.credit(n, Count::PlaintextWritten);
     }
@@ -708,9 +710,9 @@ mod tests {
     fn bytes_before_routing_are_credited_to_the_route() {
         let m = Arc::new(Metrics::default());
         let c = ConnCounter::new(m.clone());
-        c.on_read(100);
+        c.on_read(&[0; 100]);
         c.tag(Slot::Transport(Transport::Sse));
-        c.on_written(50);
+        c.on_written(&[0; 50]);
         let s = m.transport(Transport::Sse);
         assert_eq!(s.bytes_read.load(Ordering::Relaxed), 100);
         assert_eq!(s.bytes_written.load(Ordering::Relaxed), 50);
@@ -722,7 +724,7 @@ mod tests {
         assert_eq!(s.accepted_connections.load(Ordering::Relaxed), 1);
 
         let c = ConnCounter::new(m.clone());
-        c.on_read(7);
+        c.on_read(&[0; 7]);
         drop(c);
         let o = m.slot(Slot::Other);
         assert_eq!(o.bytes_read.load(Ordering::Relaxed), 7);

@@ -10,7 +10,10 @@
 //! | stream | `GET /stream/T?since=C`, reconnects with the new cursor |
 //! | ws | `GET /ws/T?since=C` + Upgrade, then frames; reconnects with the new cursor |
 //!
-//! With `--http 2` the same requests go as HTTP/2 streams ([`h2::H2Sub`]).
+//! With `--http 2` the same requests go as HTTP/2 streams ([`h2::H2Sub`]; WebSocket by an
+//! RFC 8441 extended CONNECT, [`ws::WsSub`]), over connections of their own or shared by
+//! `--streams-per-connection` subscribers ([`h2::Pool`]). With `--tls on` every connection is
+//! TLS (HTTP/1.1 or HTTP/2 by ALPN).
 //!
 //! Every socket is wrapped in the counting wrapper from connect to close, and each
 //! subscriber attributes what it parses to payload, envelope, headers, framing or handshake
@@ -70,8 +73,10 @@ pub struct ClientSettings {
     pub keep_alive: bool,
     /// HTTP/1.1 (by hand) or HTTP/2 ([`h2::H2Sub`]).
     pub http: HttpVersion,
-    /// TLS client settings when subscribers use TLS.
+    /// TLS client settings when subscribers use TLS (ALPN `h2` or `http/1.1`, as `http`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// HTTP/2 connections, each shared by up to `--streams-per-connection` subscribers.
+    pub h2_pool: h2::Pool,
     pub poll_interval: Duration,
     pub longpoll_timeout_s: u64,
     /// Subscribers of this transport (to spread poll phases).
@@ -141,7 +146,7 @@ impl ClientCtx {
         }
     }
 
-    /// A new counted TCP connection to the target.
+    /// A new counted HTTP/1.1 connection to the target (TLS when the settings say so).
     pub async fn connect(&mut self) -> Result<Conn, ClientError> {
         let mut conn = Conn::connect_from(
             crate::net::Side::Client,
@@ -151,18 +156,41 @@ impl ClientCtx {
         )
         .await?;
         conn.guard = Some(OpenGuard::new(self.rec.clone()));
-        Ok(conn)
+        let Some(tls) = self.s.tls.clone() else {
+            return Ok(conn);
+        };
+        let name = crate::tls::server_name(&self.target.host_header);
+        match conn.start_tls(tls, name).await {
+            Ok(conn) => Ok(conn),
+            Err((e, closing)) => {
+                self.closed(closing);
+                Err(e)
+            }
+        }
     }
 
-    /// The subscription path for this subscriber's transport, resuming after `cursor`.
-    pub fn subscribe_path(&self, cursor: u64) -> String {
-        self.s.dialect.subscribe_path(
-            self.s.transport,
-            &self.s.topic,
-            cursor,
-            self.s.start_cursor,
-            self.s.longpoll_timeout_s,
-        )
+    /// The subscription request for this subscriber's transport, resuming after `cursor`
+    /// (`first`: the subscriber's first subscription, which some dialects mark).
+    pub fn subscribe_request(&self, cursor: u64, first: bool) -> SubscribeRequest {
+        let t = self.s.transport;
+        SubscribeRequest {
+            path: self.s.dialect.subscribe_path(
+                t,
+                &self.s.topic,
+                cursor,
+                self.s.start_cursor,
+                self.s.longpoll_timeout_s,
+            ),
+            kind: match t {
+                Transport::Sse => RequestKind::EventSource,
+                Transport::Ws => RequestKind::WebSocket,
+                _ => RequestKind::Fetch,
+            },
+            extra: self
+                .s
+                .dialect
+                .subscribe_headers(t, cursor, self.token.as_deref(), first),
+        }
     }
 
     /// Sends a request head (its bytes are `headers`, or `handshake` for an Upgrade).
@@ -211,6 +239,7 @@ impl ClientCtx {
 
     /// Notes what closing a connection found.
     pub fn closed(&mut self, c: Closing) {
+        self.tally.tls += c.tls_bytes;
         if let Some(tcp) = c.tcp {
             let (out, inn) = tcp.segments;
             self.segments += out + inn;
@@ -233,12 +262,28 @@ impl ClientCtx {
     }
 }
 
+/// A subscription request: where, what kind (browsers send different headers for each), and
+/// the dialect's extra header fields.
+#[derive(Clone, Debug)]
+pub struct SubscribeRequest {
+    pub path: String,
+    pub kind: RequestKind,
+    pub extra: Vec<(String, String)>,
+}
+
+impl SubscribeRequest {
+    /// The extra fields as the header builders take them.
+    pub fn extra(&self) -> Vec<(&str, &str)> {
+        self.extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
 /// Reads TCP_INFO and closes: for sockets dropped without the clean close.
 pub fn segments_of(conn: &Conn) -> Closing {
-    Closing {
-        tcp: crate::net::tcp_totals(conn.io.get_ref()),
-        saw_eof: false,
-    }
+    conn.closing(false)
 }
 
 /// A subscriber of one transport. The driver calls `open` (with the cursor to resume from),
@@ -395,22 +440,7 @@ pub async fn drive<S: Subscriber>(
     rec.gap_notices
         .fetch_add(tracker.gap_notices, Ordering::Relaxed);
 
-    // Every byte counted must have been attributed by a parser.
-    let up = cx.counter.written();
-    let down = cx.counter.read();
-    rec.wire_bytes_up.fetch_add(up, Ordering::Relaxed);
-    rec.wire_bytes_down.fetch_add(down, Ordering::Relaxed);
-    let attributed = cx.tally.sum();
-    let wire = up + down;
-    if wire > attributed {
-        let rest = wire - attributed;
-        rec.unattributed_bytes.fetch_add(rest, Ordering::Relaxed);
-        cx.tally.framing += rest;
-    } else if attributed > wire {
-        rec.overattributed
-            .fetch_add(attributed - wire, Ordering::Relaxed);
-    }
-    rec.add_tally(&cx.tally);
+    settle_bytes(&rec, cx.counter.written(), cx.counter.read(), &mut cx.tally);
     rec.segments.fetch_add(cx.segments, Ordering::Relaxed);
     rec.retransmitted_segments
         .fetch_add(cx.retransmissions.segments, Ordering::Relaxed);
@@ -421,6 +451,26 @@ pub async fn drive<S: Subscriber>(
     }
     rec.finished.fetch_add(1, Ordering::Relaxed);
     outcome
+}
+
+/// Adds `up` and `down` wire bytes and their attribution `tally` to `rec`, checking that the
+/// attributed bytes add up to the counted ones: any difference is reported
+/// (`unattributed_bytes`, counted as framing; or overattributed). Used for each subscriber's
+/// own bytes and for each shared HTTP/2 connection's.
+pub fn settle_bytes(rec: &Recorder, up: u64, down: u64, tally: &mut Tally) {
+    rec.wire_bytes_up.fetch_add(up, Ordering::Relaxed);
+    rec.wire_bytes_down.fetch_add(down, Ordering::Relaxed);
+    let attributed = tally.sum();
+    let wire = up + down;
+    if wire > attributed {
+        let rest = wire - attributed;
+        rec.unattributed_bytes.fetch_add(rest, Ordering::Relaxed);
+        tally.framing += rest;
+    } else if attributed > wire {
+        rec.overattributed
+            .fetch_add(attributed - wire, Ordering::Relaxed);
+    }
+    rec.add_tally(tally);
 }
 
 /// Applies events: sequence check, delivered count, latency samples. Returns messages
@@ -475,6 +525,7 @@ pub fn spawn(
     let t = s.transport;
     let cx = ClientCtx::new(id, s, rec);
     if cx.s.http == HttpVersion::Http2 && t != Transport::Ws {
+        // (WebSocket on HTTP/2 is `WsSub` over an extended CONNECT stream.)
         let sub = h2::H2Sub::new(&cx);
         tasks.spawn(async move { (t, id, drive(sub, cx, signal, subscribed).await) });
         return;

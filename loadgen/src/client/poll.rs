@@ -28,7 +28,6 @@ use pushlab_proto::Transport;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::{segments_of, ClientCtx, Event, Subscriber};
-use crate::headers::RequestKind;
 use crate::http::{ClientError, Conn, Head};
 
 /// Largest poll body accepted.
@@ -194,18 +193,11 @@ impl Subscriber for PollSub {
             if self.conn.is_none() {
                 self.conn = Some(cx.connect().await?);
             }
-            let path = cx.subscribe_path(cursor);
-            let extra =
-                cx.s.dialect
-                    .subscribe_headers(self.transport, cursor, cx.token.as_deref(), false);
-            let extra: Vec<(&str, &str)> = extra
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let req = cx.subscribe_request(cursor, false);
             let conn = self.conn.as_mut().expect("connected above");
             self.pending = Some(None);
             self.again = false;
-            cx.request(conn, &path, RequestKind::Fetch, &extra).await?;
+            cx.request(conn, &req.path, req.kind, &req.extra()).await?;
         }
         self.read_response(cx, out).await
     }

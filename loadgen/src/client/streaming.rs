@@ -22,7 +22,6 @@ use pushlab_proto::frame::SseParser;
 use pushlab_proto::Transport;
 
 use super::{segments_of, ClientCtx, Event, Subscriber};
-use crate::headers::RequestKind;
 use crate::http::{BodyLen, ChunkDecoder, ClientError, Conn};
 
 /// Longest SSE line or NDJSON line accepted.
@@ -147,27 +146,13 @@ impl Subscriber for StreamingSub {
         out: &mut Vec<Event>,
     ) -> Result<(), ClientError> {
         let mut conn = cx.connect().await?;
-        let path = cx.subscribe_path(cursor);
-        let extra = cx.s.dialect.subscribe_headers(
-            self.transport,
-            cursor,
-            cx.token.as_deref(),
-            !self.opened_once,
-        );
-        let extra: Vec<(&str, &str)> = extra
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let kind = if self.transport == Transport::Sse {
-            RequestKind::EventSource
-        } else {
-            RequestKind::Fetch
-        };
+        let req = cx.subscribe_request(cursor, !self.opened_once);
         // From here on the connection is ours to account for, even if it fails.
         self.body.clear();
         self.sse = SseParser::new(MAX_LINE_BYTES);
         self.decoder = None;
-        cx.request(&mut conn, &path, kind, &extra).await?;
+        cx.request(&mut conn, &req.path, req.kind, &req.extra())
+            .await?;
         self.conn = Some(conn);
         let conn = self.conn.as_mut().expect("set above");
         let head = conn.read_head().await?;

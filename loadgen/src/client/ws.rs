@@ -18,21 +18,31 @@
 //! client never sends data frames, so what it writes after the handshake (close frames) is
 //! counted as written.
 //!
+//! Over TLS (wss) the same exchange runs on the TLS stream; what TLS adds is `tls`. Over
+//! HTTP/2 the handshake is an RFC 8441 extended CONNECT ([`super::h2::tunnel`]) and the frames
+//! travel in the stream's DATA: the split of the frames is the same, the HTTP/2 around them
+//! is the connection's ([`super::h2`]).
+//!
 //! The client reads through a 4 KiB buffer and keeps no write buffer, so thousands of
 //! subscribers stay small next to the server.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures_util::StreamExt;
 use pushlab_proto::frame::ws_header_len;
-use tokio::io::AsyncWriteExt;
+use pushlab_proto::CountingIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{ClientCtx, Event, Subscriber};
-use crate::config::HeaderProfile;
-use crate::headers::RequestKind;
+use super::h2::{tunnel::Tunnel, Credit, Lease};
+use super::{ClientCtx, Event, SubscribeRequest, Subscriber};
+use crate::config::{HeaderProfile, HttpVersion};
 use crate::http::{ClientError, Closing, Prefixed};
 
 /// Largest message accepted.
@@ -48,10 +58,80 @@ pub fn client_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
+/// What a WebSocket runs on: an upgraded HTTP/1.1 connection (cleartext or TLS), or an
+/// extended-CONNECT stream on HTTP/2.
+#[derive(Debug)]
+pub enum WsRaw {
+    H1(Prefixed),
+    H2(CountingIo<Tunnel, Credit>),
+}
+
+impl WsRaw {
+    /// Plaintext bytes written so far on this connection (HTTP/1.1) or stream (HTTP/2).
+    fn written(&self) -> u64 {
+        match self {
+            WsRaw::H1(p) => p.0.io.counter().written(),
+            WsRaw::H2(t) => t.counter().stream.written(),
+        }
+    }
+
+    /// What closing now finds (a stream has no socket of its own: its connection's is
+    /// accounted with the connection).
+    fn closing(&self, saw_eof: bool) -> Closing {
+        match self {
+            WsRaw::H1(p) => p.0.closing(saw_eof),
+            WsRaw::H2(_) => Closing {
+                saw_eof,
+                ..Closing::default()
+            },
+        }
+    }
+}
+
+impl AsyncRead for WsRaw {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsRaw::H1(p) => Pin::new(p).poll_read(cx, buf),
+            WsRaw::H2(t) => Pin::new(t).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WsRaw {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WsRaw::H1(p) => Pin::new(p).poll_write(cx, buf),
+            WsRaw::H2(t) => Pin::new(t).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsRaw::H1(p) => Pin::new(p).poll_flush(cx),
+            WsRaw::H2(t) => Pin::new(t).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsRaw::H1(p) => Pin::new(p).poll_shutdown(cx),
+            WsRaw::H2(t) => Pin::new(t).poll_shutdown(cx),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct WsSub {
-    ws: Option<WebSocketStream<Prefixed>>,
-    /// Bytes written on this connection up to the end of the Upgrade request.
+    ws: Option<WebSocketStream<WsRaw>>,
+    /// The HTTP/2 connection the stream is on.
+    lease: Option<Lease>,
+    /// Plaintext bytes written on this connection or stream up to the end of the handshake.
     written_at_upgrade: u64,
     /// Bytes of pongs written since (framing, not handshake).
     pong_bytes: u64,
@@ -68,7 +148,10 @@ fn map_err(e: WsError) -> ClientError {
 impl WsSub {
     /// Attributes what this connection wrote after the Upgrade request: close frames.
     fn settle_written(&mut self, cx: &mut ClientCtx) {
-        let written = cx.counter.written();
+        let Some(ws) = self.ws.as_ref() else {
+            return;
+        };
+        let written = ws.get_ref().written();
         cx.tally.handshake += written
             .saturating_sub(self.written_at_upgrade)
             .saturating_sub(self.pong_bytes);
@@ -121,11 +204,11 @@ impl WsSub {
             return Closing::default();
         };
         let raw = ws.get_mut();
-        let _ = tokio::time::timeout(cx.s.close_timeout, raw.inner.shutdown()).await;
+        let _ = tokio::time::timeout(cx.s.close_timeout, raw.shutdown()).await;
         let mut sink = [0u8; 4096];
         let saw_eof = tokio::time::timeout(cx.s.close_timeout, async {
             loop {
-                match tokio::io::AsyncReadExt::read(&mut raw.inner, &mut sink).await {
+                match tokio::io::AsyncReadExt::read(raw, &mut sink).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -133,22 +216,16 @@ impl WsSub {
         })
         .await
         .is_ok();
-        Closing {
-            tcp: crate::net::tcp_totals(raw.inner.get_ref()),
-            saw_eof,
-        }
+        raw.closing(saw_eof)
     }
-}
 
-impl Subscriber for WsSub {
-    async fn open(
+    /// The Upgrade exchange on a new HTTP/1.1 connection (TLS when set).
+    async fn open_h1(
         &mut self,
         cx: &mut ClientCtx,
-        cursor: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ClientError> {
+        req: &SubscribeRequest,
+    ) -> Result<WsRaw, ClientError> {
         let mut conn = cx.connect().await?;
-        let path = cx.subscribe_path(cursor);
         let key = generate_key();
         let mut extra = vec![
             ("Upgrade", "websocket"),
@@ -162,10 +239,9 @@ impl Subscriber for WsSub {
                 "permessage-deflate; client_max_window_bits",
             ));
         }
-        let base = cx.counter.written();
+        extra.extend(req.extra());
         let result = async {
-            cx.request(&mut conn, &path, RequestKind::WebSocket, &extra)
-                .await?;
+            cx.request(&mut conn, &req.path, req.kind, &extra).await?;
             let head = conn.read_head().await?;
             cx.tally.handshake += head.len as u64;
             cx.response_head(&conn, &head);
@@ -191,17 +267,43 @@ impl Subscriber for WsSub {
             // What the server said is attributed; anything past it is left for drive().
             return Err(e);
         }
-        self.written_at_upgrade = cx.counter.written();
-        debug_assert!(self.written_at_upgrade >= base);
-        self.pong_bytes = 0;
-        let prefixed = Prefixed {
-            prefix: conn.buf.split(),
-            inner: conn.io,
-            guard: conn.guard.take(),
+        Ok(WsRaw::H1(Prefixed(conn)))
+    }
+
+    /// The extended CONNECT on this subscriber's HTTP/2 connection.
+    async fn open_h2(
+        &mut self,
+        cx: &mut ClientCtx,
+        req: &SubscribeRequest,
+    ) -> Result<WsRaw, ClientError> {
+        if self.lease.is_none() {
+            self.lease = Some(cx.s.h2_pool.acquire(cx).await?);
+        }
+        let lease = self.lease.as_mut().expect("taken above");
+        let mut req = req.clone();
+        req.extra
+            .push(("Sec-WebSocket-Version".into(), "13".into()));
+        Ok(WsRaw::H2(super::h2::tunnel::open(cx, lease, &req).await?))
+    }
+}
+
+impl Subscriber for WsSub {
+    async fn open(
+        &mut self,
+        cx: &mut ClientCtx,
+        cursor: u64,
+        _out: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
+        let req = cx.subscribe_request(cursor, true);
+        let raw = if cx.s.http == HttpVersion::Http2 {
+            self.open_h2(cx, &req).await?
+        } else {
+            self.open_h1(cx, &req).await?
         };
-        self.ws = Some(
-            WebSocketStream::from_raw_socket(prefixed, Role::Client, Some(client_config())).await,
-        );
+        self.written_at_upgrade = raw.written();
+        self.pong_bytes = 0;
+        self.ws =
+            Some(WebSocketStream::from_raw_socket(raw, Role::Client, Some(client_config())).await);
         Ok(())
     }
 
@@ -253,16 +355,18 @@ impl Subscriber for WsSub {
         cx.finished(closing);
         self.settle_written(cx);
         self.ws = None;
+        if let Some(lease) = self.lease.take() {
+            lease.close(cx.s.close_timeout).await;
+        }
     }
 
     fn abort(&mut self, cx: &mut ClientCtx) {
-        if let Some(ws) = self.ws.take() {
-            cx.closed(Closing {
-                tcp: crate::net::tcp_totals(ws.get_ref().inner.get_ref()),
-                saw_eof: false,
-            });
+        if let Some(ws) = self.ws.as_ref() {
+            cx.closed(ws.get_ref().closing(false));
             self.settle_written(cx);
         }
+        self.ws = None;
+        self.lease = None;
     }
 }
 

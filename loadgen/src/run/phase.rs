@@ -108,7 +108,7 @@ pub(super) async fn run_phase(
     if let Some(tt) = &timetable {
         tokio::time::sleep_until(tt.connect_at).await;
     }
-    let mut subscribers = connect(&ph, &bars).await?;
+    let (mut subscribers, settings) = connect(&ph, &bars).await?;
     check_subscribed(&ph, notes)?;
     if let Some(tt) = &timetable {
         tt.wait_connected(cfg).await?;
@@ -132,6 +132,10 @@ pub(super) async fn run_phase(
     scrapes.published = ph.scrape().await?;
     let delivered = ph.per_transport(|r| Recorder::get(&r.delivered_messages));
     let outcomes = drain(&ph, &published, &mut subscribers, &bars, notes).await;
+    // HTTP/2 connections their subscribers let go of are accounted once they close.
+    for s in &settings {
+        s.h2_pool.drain(CLOSE_TIMEOUT).await;
+    }
     bars.finish(&ph.recs);
     scrapes.after = if has_metrics {
         settled_cost(cfg, transports).await?
@@ -225,10 +229,13 @@ async fn prepare_topics(
 
 /// Step `connect`: starts every subscriber (at `--ramp` if given) and waits until each is in
 /// or gave up.
-async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, LoadgenError> {
+async fn connect(
+    ph: &Phase<'_>,
+    bars: &PhaseBars,
+) -> Result<(Subscribers, Vec<Arc<ClientSettings>>), LoadgenError> {
     let cfg = ph.cfg;
     let tls = match (&cfg.tls_trust, cfg.tls) {
-        (Some(trust), true) => Some(crate::tls::client_config(trust, &[b"h2"])?),
+        (Some(trust), true) => Some(crate::tls::client_config(trust, &[cfg.http.alpn()])?),
         _ => None,
     };
     let settings: BTreeMap<Transport, Arc<ClientSettings>> = ph
@@ -245,6 +252,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
                 keep_alive: cfg.keep_alive,
                 http: cfg.http,
                 tls: tls.clone(),
+                h2_pool: client::h2::Pool::new(cfg.streams_per_connection),
                 poll_interval: cfg.poll_interval,
                 longpoll_timeout_s: cfg.longpoll_timeout_s,
                 clients: cfg.clients,
@@ -287,7 +295,7 @@ async fn connect(ph: &Phase<'_>, bars: &PhaseBars) -> Result<Subscribers, Loadge
             .values()
             .all(|r| Recorder::get(&r.subscribed) + Recorder::get(&r.gave_up) >= cfg.clients);
         if all_in {
-            return Ok(tasks);
+            return Ok((tasks, settings.into_values().collect()));
         }
         if Instant::now() >= deadline {
             ph.stop_all();
