@@ -19,6 +19,8 @@
 # back each time (OUT_DIR/repeats/); the first repeat also goes where a single run always went.
 # Then results/NCHAN.md (scripts/nchan/table.py): issue 14's goals, pushlab-server's server
 # CPU per delivery and p99 over nchan's, per transport, as the median ratio over the repeats.
+# PUSHLAB_SERVER_FLAGS adds flags to pushlab-server's command line (e.g. `--worker-threads 1`,
+# one thread as nginx's one worker process here); NCHAN.md names them.
 set -euo pipefail
 out=${1:?usage: scripts/nchan/compare.sh OUT_DIR [pushlab-loadgen run flags...]}
 shift
@@ -87,7 +89,8 @@ run_nchan() {
 run_pushlab() {
   local port
   port=$(free_port)
-  "$bin/pushlab-server" --bind "127.0.0.1:$port" >/dev/null 2>&1 &
+  # shellcheck disable=SC2086 # PUSHLAB_SERVER_FLAGS is a list of flags
+  "$bin/pushlab-server" --bind "127.0.0.1:$port" ${PUSHLAB_SERVER_FLAGS:-} >/dev/null 2>&1 &
   pids+=($!)
   local server_pid=$!
   wait_port "$port"
@@ -123,5 +126,5 @@ for target in nchan pushlab; do
 done
 
 NCHAN_VERSION="$nchan_version" python3 "$here/table.py" "$out" \
-  "REPEATS=$repeats scripts/nchan/compare.sh $out ${flags[*]}" > "$root/results/NCHAN.md"
+  "REPEATS=$repeats${PUSHLAB_SERVER_FLAGS:+ PUSHLAB_SERVER_FLAGS='$PUSHLAB_SERVER_FLAGS'} scripts/nchan/compare.sh $out ${flags[*]}" > "$root/results/NCHAN.md"
 echo "wrote $root/results/NCHAN.md" >&2

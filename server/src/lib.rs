@@ -636,3 +636,28 @@ async fn refuse_busy(mut stream: TcpStream) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http1_is_told_from_the_h2_preface_by_the_first_bytes() {
+        assert_eq!(Wire::of_cleartext(b"GET /sse/t HTTP/1.1\r\n"), Wire::Http1);
+        assert_eq!(Wire::of_cleartext(b"POST /publish/t"), Wire::Http1);
+        // "PR" could still be the preface; "PRI * HTTP/1.1" is not.
+        assert_eq!(Wire::of_cleartext(b"P"), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(b"PRI * HTTP/2.0\r\n"), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(H2_PREFACE), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(b"PRI * HTTP/1.1\r\n"), Wire::Http1);
+        // Nothing came (EOF): hyper-util's path, as before the peek.
+        assert_eq!(Wire::of_cleartext(b""), Wire::Sniff);
+    }
+
+    #[test]
+    fn alpn_decides_the_wire_of_a_tls_connection() {
+        assert_eq!(Wire::of_alpn(Some(b"h2")), Wire::Http2);
+        assert_eq!(Wire::of_alpn(Some(b"http/1.1")), Wire::Http1);
+        assert_eq!(Wire::of_alpn(None), Wire::Sniff);
+    }
+}
