@@ -51,13 +51,8 @@ echo "== report"
 "$BIN" report "$OUT" --out "$OUT"
 
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- loadgen server proto Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-  commit="$commit (with uncommitted changes to the code)"
-fi
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
-mem_gib=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}" || echo unknown)
+. scripts/lib/provenance.sh
+provenance
 
 cat > "$OUT/SETUP.md" <<EOF
 # How results/ was made
@@ -93,12 +88,7 @@ figures are its own); all traffic is on loopback, so latency has no network in i
 EOF
 
 echo "== README claims table"
-if grep -q '<!-- claims:start -->' README.md && grep -q '<!-- claims:end -->' README.md; then
-  awk -v table="$OUT/CLAIMS.md" '
-    /<!-- claims:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
-    /<!-- claims:end -->/ { skip = 0 }
-    !skip { print }
-  ' README.md > README.md.tmp && mv README.md.tmp README.md
-fi
+. scripts/lib/claims.sh
+splice_claims "$OUT/CLAIMS.md"
 
 echo "== done in $(( $(date +%s) - t0 )) s: $OUT/REPORT.md"
