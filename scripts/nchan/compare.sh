@@ -125,6 +125,7 @@ for target in nchan pushlab; do
   fi
 done
 
+PUSHLAB_COMMIT="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
 NCHAN_VERSION="$nchan_version" python3 "$here/table.py" "$out" \
   "REPEATS=$repeats${PUSHLAB_SERVER_FLAGS:+ PUSHLAB_SERVER_FLAGS='$PUSHLAB_SERVER_FLAGS'} scripts/nchan/compare.sh $out ${flags[*]}" > "$root/results/NCHAN.md"
 echo "wrote $root/results/NCHAN.md" >&2

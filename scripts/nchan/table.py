@@ -132,7 +132,8 @@ def main():
     print(
         f"Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores, {env.get('kernel', '?')}, "
         f"{env.get('os', '?')}; load average at the end {' '.join(load) or '?'} (a shared machine). "
-        f"pushlab-server at commit {env.get('git_commit', '?')}, {env.get('rustc', '?')}, "
+        f"pushlab-server at commit {os.environ.get('PUSHLAB_COMMIT') or '?'} (the loadgen's "
+        f"build: {env.get('git_commit', '?')}), {env.get('rustc', '?')}, "
         f"hyper {versions.get('hyper', '?')}, hyper-util {versions.get('hyper-util', '?')}, "
         f"tokio {versions.get('tokio', '?')}, tungstenite {versions.get('tungstenite', '?')}; "
         f"{os.environ.get('NCHAN_VERSION', 'nginx-nchan (version not given)')}.\n"
