@@ -1,7 +1,7 @@
 //! One publish, N subscribers, the real server stack, no kernel.
 //!
 //! Each subscriber is a connection served by [`pushlab_server::serve_connection`] exactly as an
-//! accepted socket is (hyper with [`pushlab_server::http_builder`]'s settings, the byte-counting
+//! accepted socket is (hyper with [`pushlab_server::Builders`]' settings, the byte-counting
 //! wrapper, the router, the transport's handler, the feed), except that the socket is a
 //! [`MemSocket`]: what the subscriber sends is pushed into it, and what the server writes is
 //! scanned for the message's seq, counted and dropped, so 10,000 subscribers cost only the
@@ -188,14 +188,14 @@ impl FanoutRig {
         let (shared, shutdown) = Shared::new(bench_config());
         let topic = shared.feed.topic(TOPIC).expect("first topic");
         let progress = Arc::new(Progress::default());
-        let builder = Arc::new(pushlab_server::http_builder(&shared.config));
+        let builders = Arc::new(pushlab_server::Builders::new(&shared.config));
         let mut inboxes = Vec::with_capacity(subscribers);
         for _ in 0..subscribers {
             let inbox = Arc::new(Inbox::default());
             let socket = MemSocket::new(inbox.clone(), progress.clone());
-            let (shared, builder) = (shared.clone(), builder.clone());
+            let (shared, builders) = (shared.clone(), builders.clone());
             tokio::spawn(async move {
-                pushlab_server::serve_connection(socket, shared, &builder).await;
+                pushlab_server::serve_connection(socket, shared, &builders).await;
             });
             inboxes.push(inbox);
         }

@@ -14,6 +14,13 @@
 # has no /metrics: its CPU is read from /proc/PID/task/*/schedstat and its RSS from statm
 # (--server-pid: run.sh, nginx's master and worker), its sockets' kernel memory from `ss`, and
 # its own byte counts are left out.
+#
+# REPEATS=N (default 1) measures every transport N times, nchan and pushlab-server back to
+# back each time (OUT_DIR/repeats/); the first repeat also goes where a single run always went.
+# Then results/NCHAN.md (scripts/nchan/table.py): issue 14's goals, pushlab-server's server
+# CPU per delivery and p99 over nchan's, per transport, as the median ratio over the repeats.
+# PUSHLAB_SERVER_FLAGS adds flags to pushlab-server's command line (e.g. `--worker-threads 1`,
+# one thread as nginx's one worker process here); NCHAN.md names them.
 set -euo pipefail
 out=${1:?usage: scripts/nchan/compare.sh OUT_DIR [pushlab-loadgen run flags...]}
 shift
@@ -59,34 +66,53 @@ stop_all() {
 trap stop_all EXIT
 
 transports=(poll longpoll sse stream ws)
-mkdir -p "$out/nchan" "$out/pushlab"
+repeats=${REPEATS:-1}
+case "$repeats" in ''|*[!0-9]*|0) echo "REPEATS must be a whole number >= 1" >&2; exit 2 ;; esac
+mkdir -p "$out/nchan" "$out/pushlab" "$out/repeats/nchan" "$out/repeats/pushlab"
+nchan_version="nginx $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+echo "## nginx-nchan ($nchan_version)" > "$out/nchan.md"
+echo "## pushlab-server" > "$out/pushlab.md"
 
-echo "== nginx-nchan" >&2
-echo "## nginx-nchan ($(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'))" > "$out/nchan.md"
-for t in "${transports[@]}"; do
+# One transport phase on a fresh server: run_nchan|run_pushlab TRANSPORT OUT_JSON
+run_nchan() {
+  local port
   port=$(free_port)
   "$here/run.sh" "$port" &            # SIGTERM to it stops nginx
   pids+=($!)
-  nchan_pid=$!
+  local nchan_pid=$!
   wait_port "$port"
   "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --target-profile nchan \
-    --server-pid "$nchan_pid" --transports "$t" "${flags[@]}" --out "$out/nchan/$t.json" | tee -a "$out/nchan.md" ||
-    echo "(the nchan $t run failed or lost messages: see above)" >&2
+    --server-pid "$nchan_pid" --transports "$1" "${flags[@]}" --out "$2" | tee -a "$out/nchan.md" ||
+    echo "(the nchan $1 run failed or lost messages: see above)" >&2
   stop_all
-done
-
-echo "== pushlab-server" >&2
-echo "## pushlab-server" > "$out/pushlab.md"
-for t in "${transports[@]}"; do
+}
+run_pushlab() {
+  local port
   port=$(free_port)
-  "$bin/pushlab-server" --bind "127.0.0.1:$port" >/dev/null 2>&1 &
+  # shellcheck disable=SC2086 # PUSHLAB_SERVER_FLAGS is a list of flags
+  "$bin/pushlab-server" --bind "127.0.0.1:$port" ${PUSHLAB_SERVER_FLAGS:-} >/dev/null 2>&1 &
   pids+=($!)
-  server_pid=$!
+  local server_pid=$!
   wait_port "$port"
   "$bin/pushlab-loadgen" run --target "http://127.0.0.1:$port" --server-pid "$server_pid" \
-    --transports "$t" "${flags[@]}" --out "$out/pushlab/$t.json" | tee -a "$out/pushlab.md" ||
-    echo "(the pushlab $t run failed or lost messages: see above)" >&2
+    --transports "$1" "${flags[@]}" --out "$2" | tee -a "$out/pushlab.md" ||
+    echo "(the pushlab $1 run failed or lost messages: see above)" >&2
   stop_all
+}
+
+# Per transport, nchan and pushlab-server back to back, REPEATS times (the ratio a goal reads
+# is taken within one repeat: both servers under the same load of the shared machine).
+for t in "${transports[@]}"; do
+  for r in $(seq "$repeats"); do
+    echo "== $t, repeat $r of $repeats: nginx-nchan, then pushlab-server" >&2
+    run_nchan "$t" "$out/repeats/nchan/$t.$r.json"
+    run_pushlab "$t" "$out/repeats/pushlab/$t.$r.json"
+  done
+  for target in nchan pushlab; do
+    if [ -f "$out/repeats/$target/$t.1.json" ]; then
+      cp "$out/repeats/$target/$t.1.json" "$out/$target/$t.json"
+    fi
+  done
 done
 
 for target in nchan pushlab; do
@@ -98,3 +124,8 @@ for target in nchan pushlab; do
     "$bin/pushlab-loadgen" merge "${files[@]}" --out "$out/$target.json"
   fi
 done
+
+PUSHLAB_COMMIT="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+NCHAN_VERSION="$nchan_version" python3 "$here/table.py" "$out" \
+  "REPEATS=$repeats${PUSHLAB_SERVER_FLAGS:+ PUSHLAB_SERVER_FLAGS='$PUSHLAB_SERVER_FLAGS'} scripts/nchan/compare.sh $out ${flags[*]}" > "$root/results/NCHAN.md"
+echo "wrote $root/results/NCHAN.md" >&2

@@ -51,6 +51,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -303,20 +304,27 @@ fn listener_closed(listener: TcpListener) {
     drop(listener);
 }
 
+/// Applies the server's HTTP/1.1 settings to `$b` (an `http1::Builder` or hyper-util's
+/// `Http1Builder`: the same method names on two types, so both get the very same values).
+macro_rules! http1_settings {
+    ($b:expr, $config:expr) => {
+        $b.timer(TokioTimer::new())
+            .header_read_timeout($config.header_read_timeout)
+            // hyper's own hard limits (431 with an empty body, then close) sit past the
+            // router's (431 with a JSON reason; see `guard::check_head`). hyper's header
+            // limit is left at its default of 100: setting it makes hyper allocate and fill
+            // that many header slots on the heap for every request (12% of poll fan-out CPU
+            // in `cargo bench`).
+            .max_buf_size($config.max_header_bytes.saturating_mul(4).max(64 * 1024))
+    };
+}
+
 /// The HTTP settings every connection is served with (the benches serve in-memory connections
-/// with the very same).
+/// with the very same): HTTP/1.1 or HTTP/2, told apart by hyper-util from the first bytes.
 #[doc(hidden)]
 pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        // hyper's own hard limits (431 with an empty body, then close) sit past the router's
-        // (431 with a JSON reason; see `guard::check_head`). hyper's header limit is left at
-        // its default of 100: setting it makes hyper allocate and fill that many header slots
-        // on the heap for every request (12% of poll fan-out CPU in `cargo bench`).
-        .max_buf_size(config.max_header_bytes.saturating_mul(4).max(64 * 1024));
+    http1_settings!(builder.http1(), config);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -340,6 +348,56 @@ pub fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The HTTP/1.1 settings of [`http_builder`] on hyper's own HTTP/1 connection builder: what
+/// a connection known to speak HTTP/1.1 is served with (see [`Wire::Http1`]).
+fn http1_builder(config: &ServerConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    http1_settings!(builder, config);
+    builder
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a cleartext connection that starts with it
+/// speaks HTTP/2 by prior knowledge.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which HTTP a connection speaks, as far as is known before hyper reads it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// HTTP/1.1 (with upgrades), served by hyper's HTTP/1 connection directly: its first
+    /// bytes were seen (peeked, not taken) and are not the HTTP/2 preface, or TLS agreed on
+    /// `http/1.1` by ALPN.
+    Http1,
+    /// HTTP/2 only: TLS agreed on `h2` by ALPN (a bad preface is then an HTTP/2 connection
+    /// error, RFC 9113 §3.4, not an HTTP/1 parse error).
+    Http2,
+    /// Not known yet (the first bytes so far are a prefix of the preface, or none came):
+    /// hyper-util reads the first 24 bytes and decides. Its sniff costs an idle HTTP/1.1
+    /// connection 8 KiB: hyper's first read then gets only those 24 bytes back, and growing
+    /// its 8 KiB read buffer past them doubles it (heaptrack).
+    Sniff,
+}
+
+impl Wire {
+    /// The wire a cleartext connection speaks, from the first bytes peeked off its socket.
+    fn of_cleartext(first: &[u8]) -> Wire {
+        if !first.is_empty() && !H2_PREFACE.starts_with(first) {
+            Wire::Http1
+        } else {
+            Wire::Sniff
+        }
+    }
+
+    /// The wire a TLS connection speaks, from the protocol ALPN agreed on.
+    fn of_alpn(alpn: Option<&[u8]>) -> Wire {
+        match alpn {
+            Some(b"h2") => Wire::Http2,
+            Some(b"http/1.1") => Wire::Http1,
+            _ => Wire::Sniff,
+        }
+    }
+}
+
 /// Streams an HTTP/2 client may open and reset before the server takes them, at once
 /// (hyper's default, made explicit).
 pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
@@ -352,19 +410,22 @@ pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 /// the idle timeout cuts it.
 pub const H2_MAX_SEND_BUF_BYTES: usize = 64 * 1024;
 
-/// What a connection is served with: the HTTP builder (HTTP/1.1 or h2c by the preface; made
-/// HTTP/2-only for TLS connections that agreed on `h2` by ALPN, where a bad preface is an
-/// HTTP/2 connection error, RFC 9113 §3.4, not an HTTP/1 parse error) and the TLS acceptor.
-struct Builders {
+/// What a connection is served with: hyper's HTTP/1 builder (a connection known to speak
+/// HTTP/1.1), hyper-util's builder (HTTP/1.1 or h2c by the preface; made HTTP/2-only for TLS
+/// connections that agreed on `h2`) and the TLS acceptor. The benches serve in-memory
+/// connections with the very same.
+#[doc(hidden)]
+pub struct Builders {
+    http1: http1::Builder,
     auto: auto::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
 }
 
 impl Builders {
-    fn new(config: &ServerConfig) -> Self {
-        let auto = http_builder(config);
+    pub fn new(config: &ServerConfig) -> Self {
         Builders {
-            auto,
+            http1: http1_builder(config),
+            auto: http_builder(config),
             tls: config
                 .tls
                 .as_ref()
@@ -374,48 +435,49 @@ impl Builders {
 }
 
 /// Serves one accepted TCP connection: cleartext, or TLS when TLS is on and the first byte is
-/// a handshake record. The TLS handshake (and the wait for the first byte) is bounded by the
-/// header-read timeout, counted as `header_timeout` when cut and `tls_handshake` when it fails.
+/// a handshake record. The wait for the first bytes (peeked: they tell TLS, HTTP/1.1 and h2c
+/// apart without being taken) and the TLS handshake are bounded by the header-read timeout,
+/// counted as `header_timeout` when cut and `tls_handshake` when the handshake fails.
 async fn serve_accepted(
     stream: metrics::RetransmissionsOnClose,
     conn: Arc<guard::ConnGuard>,
     shared: Arc<Shared>,
     builders: &Builders,
 ) {
-    let Some(acceptor) = &builders.tls else {
-        let io = CountingIo::new(stream, conn.clone());
-        return serve_guarded(io, conn, shared, &builders.auto, false).await;
-    };
     let cfg = &shared.config;
     let watchdog = guard::watchdog(&conn, cfg.header_read_timeout, cfg.idle_timeout);
     let mut down = shared.shutdown.clone();
-    let start = async {
-        let mut first = [0u8; 1];
-        let tls =
-            matches!(stream.peek(&mut first).await, Ok(1) if first[0] == tls::HANDSHAKE_RECORD);
-        if tls {
-            conn.set_tls();
-        }
-        let io = CountingIo::new(stream, conn.clone());
-        if !tls {
-            return Ok(Err(io));
-        }
-        acceptor.accept(io).await.map(Ok)
+    let mut first = [0u8; H2_PREFACE.len()];
+    let peeked = tokio::select! {
+        n = stream.peek(&mut first) => n.unwrap_or(0),
+        why = watchdog => return shared.metrics.reject(why),
+        _ = until_down(&mut down) => return,
     };
+    let first = &first[..peeked];
+    let acceptor = match &builders.tls {
+        Some(acceptor) if first.first() == Some(&tls::HANDSHAKE_RECORD) => acceptor,
+        _ => {
+            let io = CountingIo::new(stream, conn.clone());
+            let wire = Wire::of_cleartext(first);
+            return serve_guarded(io, conn, shared, builders, wire).await;
+        }
+    };
+    conn.set_tls();
+    let watchdog = guard::watchdog(&conn, cfg.header_read_timeout, cfg.idle_timeout);
     // Boxed, like the TLS connection below: a task's future is as large as its largest
     // state, so inline TLS state (rustls' connection, the TLS-wrapped hyper connection) would
     // make every cleartext connection's task carry it too (~8 KiB per connection).
+    let handshake = Box::pin(acceptor.accept(CountingIo::new(stream, conn.clone())));
     let started = tokio::select! {
-        started = Box::pin(start) => started,
+        started = handshake => started,
         why = watchdog => return shared.metrics.reject(why),
         _ = until_down(&mut down) => return,
     };
     match started {
-        Ok(Err(cleartext)) => serve_guarded(cleartext, conn, shared, &builders.auto, false).await,
-        Ok(Ok(tls)) => {
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok(tls) => {
+            let wire = Wire::of_alpn(tls.get_ref().1.alpn_protocol());
             let io = CountingIo::new(tls, guard::TlsPlaintext(conn.clone()));
-            Box::pin(serve_guarded(io, conn, shared, &builders.auto, h2)).await
+            Box::pin(serve_guarded(io, conn, shared, builders, wire)).await
         }
         Err(e) => {
             tracing::debug!("tls handshake: {e}");
@@ -424,20 +486,18 @@ async fn serve_accepted(
     }
 }
 
-/// Serves one accepted connection until it ends or the server shuts down. Generic over the
+/// Serves one accepted HTTP/1.1 connection (what a cleartext connection whose first bytes are
+/// not the HTTP/2 preface gets) until it ends or the server shuts down. Generic over the
 /// socket so the fan-out benches can run the real stack over an in-memory one.
 #[doc(hidden)]
-pub async fn serve_connection<S>(
-    stream: S,
-    shared: Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
-) where
+pub async fn serve_connection<S>(stream: S, shared: Arc<Shared>, builders: &Builders)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let counter = Arc::new(ConnCounter::new(shared.metrics.clone()));
     let conn = Arc::new(guard::ConnGuard::new(counter, &shared.config, None));
     let io = CountingIo::new(stream, conn.clone());
-    serve_guarded(io, conn, shared, builder, false).await
+    serve_guarded(io, conn, shared, builders, Wire::Http1).await
 }
 
 /// [`serve_connection`] with its bounds state made by the caller: `io` is the socket already
@@ -448,8 +508,8 @@ async fn serve_guarded<S>(
     io: S,
     conn_guard: Arc<guard::ConnGuard>,
     shared: Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
-    h2_only: bool,
+    builders: &Builders,
+    wire: Wire,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -459,42 +519,51 @@ async fn serve_guarded<S>(
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         router::route(req, svc_shared.clone(), svc_guard.clone())
     });
-    // hyper-util's HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2
-    // needs no HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
-    if h2_only {
-        // Boxed so that the HTTP/1.1-capable path below does not carry this state's size.
-        let h2 = builder.clone().http2_only();
-        Box::pin(drive(
-            h2.serve_connection(io, service),
-            &conn_guard,
-            &shared,
-        ))
-        .await
-    } else {
-        let conn = builder.serve_connection_with_upgrades(io, service);
-        drive(conn, &conn_guard, &shared).await
+    match wire {
+        Wire::Http1 => {
+            let conn = builders.http1.serve_connection(io, service).with_upgrades();
+            drive(conn, &conn_guard, &shared).await
+        }
+        // Boxed so that the HTTP/1.1 path above does not carry these states' size. hyper-util's
+        // HTTP/2-only mode is ignored by `serve_connection_with_upgrades`; HTTP/2 needs no
+        // HTTP/1 upgrade (its extended CONNECT upgrades inside h2).
+        Wire::Http2 => {
+            let h2 = builders.auto.clone().http2_only();
+            Box::pin(drive(
+                h2.serve_connection(io, service),
+                &conn_guard,
+                &shared,
+            ))
+            .await
+        }
+        Wire::Sniff => {
+            let conn = builders.auto.serve_connection_with_upgrades(io, service);
+            Box::pin(drive(conn, &conn_guard, &shared)).await
+        }
     }
 }
 
-type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// A served connection that can be asked to finish gracefully (hyper-util's two connection
-/// types, each with its own inherent `graceful_shutdown`).
-trait Graceful: Future<Output = ConnResult> {
+/// A served connection that can be asked to finish gracefully (hyper's and hyper-util's
+/// connection types, each with its own inherent `graceful_shutdown`).
+trait Graceful: Future<Output = Result<(), Self::Error>> {
+    type Error: Into<Box<dyn std::error::Error + Send + Sync>>;
     fn finish(self: std::pin::Pin<&mut Self>);
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 macro_rules! graceful {
     ($($conn:ident),*) => {$(
         impl<I, S, B> Graceful for auto::$conn<'_, I, S, TokioExecutor>
         where
-            Self: Future<Output = ConnResult>,
+            Self: Future<Output = Result<(), BoxError>>,
             S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
             B: hyper::body::Body + 'static,
-            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            B::Error: Into<BoxError>,
             I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
             TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
         {
+            type Error = BoxError;
             fn finish(self: std::pin::Pin<&mut Self>) {
                 self.graceful_shutdown()
             }
@@ -502,6 +571,20 @@ macro_rules! graceful {
     )*};
 }
 graceful!(Connection, UpgradeableConnection);
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    Self: Future<Output = Result<(), hyper::Error>>,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    type Error = hyper::Error;
+    fn finish(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown()
+    }
+}
 
 /// Runs a served connection until it ends, the guard's watchdog cuts it or the server shuts
 /// down; counts the bound it hit, if any.
@@ -513,6 +596,7 @@ async fn drive(conn: impl Graceful, conn_guard: &guard::ConnGuard, shared: &Shar
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(e) = res {
+                let e: BoxError = e.into();
                 // hyper's header timer also ends idle HTTP/1.1 keep-alive connections: after
                 // a request, a timeout with no byte moved meanwhile is idleness, not a slow head.
                 let idle = conn_guard.requests() > 0
@@ -551,4 +635,29 @@ async fn refuse_busy(mut stream: TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http1_is_told_from_the_h2_preface_by_the_first_bytes() {
+        assert_eq!(Wire::of_cleartext(b"GET /sse/t HTTP/1.1\r\n"), Wire::Http1);
+        assert_eq!(Wire::of_cleartext(b"POST /publish/t"), Wire::Http1);
+        // "PR" could still be the preface; "PRI * HTTP/1.1" is not.
+        assert_eq!(Wire::of_cleartext(b"P"), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(b"PRI * HTTP/2.0\r\n"), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(H2_PREFACE), Wire::Sniff);
+        assert_eq!(Wire::of_cleartext(b"PRI * HTTP/1.1\r\n"), Wire::Http1);
+        // Nothing came (EOF): hyper-util's path, as before the peek.
+        assert_eq!(Wire::of_cleartext(b""), Wire::Sniff);
+    }
+
+    #[test]
+    fn alpn_decides_the_wire_of_a_tls_connection() {
+        assert_eq!(Wire::of_alpn(Some(b"h2")), Wire::Http2);
+        assert_eq!(Wire::of_alpn(Some(b"http/1.1")), Wire::Http1);
+        assert_eq!(Wire::of_alpn(None), Wire::Sniff);
+    }
 }
