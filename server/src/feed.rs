@@ -194,25 +194,9 @@ impl Topic {
         }
         ring.entries.push_back(entry.clone());
         account(&entry, old.as_deref());
-        drop(ring);
-        self.announce(seq);
+        // Sent while the ring lock is held so seqs reach the channel in order.
+        self.latest.send_replace(seq);
         Some(entry)
-    }
-
-    /// Tells subscribers the newest seq is `seq`, after the ring lock is let go: sending wakes
-    /// every subscriber (10,000 of them take milliseconds), and each woken one starts by
-    /// reading the ring, which must not then wait for the publisher to finish waking the
-    /// rest. The channel only moves forward, so two publishes that reach it in the other
-    /// order than their seqs never move it back (the later seq is what both readers read up
-    /// to, since the ring already holds it).
-    fn announce(&self, seq: u64) {
-        self.latest.send_if_modified(|latest| {
-            let newer = seq > *latest;
-            if newer {
-                *latest = seq;
-            }
-            newer
-        });
     }
 
     /// Moves the newest seq up to `seq` without a message (seqs assigned elsewhere whose
@@ -222,8 +206,7 @@ impl Topic {
         let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
         if seq >= ring.next_seq {
             ring.next_seq = seq + 1;
-            drop(ring);
-            self.announce(seq);
+            self.latest.send_replace(seq);
         }
     }
 
