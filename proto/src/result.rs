@@ -89,9 +89,20 @@ pub struct Scenario {
     pub target_profile: String,
     /// `http/1.1`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2` (over TLS).
     pub http_version: String,
+    /// Subscribers spoke TLS (`https`/`wss`, HTTP/1.1 or h2). Absent in files before it: read
+    /// `h2` as TLS there ([`Scenario::is_tls`]).
+    #[serde(default)]
+    pub tls: bool,
     /// The emulated link between subscribers and server (`--link`); absent: loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkScenario>,
+}
+
+impl Scenario {
+    /// Whether the subscribers spoke TLS: the `tls` field, or `h2` in files older than it.
+    pub fn is_tls(&self) -> bool {
+        self.tls || self.http_version == "h2"
+    }
 }
 
 /// The conditions of the emulated link a run went through (`--link`, issue 11), each
