@@ -8,14 +8,14 @@
 //! server -> client   length(3) type(1) flags(1) stream(4) payload
 //! RST_STREAM (0x3)   error code(4)                       REFUSED_STREAM        -> h2_refused_stream
 //!                                                        PROTOCOL_ERROR, ...   -> h2_stream_error
-//! HEADERS (0x1)      END_STREAM, a bare `:status` (<= 8 B) then RST_STREAM on it -> header_too_large
+//! HEADERS (0x1)      END_STREAM, a bare `:status` (<= 8 B): h2's 431     -> header_too_large
 //! ```
 //!
 //! | refusal (RFC 9113) | what h2 writes | `pushlab_rejected_total{reason}` |
 //! |---|---|---|
 //! | a stream past the concurrency limit (§5.1.2) | RST_STREAM REFUSED_STREAM | `h2_refused_stream` |
-//! | a stream error (§5.4.2): PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED after 431 | RST_STREAM | `h2_stream_error` |
-//! | a header list past h2's limit (§10.5.1; RFC 6585 431) | HEADERS `:status 431` END_STREAM, then RST_STREAM | `header_too_large` |
+//! | a stream error (§5.4.2): PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR | RST_STREAM | `h2_stream_error` |
+//! | a header list past h2's limit (§10.5.1; RFC 6585 431) | HEADERS `:status 431` END_STREAM (a reset after it is not counted again) | `header_too_large` |
 //! | a connection error (§5.4.1), rapid reset | GOAWAY | counted from hyper's error instead ([`crate::guard::connection_error`]) |
 //!
 //! RST_STREAM with NO_ERROR or CANCEL is hyper closing a stream it is done with (a response
@@ -58,10 +58,12 @@ pub const BARE_STATUS_MAX_BYTES: usize = 8;
 /// Streams whose last answer was a bare `:status` HEADERS (h2's 431), the newest few.
 const BARE_STREAMS_KEPT: usize = 8;
 
-/// What an outgoing RST_STREAM on `stream` with `code` refuses, if anything.
+/// What an outgoing RST_STREAM with `code` refuses, if anything (`after_bare_status`: the
+/// stream's answer was h2's own 431, already counted).
 pub fn classify_reset(code: u32, after_bare_status: bool) -> Option<Rejection> {
     match code {
-        REFUSED_STREAM | PROTOCOL_ERROR if after_bare_status => Some(Rejection::HeaderTooLarge),
+        // h2's 431 was counted when it went out; the reset after it is the same refusal.
+        _ if after_bare_status => None,
         REFUSED_STREAM => Some(Rejection::H2RefusedStream),
         PROTOCOL_ERROR | FLOW_CONTROL_ERROR | STREAM_CLOSED | FRAME_SIZE_ERROR => {
             Some(Rejection::H2StreamError)
@@ -169,12 +171,15 @@ impl FrameWatch {
             bytes = &bytes[n..];
             if self.have == FRAME_HEADER_LEN {
                 self.have = 0;
-                self.frame_header();
+                if let Some(why) = self.frame_header() {
+                    refused(why);
+                }
             }
         }
     }
 
-    fn frame_header(&mut self) {
+    /// Reads the frame header just completed; h2's bare 431 is a refusal by itself.
+    fn frame_header(&mut self) -> Option<Rejection> {
         let h = self.header;
         let len = u64::from(h[0]) << 16 | u64::from(h[1]) << 8 | u64::from(h[2]);
         let (kind, flags) = (h[3], h[4]);
@@ -192,9 +197,11 @@ impl FrameWatch {
             {
                 self.bare[self.bare_next] = stream;
                 self.bare_next = (self.bare_next + 1) % BARE_STREAMS_KEPT;
+                return Some(Rejection::HeaderTooLarge);
             }
             _ => {}
         }
+        None
     }
 }
 
@@ -364,9 +371,7 @@ mod tests {
             classify_reset(FRAME_SIZE_ERROR, false),
             Some(Rejection::H2StreamError)
         );
-        assert_eq!(
-            classify_reset(REFUSED_STREAM, true),
-            Some(Rejection::HeaderTooLarge)
-        );
+        assert_eq!(classify_reset(REFUSED_STREAM, true), None);
+        assert_eq!(classify_reset(PROTOCOL_ERROR, true), None);
     }
 }

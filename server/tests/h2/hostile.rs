@@ -11,7 +11,8 @@
 //! bad preface, h2c            PRI * HTTP/2.0 ... XX     HTTP/1 parse error, 505/400, closed  bad_request
 //! bad preface, TLS + ALPN h2  GET / HTTP/1.1 ...        closed (PROTOCOL_ERROR)              h2_protocol_error
 //! 20 kB header block          HEADERS x-big: 20000 B    431 JSON, stream only                header_too_large
-//! 200 kB header block         HEADERS + CONTINUATION    h2's own 431 + RST_STREAM, bounded   header_too_large (h2watch)
+//! 200 kB header block         HEADERS + CONTINUATION    GOAWAY ENHANCE_YOUR_CALM, bounded    h2_enhance_your_calm
+//! 99 kB header list, 12 kB    3,000 one-letter fields   h2's own 431 + RST_STREAM            header_too_large (h2watch)
 //! :status in a request        HEADERS with :status      RST_STREAM PROTOCOL_ERROR            h2_stream_error (h2watch)
 //! rapid reset                 1000 x (HEADERS, RST)     GOAWAY ENHANCE_YOUR_CALM             h2_enhance_your_calm
 //! max concurrent streams      8 streams, limit 4        RST_STREAM REFUSED_STREAM x 4        h2_refused_stream (h2watch)
@@ -255,22 +256,29 @@ async fn a_header_block_over_h2s_own_limit_is_refused_and_bounded() {
     let _ = s.write_all(&out).await;
     // h2 answers the stream (431 HEADERS, RST_STREAM) or the connection (GOAWAY).
     let answered = tokio::time::timeout(HANG_GUARD, async {
-        while let Some((kind, _, stream, _)) = read_frame(&mut s).await {
-            if (kind == HEADERS || kind == RST_STREAM) && stream == 1 || kind == GOAWAY {
-                return Some(kind);
+        while let Some((kind, _, stream, payload)) = read_frame(&mut s).await {
+            if (kind == HEADERS || kind == RST_STREAM) && stream == 1 {
+                return Some((kind, 0));
+            }
+            if kind == GOAWAY {
+                return Some((kind, code_of(&payload, 4)));
             }
         }
         None
     })
     .await
     .expect("an answer in time");
-    assert!(answered.is_some(), "the oversized block was answered");
-    // h2's own refusal is counted like the router's 431: as the header list it refused (a
-    // stream answer), or as the connection error it raised (GOAWAY).
-    let why = if answered == Some(GOAWAY) {
-        Rejection::H2ProtocolError
-    } else {
-        Rejection::HeaderTooLarge
+    // h2's own refusal is counted: as the header list it refused (a stream answer, counted
+    // like the router's 431), or as the connection error it raised (GOAWAY: too many
+    // CONTINUATION frames is ENHANCE_YOUR_CALM, a block past what it will skip is
+    // COMPRESSION_ERROR).
+    let why = match answered.expect("the oversized block was answered") {
+        (GOAWAY, ENHANCE_YOUR_CALM) => Rejection::H2EnhanceYourCalm,
+        (GOAWAY, code) => {
+            println!("GOAWAY code {code:#x}");
+            Rejection::H2ProtocolError
+        }
+        _ => Rejection::HeaderTooLarge,
     };
     assert_eq!(server.wait_rejected(why, 1, HANG_GUARD).await, 1, "{why:?}");
     assert_eq!(server.rejected(Rejection::H2StreamError), 0);
@@ -324,6 +332,45 @@ async fn a_malformed_request_is_a_stream_error_and_the_connection_lives() {
         1
     );
     assert_eq!(server.rejected(Rejection::H2ProtocolError), 0);
+    drop(s);
+    still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_header_list_over_h2s_own_limit_gets_h2s_431_and_is_counted() {
+    let server = start_server(config()).await;
+    let mut s = raw_h2c(&server).await;
+    // 3,000 one-letter fields: ~12 kB of HPACK, but 99 kB of header list as RFC 7541 §4.1
+    // sizes it (32 B per field), past h2's limit: h2 answers 431 itself and resets the stream.
+    let fields: Vec<(&str, &str)> = vec![("x", ""); 3000];
+    let block = get_block("/poll/many?since=0", &fields);
+    assert!(block.len() < 16_384, "one HEADERS frame");
+    s.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(HANG_GUARD, async {
+        while let Some((kind, _, stream, payload)) = read_frame(&mut s).await {
+            match (kind, stream) {
+                (HEADERS, 1) => return Some(payload),
+                (GOAWAY, _) => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("an answer in time")
+    .expect("a stream answer, not GOAWAY");
+    assert!(status.len() <= 8, "h2's bare status: {status:?}");
+    assert_eq!(
+        server
+            .wait_rejected(Rejection::HeaderTooLarge, 1, HANG_GUARD)
+            .await,
+        1,
+        "h2's 431 counted as header_too_large"
+    );
+    assert_eq!(server.rejected(Rejection::H2StreamError), 0);
     drop(s);
     still_serves(&server).await;
     server.stop().await;
