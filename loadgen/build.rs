@@ -22,8 +22,17 @@ fn main() {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=PUSHLAB_GIT_COMMIT={commit}");
-    // Rebuild when HEAD moves (not on every index change, which other work touches often).
-    for p in ["../.git/HEAD", "../.git/refs/heads"] {
+    // Rebuild when HEAD moves: HEAD itself and the one branch it names (not the whole
+    // refs/heads directory, which every other worktree's commit touches, nor the index).
+    let mut watched = vec!["../.git/HEAD".to_string()];
+    if let Some(branch) = std::fs::read_to_string("../.git/HEAD")
+        .ok()
+        .and_then(|h| h.trim().strip_prefix("ref: ").map(str::to_string))
+    {
+        watched.push(format!("../.git/{branch}"));
+        watched.push("../.git/packed-refs".into());
+    }
+    for p in &watched {
         if std::path::Path::new(p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }

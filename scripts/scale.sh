@@ -184,12 +184,8 @@ echo "== report"
 "$BIN" report "$OUT" --out "$OUT"
 
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- loadgen server proto Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-  commit="$commit (with uncommitted changes to the code)"
-fi
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
-mem_gib=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+. scripts/lib/provenance.sh
+provenance
 rel=${OUT#results/}
 {
   echo "# The scale run"

@@ -392,6 +392,7 @@ impl CapacityArgs {
             start_at: None,
             connect_budget: None,
             topic_suffix: None,
+            published_file: None,
             link: None,
         }
     }

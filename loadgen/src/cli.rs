@@ -160,6 +160,10 @@ pub struct RunArgs {
     /// Topics are lab-<transport>-SUFFIX (shards of one run share them).
     #[arg(long, hide = true)]
     pub topic_suffix: Option<String>,
+    /// Shards of one run: shard 0 writes what it really published here (JSON, per topic) and
+    /// the others read it, so a publish that failed is not expected by anyone.
+    #[arg(long, hide = true)]
+    pub published_file: Option<std::path::PathBuf>,
     /// Measure through an emulated link (needs root): rtt=100ms,loss=1%,rate=10mbit,jitter=5ms
     /// (keys: rtt, jitter, loss, loss-burst, rate, queue, reorder, seed). A pushlab-server
     /// child and the publisher run on the server side, the subscribers on the client side.
@@ -184,6 +188,7 @@ impl RunArgs {
         c.clients = self.clients;
         c.start_at_ns = self.start_at;
         c.topic_suffix = self.topic_suffix;
+        c.published_file = self.published_file;
         if let Some((index, count)) = self.shard {
             if count as u64 > self.clients {
                 return Err(ConfigError::Invalid {

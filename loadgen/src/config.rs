@@ -333,6 +333,9 @@ pub struct RunConfig {
     pub start_at_ns: Option<u64>,
     /// Topics are `lab-<transport>-SUFFIX` (shards of one run share it); `None`: random.
     pub topic_suffix: Option<String>,
+    /// Shards: where shard 0 hands the others what it published ([`crate::run::handoff`]).
+    #[serde(skip)]
+    pub published_file: Option<std::path::PathBuf>,
     /// With `start_at_ns`: how long after it every subscriber must be connected.
     #[serde(rename = "connect_budget_s", serialize_with = "ser_secs")]
     pub connect_budget: Duration,
@@ -518,6 +521,7 @@ impl RunConfig {
             shard: None,
             start_at_ns: None,
             topic_suffix: None,
+            published_file: None,
             connect_budget: Duration::from_secs(10),
             transports: Transport::ALL.to_vec(),
             clients: 10,

@@ -229,6 +229,7 @@ fn child_argv(args: &RunArgs, shard: ShardSpec<'_>) -> Vec<String> {
     flag("shard", format!("{}/{}", shard.index, shard.count));
     flag("start-at", format!("{:.9}", shard.start_at_ns as f64 / 1e9));
     flag("topic-suffix", shard.topic_suffix.into());
+    flag("published-file", shard.published.display().to_string());
     flag("out", shard.out.display().to_string());
     if args.concurrent {
         v.push("--concurrent".into());
@@ -253,6 +254,8 @@ struct ShardSpec<'a> {
     start_at_ns: u64,
     topic_suffix: &'a str,
     out: &'a Path,
+    /// Where shard 0 writes what it published, for the others ([`crate::run::handoff`]).
+    published: &'a Path,
 }
 
 /// How long before `--start-at` the children are started: time to exec, probe and scrape.
@@ -293,6 +296,8 @@ pub async fn run_sharded(args: &RunArgs, shards: u32) -> Result<RunResult, Loadg
         let outs: Vec<PathBuf> = (0..shards)
             .map(|i| dir.join(format!("phase-{p}-shard-{i}.json")))
             .collect();
+        let published = dir.join(format!("phase-{p}-published.handoff"));
+        let _ = std::fs::remove_file(&published);
         let argvs: Vec<Vec<String>> = (0..shards)
             .map(|i| {
                 child_argv(
@@ -305,11 +310,14 @@ pub async fn run_sharded(args: &RunArgs, shards: u32) -> Result<RunResult, Loadg
                         start_at_ns,
                         topic_suffix: &suffix,
                         out: &outs[i as usize],
+                        published: &published,
                     },
                 )
             })
             .collect();
-        run_children(&exe, &argvs).await?;
+        let ran = run_children(&exe, &argvs).await;
+        let _ = std::fs::remove_file(&published);
+        ran?;
         for (i, out) in outs.iter().enumerate() {
             let text = std::fs::read_to_string(out).map_err(|e| LoadgenError::Io {
                 context: format!("reading shard {i}/{shards}'s result {}", out.display()),

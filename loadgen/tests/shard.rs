@@ -41,14 +41,94 @@ async fn two_shards_merge_to_the_sum_and_match_the_servers_bytes() {
         .await
         .unwrap();
     let url = format!("http://{}", server.addr);
-    let dir = std::env::temp_dir().join(format!("pushlab-shard-test-{}", std::process::id()));
-    let out = dir.join("merged.json");
     // Two --target URLs of the one server: subscribers alternate between them.
-    let targets = format!("{url},{url}");
+    two_shard_run(&format!("{url},{url}"), "one-server");
+}
+
+/// Two replicas sharing one feed through a Redis of their own (scripts/redis.sh): shard 0
+/// publishes on the first, subscribers alternate between both; the merged run is the sum of
+/// its shards, 0 lost, and its bytes equal both replicas' /metrics added.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_shards_over_two_redis_replicas_merge_and_match_both_servers() {
+    let Some(redis) = LabRedis::start() else {
+        return;
+    };
+    let args = vec!["--backplane".to_string(), redis.url()];
+    let a = pushlab_loadgen::spawn_server_from(Path::new(BIN), &args)
+        .await
+        .unwrap();
+    let b = pushlab_loadgen::spawn_server_from(Path::new(BIN), &args)
+        .await
+        .unwrap();
+    two_shard_run(&format!("http://{},http://{}", a.addr, b.addr), "replicas");
+    drop((a, b, redis));
+}
+
+/// A Redis on a free loopback port from scripts/redis.sh (persistence off), or `None` with the
+/// reason printed where redis-server is not installed (CI must have it).
+struct LabRedis {
+    port: u16,
+}
+
+impl LabRedis {
+    fn start() -> Option<LabRedis> {
+        let found = Command::new("redis-server").arg("--version").output();
+        if !found.is_ok_and(|o| o.status.success()) {
+            let why = "redis-server is not installed (apt-get install redis-server)";
+            assert!(std::env::var_os("CI").is_none(), "{why}; CI must have it");
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = LabRedis { port };
+        r.script("start");
+        Some(r)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn script(&self, verb: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/redis.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .args([verb, &self.port.to_string()])
+            .output()
+            .expect("runs scripts/redis.sh");
+        assert!(
+            out.status.success(),
+            "scripts/redis.sh {verb} {}: {}",
+            self.port,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LabRedis {
+    /// Stopped also when the test fails (no assertion here: a panic while panicking aborts).
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/redis.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .args(["stop", &self.port.to_string()])
+            .output();
+    }
+}
+
+/// `run --shards 2` over `targets` (every transport, 5 clients): merged == sum of the shards,
+/// exact split, delivered once, bytes == the targets' /metrics added.
+fn two_shard_run(targets: &str, tag: &str) {
+    let dir = std::env::temp_dir().join(format!("pushlab-shard-test-{tag}-{}", std::process::id()));
+    let out = dir.join("merged.json");
     let (ok, _, err) = run_bin(&[
         "run",
         "--target",
-        &targets,
+        targets,
         "--transports",
         "all",
         "--clients",

@@ -24,6 +24,8 @@
 
 #[path = "browser/cdp.rs"]
 mod cdp;
+#[path = "browser/page.rs"]
+mod page;
 #[path = "browser/proxy.rs"]
 mod proxy;
 
@@ -37,16 +39,13 @@ use futures_util::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use cdp::Browser;
+use page::{find_chromium, wait_columns, wait_true, Column, TRANSPORTS, WAIT};
 
-/// Hang guard for each wait on the page; conditions are polled, never timed.
-const WAIT: Duration = Duration::from_secs(20);
-const TRANSPORTS: [&str; 5] = ["poll", "longpoll", "sse", "stream", "ws"];
 const WINDOW: (u32, u32) = (1600, 1040);
 
 /// Cookies a real site would have set (a Django session and CSRF token, as in the tutorials,
@@ -173,13 +172,6 @@ async fn run_tls(chromium: &Path) -> anyhow::Result<()> {
         if ws_h2 { "yes" } else { "no (wss on HTTP/1.1)" }
     );
     Ok(())
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PUSHLAB_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    path.is_file().then_some(path)
 }
 
 /// `target/browser/`, where the screenshot, Chromium's log and its profile go.
@@ -378,67 +370,6 @@ async fn screenshot(cdp: &mut cdp::Cdp, path: &Path) -> anyhow::Result<usize> {
     let png = base64_decode(shot["data"].as_str().context("screenshot data")?)?;
     std::fs::write(path, &png).with_context(|| format!("writing {}", path.display()))?;
     Ok(png.len())
-}
-
-/// What the test reads of one column.
-#[derive(Debug, Deserialize)]
-struct Column {
-    transport: String,
-    state: String,
-    count: u64,
-    seqs: String,
-    #[serde(rename = "newestLine")]
-    newest_line: Option<u64>,
-}
-
-impl Column {
-    fn seqs(&self) -> Vec<u64> {
-        self.seqs
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().expect("seq"))
-            .collect()
-    }
-}
-
-const READ_COLUMNS: &str = "[...document.querySelectorAll('section[data-transport]')].map(c => ({
-    transport: c.dataset.transport,
-    state: c.dataset.state,
-    count: Number(c.dataset.count),
-    seqs: c.dataset.seqs,
-    newestLine: (s => s ? Number(s) : null)(c.querySelector('[data-role=log] li[data-seq]')?.dataset.seq),
-}))";
-
-/// Polls the columns until `done` holds for them; on the hang guard, says what they showed.
-async fn wait_columns(
-    cdp: &mut cdp::Cdp,
-    what: &str,
-    done: impl Fn(&[Column]) -> bool,
-) -> anyhow::Result<Vec<Column>> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let cols: Vec<Column> = serde_json::from_value(cdp.eval(READ_COLUMNS).await?)?;
-        let names: Vec<&str> = cols.iter().map(|c| c.transport.as_str()).collect();
-        if names == TRANSPORTS && done(&cols) {
-            return Ok(cols);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("waited {WAIT:?} for {what}; the columns showed {cols:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls a JavaScript condition until it is true.
-async fn wait_true(cdp: &mut cdp::Cdp, what: &str, expression: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while cdp.eval(expression).await?.as_bool() != Some(true) {
-        if tokio::time::Instant::now() > deadline {
-            bail!("waited {WAIT:?} for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 /// An HTTP/1.1 keep-alive client for publishing straight to the server (not via the relay).

@@ -11,10 +11,16 @@
 //! | long poll | RTT/2, or RTT when the publish period 1/rate is shorter than the RTT | after each answer the server holds no request for one RTT (answer down, next request up); the publisher keeps a fixed schedule, so while its period is at least the RTT every message finds a request waiting, and faster messages land in the gap and wait on average RTT/2 more |
 //! | short poll | interval/2 + RTT/2 | polls reach the server on a fixed schedule, so a message waits half an interval on average, then half an RTT down |
 //!
+//! The p99 ([`expected_p99_ms`]) follows from the same model: a push RTT/2 (nothing waits); long
+//! polling in the re-poll gap 0.99 RTT + RTT/2 (a message published just after an answer left
+//! waits the whole RTT for the next request: the "1.5 RTT"); short polling
+//! 0.99 interval + RTT/2 (the wait for the next poll is uniform over the interval).
+//!
 //! Loss leaves the median alone while under a few percent and adds tails: a lost segment of a
 //! lone message is sent again after a tail-loss probe or a retransmission timeout, which Linux
 //! holds at 200 ms at least, so a p99 through a lossy link is expected near RTT/2 + RTT + 200 ms
-//! once more than 1 % of messages lose a packet ([`expected_loss_p99_ms`]).
+//! once more than 1 % of messages lose a packet ([`expected_loss_p99_ms`]), or at the lossless
+//! p99 when that is later (short polling's wait for its next poll).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +30,10 @@ use super::data::{Dataset, Entry};
 
 /// Linux's minimum retransmission timeout (`TCP_RTO_MIN`), milliseconds.
 pub const LINUX_RTO_MIN_MS: f64 = 200.0;
+
+/// The loss ratio above which a p99 is expected to hold a retransmission: more than 1 % of
+/// one-segment messages then lose their segment.
+pub const LOSS_IN_P99: f64 = 0.01;
 
 /// One transport at one link condition.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +50,8 @@ pub struct LinkPoint {
     pub p99_ms: f64,
     /// [`expected_p50_ms`] at this point.
     pub expected_p50_ms: f64,
+    /// [`expected_p99_ms`] at this point.
+    pub expected_p99_ms: f64,
     /// Bytes TCP sent again, both sides, per delivered message (`None`: not recorded).
     pub retransmitted_bytes_per_message: Option<f64>,
     /// Lost, duplicated or out-of-order messages.
@@ -51,6 +63,11 @@ impl LinkPoint {
     pub fn departure_ms(&self) -> f64 {
         self.p50_ms - self.expected_p50_ms
     }
+
+    /// Measured p99 minus expected, milliseconds.
+    pub fn p99_departure_ms(&self) -> f64 {
+        self.p99_ms - self.expected_p99_ms
+    }
 }
 
 /// The model's median one-way latency of `t` through a link of `rtt_ms`, in milliseconds (see
@@ -59,9 +76,40 @@ pub fn expected_p50_ms(t: Transport, rtt_ms: f64, poll_interval_ms: f64, rate_pe
     let half = rtt_ms / 2.0;
     match t {
         Transport::Sse | Transport::Stream | Transport::Ws => half,
-        Transport::LongPoll if rtt_ms / 1000.0 * rate_per_s > 1.0 => rtt_ms,
+        Transport::LongPoll if in_repoll_gap(rtt_ms, rate_per_s) => rtt_ms,
         Transport::LongPoll => half,
         Transport::Poll => poll_interval_ms / 2.0 + half,
+    }
+}
+
+/// Whether messages come faster than one per RTT, so that long polling's messages land in the
+/// gap after an answer while the next request is on its way.
+fn in_repoll_gap(rtt_ms: f64, rate_per_s: f64) -> bool {
+    rtt_ms / 1000.0 * rate_per_s > 1.0
+}
+
+/// The model's 99th percentile of the one-way latency of `t`, in milliseconds: the lossless
+/// p99 (see the module doc), or once more than 1 % of packets are lost (`loss_ratio` > 0.01,
+/// so more than 1 % of one-segment messages wait for a retransmission) the later of it and
+/// [`expected_loss_p99_ms`].
+pub fn expected_p99_ms(
+    t: Transport,
+    rtt_ms: f64,
+    poll_interval_ms: f64,
+    rate_per_s: f64,
+    loss_ratio: f64,
+) -> f64 {
+    let half = rtt_ms / 2.0;
+    let lossless = match t {
+        Transport::Sse | Transport::Stream | Transport::Ws => half,
+        Transport::LongPoll if in_repoll_gap(rtt_ms, rate_per_s) => 0.99 * rtt_ms + half,
+        Transport::LongPoll => half,
+        Transport::Poll => 0.99 * poll_interval_ms + half,
+    };
+    if loss_ratio > LOSS_IN_P99 {
+        lossless.max(expected_loss_p99_ms(rtt_ms))
+    } else {
+        lossless
     }
 }
 
@@ -88,6 +136,13 @@ fn point(e: &Entry) -> Option<LinkPoint> {
         p50_ms: e.p50_ms(),
         p99_ms: e.p99_ms(),
         expected_p50_ms: expected_p50_ms(r.transport, rtt_ms, poll_interval_ms, rate_per_s),
+        expected_p99_ms: expected_p99_ms(
+            r.transport,
+            rtt_ms,
+            poll_interval_ms,
+            rate_per_s,
+            link.loss_ratio,
+        ),
         retransmitted_bytes_per_message: r
             .retransmissions
             .filter(|_| r.delivered_messages > 0)
@@ -96,20 +151,26 @@ fn point(e: &Entry) -> Option<LinkPoint> {
     })
 }
 
-/// Key of a point: transport, RTT and loss in thousandths.
-type PointKey = (Transport, u64, u64);
+/// Key of a point: transport, publish rate in thousandths of a message per second, RTT in
+/// microseconds and loss in millionths.
+type PointKey = (Transport, u64, u64, u64);
 
 fn key(p: &LinkPoint) -> PointKey {
     (
         p.transport,
+        rate_key(p.rate_per_s),
         (p.rtt_ms * 1000.0).round() as u64,
         (p.loss_ratio * 1e6).round() as u64,
     )
 }
 
-/// One point per (transport, RTT, loss): of several (repeats, clients, rates), the one with the
-/// most delivered messages; default variant (keep-alive, minimal headers) only. Sorted by
-/// transport, RTT, loss.
+fn rate_key(rate_per_s: f64) -> u64 {
+    (rate_per_s * 1000.0).round() as u64
+}
+
+/// One point per (transport, publish rate, RTT, loss): of several (repeats, client counts), the
+/// one with the most delivered messages; default variant (keep-alive, minimal headers) only.
+/// Sorted by transport, rate, RTT, loss.
 pub fn points(data: &Dataset) -> Vec<LinkPoint> {
     let mut best: BTreeMap<PointKey, LinkPoint> = BTreeMap::new();
     for e in data.linked.iter().filter(|e| e.variant().is_default()) {
@@ -122,22 +183,48 @@ pub fn points(data: &Dataset) -> Vec<LinkPoint> {
     best.into_values().collect()
 }
 
-/// Per transport, the points without loss in RTT order: latency against RTT.
-pub fn rtt_series(points: &[LinkPoint]) -> BTreeMap<Transport, Vec<&LinkPoint>> {
-    let mut out: BTreeMap<Transport, Vec<&LinkPoint>> = BTreeMap::new();
-    for p in points.iter().filter(|p| p.loss_ratio == 0.0) {
-        out.entry(p.transport).or_default().push(p);
+/// The publish rates of `points`, msg/s, slowest first.
+pub fn rates(points: &[LinkPoint]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for p in points {
+        if !out.iter().any(|r| rate_key(*r) == rate_key(p.rate_per_s)) {
+            out.push(p.rate_per_s);
+        }
     }
-    out.retain(|_, v| v.len() >= 2);
+    out.sort_by(f64::total_cmp);
     out
 }
 
-/// The RTT with the most distinct loss ratios (ties: the larger RTT), and per transport its
-/// points in loss order: latency against loss. `None` when no RTT has two loss ratios.
-pub fn loss_series(points: &[LinkPoint]) -> Option<(f64, BTreeMap<Transport, Vec<&LinkPoint>>)> {
+fn at_rate(points: &[LinkPoint], rate_per_s: f64) -> impl Iterator<Item = &LinkPoint> {
+    points
+        .iter()
+        .filter(move |p| rate_key(p.rate_per_s) == rate_key(rate_per_s))
+}
+
+/// Per transport with two points or more, the points without loss at `rate_per_s` in RTT
+/// order: latency against RTT.
+pub fn rtt_series(points: &[LinkPoint], rate_per_s: f64) -> BTreeMap<Transport, Vec<&LinkPoint>> {
+    let mut out: BTreeMap<Transport, Vec<&LinkPoint>> = BTreeMap::new();
+    for p in at_rate(points, rate_per_s).filter(|p| p.loss_ratio == 0.0) {
+        out.entry(p.transport).or_default().push(p);
+    }
+    out.retain(|_, v| v.len() >= 2);
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.rtt_ms.total_cmp(&b.rtt_ms));
+    }
+    out
+}
+
+/// At `rate_per_s`, the RTT with the most distinct loss ratios (ties: the larger RTT), and per
+/// transport its points in loss order: latency against loss. `None` when no RTT has two loss
+/// ratios.
+pub fn loss_series(
+    points: &[LinkPoint],
+    rate_per_s: f64,
+) -> Option<(f64, BTreeMap<Transport, Vec<&LinkPoint>>)> {
     let mut losses: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
-    for p in points {
-        let (_, rtt, loss) = key(p);
+    for p in at_rate(points, rate_per_s) {
+        let (_, _, rtt, loss) = key(p);
         losses.entry(rtt).or_default().insert(loss);
     }
     let (&rtt, n) = losses
@@ -148,24 +235,43 @@ pub fn loss_series(points: &[LinkPoint]) -> Option<(f64, BTreeMap<Transport, Vec
         return None;
     }
     let mut out: BTreeMap<Transport, Vec<&LinkPoint>> = BTreeMap::new();
-    for p in points.iter().filter(|p| key(p).1 == rtt) {
+    for p in at_rate(points, rate_per_s).filter(|p| key(p).2 == rtt) {
         out.entry(p.transport).or_default().push(p);
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.loss_ratio.total_cmp(&b.loss_ratio));
     }
     Some((rtt as f64 / 1000.0, out))
 }
 
-/// At each RTT without loss where both ran, (RTT, p50 of `a`, p50 of `b`) in ms.
-pub fn p50_pairs(points: &[LinkPoint], a: Transport, b: Transport) -> Vec<(f64, f64, f64)> {
-    let series = rtt_series(points);
-    let (Some(sa), Some(sb)) = (series.get(&a), series.get(&b)) else {
-        return Vec::new();
-    };
-    sa.iter()
-        .filter_map(|pa| {
+/// `a` and `b` at one rate and RTT, both without loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pair<'a> {
+    pub rate_per_s: f64,
+    pub rtt_ms: f64,
+    pub a: &'a LinkPoint,
+    pub b: &'a LinkPoint,
+}
+
+/// At each rate and RTT without loss where both ran, `a`'s point beside `b`'s; by rate, then RTT.
+pub fn pairs(points: &[LinkPoint], a: Transport, b: Transport) -> Vec<Pair<'_>> {
+    let mut out = Vec::new();
+    for rate in rates(points) {
+        let series = rtt_series(points, rate);
+        let (Some(sa), Some(sb)) = (series.get(&a), series.get(&b)) else {
+            continue;
+        };
+        out.extend(sa.iter().filter_map(|pa| {
             let pb = sb.iter().find(|pb| pb.rtt_ms == pa.rtt_ms)?;
-            Some((pa.rtt_ms, pa.p50_ms, pb.p50_ms))
-        })
-        .collect()
+            Some(Pair {
+                rate_per_s: rate,
+                rtt_ms: pa.rtt_ms,
+                a: pa,
+                b: pb,
+            })
+        }));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -192,20 +298,57 @@ mod tests {
         );
         assert_eq!(expected_p50_ms(Transport::Poll, 100.0, 1000.0, 1.0), 550.0);
         assert_eq!(expected_loss_p99_ms(100.0), 350.0);
+        // p99: a push and a long poll with a request waiting need the half RTT only; a long
+        // poll in the re-poll gap up to 1.5 RTT; a short poll up to a whole interval more.
+        assert_eq!(
+            expected_p99_ms(Transport::Ws, 100.0, 1000.0, 10.0, 0.0),
+            50.0
+        );
+        assert_eq!(
+            expected_p99_ms(Transport::LongPoll, 100.0, 1000.0, 1.0, 0.0),
+            50.0
+        );
+        assert_eq!(
+            expected_p99_ms(Transport::LongPoll, 200.0, 1000.0, 10.0, 0.0),
+            298.0
+        );
+        assert_eq!(
+            expected_p99_ms(Transport::Poll, 100.0, 1000.0, 1.0, 0.0),
+            1040.0
+        );
+        // Loss: over 1 %, the retransmission tail, unless the lossless p99 is later; at 1 %
+        // and under, 99 % of messages meet no loss.
+        assert_eq!(
+            expected_p99_ms(Transport::Sse, 100.0, 1000.0, 1.0, 0.05),
+            350.0
+        );
+        assert_eq!(
+            expected_p99_ms(Transport::Sse, 100.0, 1000.0, 1.0, 0.01),
+            50.0
+        );
+        assert_eq!(
+            expected_p99_ms(Transport::Poll, 100.0, 1000.0, 1.0, 0.05),
+            1040.0
+        );
     }
 
     fn p(t: Transport, rtt_ms: f64, loss_ratio: f64, p50_ms: f64) -> LinkPoint {
+        at(t, 1.0, rtt_ms, loss_ratio, p50_ms)
+    }
+
+    fn at(t: Transport, rate: f64, rtt_ms: f64, loss_ratio: f64, p50_ms: f64) -> LinkPoint {
         LinkPoint {
             transport: t,
             rtt_ms,
             loss_ratio,
             clients: 10,
-            rate_per_s: 1.0,
+            rate_per_s: rate,
             poll_interval_ms: 1000.0,
             delivered: 10,
             p50_ms,
             p99_ms: p50_ms * 2.0,
-            expected_p50_ms: expected_p50_ms(t, rtt_ms, 1000.0, 1.0),
+            expected_p50_ms: expected_p50_ms(t, rtt_ms, 1000.0, rate),
+            expected_p99_ms: expected_p99_ms(t, rtt_ms, 1000.0, rate, loss_ratio),
             retransmitted_bytes_per_message: None,
             lost: 0,
         }
@@ -222,18 +365,46 @@ mod tests {
             p(Transport::Poll, 100.0, 0.0, 560.0),
             p(Transport::Sse, 100.0, 0.0, 51.0),
         ];
-        let rtt = rtt_series(&pts);
+        let rtt = rtt_series(&pts, 1.0);
         assert_eq!(rtt[&Transport::Ws].len(), 3);
         assert!(!rtt.contains_key(&Transport::Sse), "one point is no series");
-        let (at, loss) = loss_series(&pts).unwrap();
-        assert_eq!(at, 50.0);
+        let (at_rtt, loss) = loss_series(&pts, 1.0).unwrap();
+        assert_eq!(at_rtt, 50.0);
         assert_eq!(loss[&Transport::Ws].len(), 2);
-        assert_eq!(
-            p50_pairs(&pts, Transport::Ws, Transport::Poll),
-            vec![(50.0, 26.0, 530.0), (100.0, 51.0, 560.0)]
-        );
+        let got: Vec<(f64, f64, f64)> = pairs(&pts, Transport::Ws, Transport::Poll)
+            .iter()
+            .map(|x| (x.rtt_ms, x.a.p50_ms, x.b.p50_ms))
+            .collect();
+        assert_eq!(got, vec![(50.0, 26.0, 530.0), (100.0, 51.0, 560.0)]);
         assert_eq!(pts[3].departure_ms(), 1.0);
-        assert!(loss_series(&pts[..2]).is_none());
+        assert_eq!(pts[3].p99_departure_ms(), 52.0);
+        assert!(loss_series(&pts[..2], 1.0).is_none());
+        assert!(rtt_series(&pts, 10.0).is_empty(), "no point at 10 msg/s");
+    }
+
+    /// Two rates at one RTT are two points, each in its own rate's series; pairs come by rate,
+    /// then RTT.
+    #[test]
+    fn rates_are_kept_apart() {
+        let pts = [
+            at(Transport::Ws, 10.0, 100.0, 0.0, 52.0),
+            at(Transport::Ws, 1.0, 100.0, 0.0, 51.0),
+            at(Transport::Ws, 1.0, 0.0, 0.0, 1.0),
+            at(Transport::Ws, 10.0, 0.0, 0.0, 2.0),
+            at(Transport::LongPoll, 10.0, 0.0, 0.0, 3.0),
+            at(Transport::LongPoll, 10.0, 100.0, 0.0, 60.0),
+        ];
+        assert_eq!(rates(&pts), vec![1.0, 10.0]);
+        let slow = rtt_series(&pts, 1.0);
+        let fast = rtt_series(&pts, 10.0);
+        assert_eq!(slow[&Transport::Ws][1].p50_ms, 51.0);
+        assert_eq!(fast[&Transport::Ws][1].p50_ms, 52.0);
+        assert!(!slow.contains_key(&Transport::LongPoll));
+        let got: Vec<(f64, f64)> = pairs(&pts, Transport::LongPoll, Transport::Ws)
+            .iter()
+            .map(|x| (x.rate_per_s, x.rtt_ms))
+            .collect();
+        assert_eq!(got, vec![(10.0, 0.0), (10.0, 100.0)]);
     }
 
     /// A report over loopback runs plus runs through the link: the loopback part (claims
@@ -273,16 +444,34 @@ mod tests {
         let a = crate::report::write_report(&only_loopback, &dir, &dir, &opts).unwrap();
         let text_a = std::fs::read_to_string(&a.report_md).unwrap();
         assert!(!text_a.contains("emulated link"));
-        assert!(!dir.join("charts/link_rtt.png").exists());
+        assert!(!dir.join("charts/link_rtt_r1.png").exists());
         let b = crate::report::write_report(&both, &dir, &dir, &opts).unwrap();
         let text_b = std::fs::read_to_string(&b.report_md).unwrap();
-        assert!(text_b.contains("## Through an emulated link"), "{text_b}");
-        assert!(dir.join("charts/link_rtt.png").exists());
-        assert!(dir.join("charts/link_loss.svg").exists());
+        for part in [
+            "## Through an emulated link",
+            "### The claims on the RTT data",
+            "| C4 | **",
+            "| C7 | **",
+            "| C8 | **",
+            "### p50 against RTT, without loss: measured (expected, difference), ms",
+            "### p99 against RTT, without loss: measured (expected, difference), ms",
+            "| transport | msg/s | RTT 0 | RTT 50 | RTT 100 |",
+            "### Every point",
+        ] {
+            assert!(text_b.contains(part), "{part} missing from {text_b}");
+        }
+        assert!(dir.join("charts/link_rtt_r1.png").exists());
+        assert!(dir.join("charts/link_loss_r1.svg").exists());
+        let c7 = &b.claims.iter().find(|c| c.id == "C7").unwrap().reason;
+        let order: Vec<usize> = ["RTT 0 ms", "RTT 50 ms", "RTT 100 ms"]
+            .iter()
+            .map(|r| c7.find(r).unwrap_or_else(|| panic!("{r} in {c7}")))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "RTT order: {c7}");
         for (id, want) in [
             ("C4", "long poll p50"),
             ("C7", "without keep-alive"),
-            ("C8", "the article: 150 and 50 ms"),
+            ("C8", "the article's 50 ms"),
         ] {
             let c = b.claims.iter().find(|c| c.id == id).unwrap();
             assert!(c.reason.contains(want), "{id}: {}", c.reason);

@@ -25,8 +25,8 @@
 //! OUT/charts/server_cost.{png,svg}          6 server CPU per delivery and connect; heap, RSS, kernel per connection
 //! OUT/charts/header_bytes.{png,svg}         7 header bytes per request and response, HTTP/1.1 vs h2 cold and warm (HTTP/2 data only)
 //! OUT/charts/capacity.{png,svg}             8 clients held at the SLO (capacity data only)
-//! OUT/charts/link_rtt.{png,svg}             p50/p99 vs the link's RTT, expectation dotted (link data only)
-//! OUT/charts/link_loss.{png,svg}            p50/p99 vs the link's loss (link data only)
+//! OUT/charts/link_rtt_rR.{png,svg}          p50/p99 vs the link's RTT at R msg/s, expectation dotted (link data only)
+//! OUT/charts/link_loss_rR.{png,svg}         p50/p99 vs the link's loss at R msg/s (link data only)
 //! ```
 
 pub mod article;
@@ -279,7 +279,7 @@ pub fn write_report(
     // Runs through the emulated link: their own section and charts, only when present.
     let link_points = link::points(data);
     let link_charts = charts::draw_link_charts(&link_points, &chart_dir)?;
-    let section = render::link::section(&link_points, &link_charts);
+    let section = render::link::section(&link_points, &link_charts, &claims::rtt_readings(data));
     if let Some(at) = text.find("## Charts\n") {
         text.insert_str(at, &section);
     }

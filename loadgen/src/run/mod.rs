@@ -12,6 +12,7 @@
 //! so they neither share the machine nor each other's messages.
 
 pub mod assemble;
+pub mod handoff;
 mod phase;
 pub mod selfcost;
 

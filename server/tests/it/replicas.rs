@@ -156,30 +156,8 @@ async fn resume_on_the_other_replica(t: Transport) {
     config.max_batch = 10;
     let a = start_server(config.clone()).await;
     let b = start_server(config).await;
-    let topic = "move";
-    let mut sub = Subscriber::connect(a.addr, t, topic, Some(0))
-        .await
-        .expect("subscribe on A");
-    let first = ws_publish_n(a.addr, topic, 100).await;
-    sub.read_until(first / 3).await;
-    let cursor = sub.track.cursor;
-    assert!(cursor < first, "{t}: read everything before the cut");
-    sub.cut();
     // Published on B while the subscriber is away; it comes back on B.
-    let last = ws_publish_n(b.addr, topic, 50).await;
-    let mut sub = Subscriber::resume(
-        b.addr,
-        t,
-        topic,
-        Some(cursor),
-        std::mem::take(&mut sub.track),
-    )
-    .await
-    .expect("resume on B");
-    sub.read_until(last).await;
-    let track = sub.close().await;
-    track.assert_clean(&format!("{t} from A to B"));
-    assert_eq!(track.messages, last, "{t}: every message exactly once");
+    crate::resume::cut_then_resume(t, a.addr, b.addr, "move").await;
     a.stop().await;
     b.stop().await;
 }

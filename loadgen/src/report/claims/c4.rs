@@ -15,6 +15,7 @@ use super::{
 };
 use crate::report::data::{ratio, Dataset, Variant};
 use crate::report::format::{fmt_num, pct, Fig};
+use crate::report::link::{self, LinkPoint};
 use crate::report::Chart;
 
 /// Long polling "reconnects after every message" when it sends at least this many requests per
@@ -186,35 +187,70 @@ impl Claim for C4 {
     }
 }
 
-/// C4 through the link (issue 11): at each RTT without loss where both ran, long polling's p50
-/// against short polling's. `None` without such link data. The loopback verdict above stands;
-/// this says whether RTT changes the latency half.
-pub fn through_link(points: &[crate::report::link::LinkPoint]) -> Option<String> {
-    let pairs = crate::report::link::p50_pairs(points, Transport::LongPoll, Transport::Poll);
+/// C4 through the link (issue 11): at each publish rate and RTT without loss where both ran,
+/// long polling's p50 and p99 against short polling's. Long polling is "less real-time" at a
+/// point where its p50 is later than short polling's. `None` without such link data. The
+/// loopback verdict stands; this rules on the latency half with the RTT in the path.
+pub fn through_link(points: &[LinkPoint]) -> Option<super::RttReading> {
+    let pairs = link::pairs(points, Transport::LongPoll, Transport::Poll);
     if pairs.is_empty() {
         return None;
     }
-    let each: Vec<String> = pairs
+    let figures: Vec<String> = pairs
         .iter()
-        .map(|(rtt, lp, poll)| {
+        .map(|p| {
             format!(
-                "RTT {} ms: long poll p50 {} ms, short poll {} ms",
-                fmt_num(*rtt),
-                fmt_num(*lp),
-                fmt_num(*poll)
+                "{} msg/s, RTT {} ms: long poll p50 {} / p99 {} ms, short poll ({} ms interval) {} / {} ms",
+                fmt_num(p.rate_per_s),
+                fmt_num(p.rtt_ms),
+                fmt_num(p.a.p50_ms),
+                fmt_num(p.a.p99_ms),
+                fmt_num(p.b.poll_interval_ms),
+                fmt_num(p.b.p50_ms),
+                fmt_num(p.b.p99_ms)
             )
         })
         .collect();
-    let later = pairs.iter().filter(|(_, lp, poll)| lp > poll).count();
-    let verdict = if later == 0 {
-        "long polling delivered sooner than polling at every RTT measured, so RTT does not make it \"less real-time\""
+    let later: Vec<&link::Pair> = pairs.iter().filter(|p| p.a.p50_ms > p.b.p50_ms).collect();
+    let later_p99 = pairs.iter().filter(|p| p.a.p99_ms > p.b.p99_ms).count();
+    let n = pairs.len();
+    let (verdict, reason) = if later.is_empty() {
+        let tail = if later_p99 == 0 {
+            "p50 and p99 both".to_string()
+        } else {
+            format!("at p50; at p99 it was later at {later_p99} of them")
+        };
+        (
+            Verdict::DoesNotHold,
+            format!(
+                "long polling delivered sooner than polling at all {n} rate and RTT points, {tail}, so RTT does not make it \"less real-time\""
+            ),
+        )
     } else {
-        "long polling delivered later than polling at some RTT"
+        let at: Vec<String> = later
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} msg/s at RTT {} ms",
+                    fmt_num(p.rate_per_s),
+                    fmt_num(p.rtt_ms)
+                )
+            })
+            .collect();
+        (
+            Verdict::HoldsOnlyWhen(at.join(" or ")),
+            format!(
+                "long polling's p50 was later than polling's at {} of {n} points",
+                later.len()
+            ),
+        )
     };
-    Some(format!(
-        "Through the emulated link: {}; {verdict}.",
-        each.join("; ")
-    ))
+    Some(super::RttReading {
+        id: "C4",
+        verdict,
+        reason,
+        figures: figures.join("; "),
+    })
 }
 
 #[cfg(test)]

@@ -90,6 +90,9 @@ impl MemoryFigures {
 #[derive(Clone, Debug, PartialEq)]
 pub struct C5Figures {
     pub clients: u64,
+    /// The streaming transport judged: chunked stream, or SSE where the largest scale has no
+    /// chunked-stream run (the scale run measures SSE and WebSocket at 100,000).
+    pub streaming: Transport,
     pub connects: Fig,
     pub peak_open: Fig,
     pub connects_per_client: Fig,
@@ -128,7 +131,12 @@ impl Claim for C5 {
     fn figures(data: &Dataset) -> Result<C5Figures, Missing> {
         let stream = data
             .largest_scale()
-            .and_then(|s| s.per_transport.get(&Transport::Stream).copied())
+            .and_then(|s| {
+                let t = &s.per_transport;
+                t.get(&Transport::Stream)
+                    .or(t.get(&Transport::Sse))
+                    .copied()
+            })
             .or_else(|| {
                 data.default_entries(Transport::Stream)
                     .max_by_key(|e| (e.result.clients, e.result.delivered_messages))
@@ -139,6 +147,7 @@ impl Claim for C5 {
         let per_connect = |e: &Entry| e.result.server_cpu_us_per_connect.map(Fig::of);
         Ok(C5Figures {
             clients: r.clients,
+            streaming: stream.transport(),
             connects: Fig::of(r.tcp_connects as f64),
             peak_open: Fig::of(r.peak_open_connections as f64),
             connects_per_client: Fig::of(ratio(r.tcp_connects as f64, r.clients as f64)),
@@ -247,8 +256,9 @@ impl Claim for C5 {
 
     fn measured(f: &C5Figures) -> String {
         let mut s = format!(
-            "at {} clients: {} connects and peak {} open; server memory per connection: streaming {} (WebSocket: {})",
+            "at {} clients ({}): {} connects and peak {} open; server memory per connection: streaming {} (WebSocket: {})",
             fmt_num(f.clients as f64),
+            f.streaming.label(),
             f.connects,
             f.peak_open,
             f.stream.text(),
@@ -262,9 +272,14 @@ impl Claim for C5 {
         }
         if let Some(m) = f.stream.user_space() {
             s += &format!(
-                "; {} GiB at {} clients",
+                "; {} GiB at {} clients ({})",
                 m.map(|v| v * PROJECT_CLIENTS / (1u64 << 30) as f64),
-                fmt_num(PROJECT_CLIENTS)
+                fmt_num(PROJECT_CLIENTS),
+                if f.clients as f64 >= PROJECT_CLIENTS {
+                    "measured"
+                } else {
+                    "projected from this scale"
+                }
             );
         }
         s
@@ -294,6 +309,7 @@ mod tests {
     ) -> C5Figures {
         C5Figures {
             clients,
+            streaming: Transport::Stream,
             connects: Fig::of(clients as f64 * connects_per_client),
             peak_open: Fig::of(clients as f64),
             connects_per_client: Fig::of(connects_per_client),

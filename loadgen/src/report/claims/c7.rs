@@ -8,7 +8,7 @@ use pushlab_proto::Transport;
 
 use super::{base_entry, spread, spread_opt, Claim, Missing, Ruling, Verdict};
 use crate::report::data::{ratio, Dataset, Entry, Variant};
-use crate::report::format::{fmt_num, Fig};
+use crate::report::format::{fmt_num, pct, Fig};
 use crate::report::Chart;
 
 /// "Without keep-alive every request pays a handshake": at least this many TCP connects per
@@ -147,10 +147,16 @@ impl Claim for C7 {
     }
 }
 
+/// A request pays a handshake and a close when it sends at least this many more TCP segments
+/// than a request on a kept-alive connection (SYN, SYN-ACK, ACK and two FIN-ACK pairs are 7;
+/// delayed ACKs fold in up to two).
+pub const HANDSHAKE_AND_CLOSE_SEGMENTS: f64 = 5.0;
+
 /// C7 through the link (issue 11): short polling with keep-alive off against on at each RTT
-/// without loss where both ran; without keep-alive each poll waits one more RTT for the
-/// handshake before its request leaves. `None` without such link data.
-pub fn through_link(data: &Dataset) -> Option<String> {
+/// without loss where both ran, in RTT order: the extra TCP segments per request (the
+/// handshake and the close) and what they cost the message's p50 against one RTT. `None`
+/// without such link data.
+pub fn through_link(data: &Dataset) -> Option<super::RttReading> {
     let poll_at = |variant: Variant| {
         data.linked
             .iter()
@@ -160,32 +166,101 @@ pub fn through_link(data: &Dataset) -> Option<String> {
                 (link.loss_ratio == 0.0).then_some((link.rtt_ms, e))
             })
     };
-    let mut each = Vec::new();
-    for (rtt, off) in poll_at(Variant::NO_KEEP_ALIVE) {
-        let Some((_, on)) =
-            poll_at(Variant::DEFAULT).find(|(r, e)| *r == rtt && e.key() == off.key())
-        else {
-            continue;
-        };
-        let extra = off.p50_ms() - on.p50_ms();
-        let segments = |e: &Entry| {
-            e.result
-                .tcp_segments
-                .map(|s| fmt_num(ratio(s as f64, e.result.http_requests as f64)))
-                .unwrap_or_else(|| "n/a".into())
-        };
-        each.push(format!(
-            "RTT {} ms: p50 {} ms without keep-alive, {} ms with ({} ms more; one handshake is {} ms), {} vs {} segments per request",
-            fmt_num(rtt),
-            fmt_num(off.p50_ms()),
-            fmt_num(on.p50_ms()),
-            fmt_num(extra),
-            fmt_num(rtt),
-            segments(off),
-            segments(on)
-        ));
+    let per_request = |e: &Entry| {
+        e.result
+            .tcp_segments
+            .map(|s| ratio(s as f64, e.result.http_requests as f64))
+    };
+    let mut rows: Vec<(f64, &Entry, &Entry)> = poll_at(Variant::NO_KEEP_ALIVE)
+        .filter_map(|(rtt, off)| {
+            let (_, on) =
+                poll_at(Variant::DEFAULT).find(|(r, e)| *r == rtt && e.key() == off.key())?;
+            Some((rtt, off, on))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
     }
-    (!each.is_empty()).then(|| format!("Through the emulated link: {}.", each.join("; ")))
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let text = |v: Option<f64>| v.map(fmt_num).unwrap_or_else(|| "n/a".into());
+    let figures: Vec<String> = rows
+        .iter()
+        .map(|(rtt, off, on)| {
+            format!(
+                "RTT {} ms: p50 {} ms without keep-alive, {} ms with ({} ms more; one handshake is {} ms), {} vs {} segments per request",
+                fmt_num(*rtt),
+                fmt_num(off.p50_ms()),
+                fmt_num(on.p50_ms()),
+                fmt_num(off.p50_ms() - on.p50_ms()),
+                fmt_num(*rtt),
+                text(per_request(off)),
+                text(per_request(on))
+            )
+        })
+        .collect();
+    let extra: Vec<Option<f64>> = rows
+        .iter()
+        .map(|(_, off, on)| Some(per_request(off)? - per_request(on)?))
+        .collect();
+    let paid = extra
+        .iter()
+        .all(|x| x.is_some_and(|x| x >= HANDSHAKE_AND_CLOSE_SEGMENTS));
+    let lo = extra
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let hi = extra
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    // What the handshake costs in time, where there is an RTT to pay.
+    let cost: Vec<f64> = rows
+        .iter()
+        .filter(|(rtt, _, _)| *rtt > 0.0)
+        .map(|(rtt, off, on)| (off.p50_ms() - on.p50_ms()) / rtt)
+        .collect();
+    let cost_text = if cost.is_empty() {
+        String::new()
+    } else {
+        let max = cost.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = cost.iter().copied().fold(f64::INFINITY, f64::min);
+        let why = if max < 1.0 {
+            ", not a whole one: polls leave on a fixed schedule, so a handshake delays every poll alike and a message waits for the next poll as long as before"
+        } else {
+            ""
+        };
+        format!(
+            "; in time it cost the message {} to {} of one RTT at p50{why}",
+            pct(min),
+            pct(max)
+        )
+    };
+    let (verdict, reason) = if paid {
+        (
+            Verdict::Holds,
+            format!(
+                "every request without keep-alive sent {} to {} more TCP segments than with it, a handshake and a close each{cost_text}",
+                fmt_num(lo),
+                fmt_num(hi)
+            ),
+        )
+    } else {
+        (
+            Verdict::NotSettled("by the segment counts".into()),
+            format!(
+                "a request without keep-alive did not always send {} more segments (or the counts are missing){cost_text}",
+                fmt_num(HANDSHAKE_AND_CLOSE_SEGMENTS)
+            ),
+        )
+    };
+    Some(super::RttReading {
+        id: "C7",
+        verdict,
+        reason,
+        figures: figures.join("; "),
+    })
 }
 
 #[cfg(test)]

@@ -217,18 +217,48 @@ pub fn judge_all(data: &Dataset) -> Vec<ClaimResult> {
     ];
     // Link data (issue 11), when present, join the claims whose latency RTT changes; the
     // loopback verdicts stand and nothing changes without link data.
-    let points = crate::report::link::points(data);
-    let through_link = [
-        (3, c4::through_link(&points)),
-        (6, c7::through_link(data)),
-        (7, c8::through_link(&points)),
-    ];
-    for (i, reading) in through_link {
-        if let Some(text) = reading {
-            all[i].reason = format!("{} {text}", all[i].reason);
+    for reading in rtt_readings(data) {
+        if let Some(c) = all.iter_mut().find(|c| c.id == reading.id) {
+            c.reason = format!("{} {}", c.reason, reading.text());
         }
     }
     all
+}
+
+/// A claim ruled on the runs through the emulated link (issue 11): what the RTT data say of it
+/// (of its latency half, for C8), beside the loopback verdict, which stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RttReading {
+    /// `C4`, `C7` or `C8`.
+    pub id: &'static str,
+    pub verdict: Verdict,
+    /// Why, in one clause, from the figures.
+    pub reason: String,
+    /// The figures per rate and RTT, in RTT order.
+    pub figures: String,
+}
+
+impl RttReading {
+    /// The sentence that joins the claim's "why".
+    pub fn text(&self) -> String {
+        format!(
+            "Through the emulated link: {}. On the RTT data it {}: {}.",
+            self.figures, self.verdict, self.reason
+        )
+    }
+}
+
+/// C4, C7 and C8 ruled on the link runs of `data`, those it has data for, in claim order.
+pub fn rtt_readings(data: &Dataset) -> Vec<RttReading> {
+    let points = crate::report::link::points(data);
+    [
+        c4::through_link(&points),
+        c7::through_link(data),
+        c8::through_link(&points),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A figure of `all` repeats, combined.

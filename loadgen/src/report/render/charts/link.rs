@@ -1,5 +1,6 @@
 //! The link charts (issue 11): p50 and p99 per transport against the link's RTT, and against
-//! its loss, with the model's expected p50 drawn beside each as a dotted line.
+//! its loss, one pair per publish rate, with the model's expected p50 drawn beside each as a
+//! dotted line.
 
 use std::collections::BTreeMap;
 
@@ -98,41 +99,47 @@ impl Drawing for LinkChart {
     }
 }
 
-/// Draws the link charts that `points` support into `dir` (`link_rtt`, `link_loss`), returning
-/// each drawn chart's stem; none without link data.
-pub fn draw_link_charts(
-    points: &[LinkPoint],
-    dir: &Path,
-) -> Result<Vec<&'static str>, ReportError> {
-    use crate::report::link::{loss_series, rtt_series};
+/// Draws the link charts that `points` support into `dir`, one pair per publish rate R
+/// (`link_rtt_rR`, `link_loss_rR`, e.g. `link_rtt_r10`), returning each drawn chart's stem,
+/// slowest rate first; none without link data.
+pub fn draw_link_charts(points: &[LinkPoint], dir: &Path) -> Result<Vec<String>, ReportError> {
+    use crate::report::link::{loss_series, rates, rtt_series};
     let mut drawn = Vec::new();
-    let rtt = rtt_series(points);
-    if !rtt.is_empty() {
-        let c = LinkChart::new(
-            "Latency against the link's RTT (no loss)".into(),
-            "round-trip time the link adds, ms",
-            &rtt,
-            |p| p.rtt_ms,
-        );
-        render_stem(LINK_RTT, dir, &c)?;
-        drawn.push(LINK_RTT);
-    }
-    if let Some((at_rtt, loss)) = loss_series(points) {
-        let c = LinkChart::new(
-            format!(
-                "Latency against the link's loss (RTT {} ms)",
-                fmt_num(at_rtt)
-            ),
-            "packets lost per direction, %",
-            &loss,
-            |p| p.loss_ratio * 100.0,
-        );
-        render_stem(LINK_LOSS, dir, &c)?;
-        drawn.push(LINK_LOSS);
+    for rate in rates(points) {
+        let rtt = rtt_series(points, rate);
+        if !rtt.is_empty() {
+            let c = LinkChart::new(
+                format!(
+                    "Latency against the link's RTT (no loss, {} msg/s)",
+                    fmt_num(rate)
+                ),
+                "round-trip time the link adds, ms",
+                &rtt,
+                |p| p.rtt_ms,
+            );
+            let stem = format!("{LINK_RTT}_r{}", fmt_num(rate));
+            render_stem(&stem, LINK_RTT, dir, &c)?;
+            drawn.push(stem);
+        }
+        if let Some((at_rtt, loss)) = loss_series(points, rate) {
+            let c = LinkChart::new(
+                format!(
+                    "Latency against the link's loss (RTT {} ms, {} msg/s)",
+                    fmt_num(at_rtt),
+                    fmt_num(rate)
+                ),
+                "packets lost per direction, %",
+                &loss,
+                |p| p.loss_ratio * 100.0,
+            );
+            let stem = format!("{LINK_LOSS}_r{}", fmt_num(rate));
+            render_stem(&stem, LINK_LOSS, dir, &c)?;
+            drawn.push(stem);
+        }
     }
     Ok(drawn)
 }
 
-/// File stems of the link charts.
+/// File stem prefixes of the link charts (the rate follows: `link_rtt_r1`).
 pub const LINK_RTT: &str = "link_rtt";
 pub const LINK_LOSS: &str = "link_loss";

@@ -116,22 +116,20 @@ pub(super) trait Drawing {
 }
 
 fn render(chart: Chart, dir: &Path, d: &impl Drawing) -> Result<ChartOutcome, ReportError> {
-    render_stem(chart.stem(), dir, d)
+    render_stem(chart.stem(), chart.stem(), dir, d)
 }
 
-/// Draws `d` into `dir/STEM.png` and `dir/STEM.svg`.
+/// Draws `d` into `dir/STEM.png` and `dir/STEM.svg`; errors name `chart`.
 fn render_stem(
-    stem: &'static str,
+    stem: &str,
+    chart: &'static str,
     dir: &Path,
     d: &impl Drawing,
 ) -> Result<ChartOutcome, ReportError> {
     register();
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    let err = |message: String| ReportError::Chart {
-        chart: stem,
-        message,
-    };
+    let err = |message: String| ReportError::Chart { chart, message };
     {
         let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
         root.fill(&WHITE).ctx().map_err(err)?;
