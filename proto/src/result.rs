@@ -99,9 +99,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Whether the subscribers spoke TLS: the `tls` field, or `h2` in files older than it.
+    /// Whether the subscribers spoke TLS: the `tls` field, or a TLS name in `http_version`
+    /// (`h2`, `http/1.1+tls`) in files that lack the field.
     pub fn is_tls(&self) -> bool {
-        self.tls || self.http_version == "h2"
+        self.tls || self.http_version == "h2" || self.http_version.ends_with("+tls")
     }
 }
 
