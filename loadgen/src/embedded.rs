@@ -117,3 +117,40 @@ pub async fn spawn_server_in(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(EmbeddedServer { child, addr })
 }
+
+/// The SPKI pin of the server at `addr`, from its `GET /tls` (pushlab-server answers it on the
+/// cleartext side of its one port: `{"spki_sha256": "...", ...}`), for the TLS phases of
+/// `compare` against a server that made its own certificate (`--tls-self-signed`).
+///
+/// # Errors
+/// No answer within 10 s, a status other than 200 (TLS off: 404), or no `spki_sha256`.
+pub async fn fetch_tls_pin(addr: SocketAddr) -> Result<crate::tls::TlsTrust, LoadgenError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fail = |why: String| LoadgenError::Other(format!("GET http://{addr}/tls: {why}"));
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /tls HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        s.take(1 << 16).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| fail("no answer within 10 s".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail("no complete response".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let status = head.lines().next().unwrap_or_default();
+        return Err(fail(format!("{status} (is the server's TLS on?)")));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(body.trim()).map_err(|e| fail(format!("body: {e}")))?;
+    v.get("spki_sha256")
+        .and_then(|p| p.as_str())
+        .map(|p| crate::tls::TlsTrust::SpkiSha256(p.to_string()))
+        .ok_or_else(|| fail("no spki_sha256 in the body".into()))
+}

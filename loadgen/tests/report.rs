@@ -54,7 +54,8 @@ fn assert_svg(path: &Path) {
 #[test]
 fn report_draws_every_chart_and_rules_on_every_claim() {
     let input = scratch("in");
-    let mut runs = fixture::compare_like();
+    // With h2c and h2-over-TLS runs, so the header-bytes chart and the stacks section draw.
+    let mut runs = fixture::compare_with_http2();
     runs.extend(
         fixture::sweep_like(&[0.1, 1.0, 10.0, 100.0])
             .into_iter()
@@ -63,7 +64,7 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
     write_runs(&input, &runs);
     // A JSON file that is not a result is skipped, not fatal.
     fs::write(input.join("spec.json"), br#"{"transports":["ws"]}"#).expect("write");
-    // A capacity file (`pushlab-loadgen capacity --out`) is drawn as chart 7 and tabled.
+    // A capacity file (`pushlab-loadgen capacity --out`) is drawn as chart 8 and tabled.
     let step = |clients: u64, held: bool| {
         serde_json::json!({
             "clients": clients, "held": held, "p50_us": 900, "p99_us": 4000, "p999_us": 9000,
@@ -122,6 +123,12 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
     let md = fs::read_to_string(&report.report_md).expect("REPORT.md");
     assert!(md.contains("## Capacity at the SLO"), "{md}");
     assert!(
+        md.contains("## HTTP/1.1, h2c and h2 over TLS side by side")
+            && md.contains("| h2 (TLS) | ")
+            && md.contains("**What TLS costs**"),
+        "{md}"
+    );
+    assert!(
         md.contains("| WebSocket | 300 | ") && md.contains("| short poll | 100 | "),
         "the capacity table: {md}"
     );
@@ -155,9 +162,10 @@ fn report_draws_every_chart_and_rules_on_every_claim() {
         );
     }
     assert!(md.contains("## Environment"));
+    // HTTP/2 is measured here (h2c runs), so no estimate is printed.
     assert!(
-        md.contains("estimated, not measured"),
-        "the HTTP/2 figure must say it is an estimate"
+        md.contains("HTTP/2 (measured, h2c)") && !md.contains("estimated, not measured"),
+        "the HTTP/2 figure must be the measured one"
     );
 }
 

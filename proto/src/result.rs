@@ -90,9 +90,21 @@ pub struct Scenario {
     /// `http/1.1`, `http/1.1+tls`, `h2c` (HTTP/2 over cleartext TCP, prior knowledge) or `h2`
     /// (over TLS).
     pub http_version: String,
+    /// Subscribers spoke TLS (`https`/`wss`, HTTP/1.1 or h2). Absent in files before it: read
+    /// `h2` as TLS there ([`Scenario::is_tls`]).
+    #[serde(default)]
+    pub tls: bool,
     /// The emulated link between subscribers and server (`--link`); absent: loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkScenario>,
+}
+
+impl Scenario {
+    /// Whether the subscribers spoke TLS: the `tls` field, or a TLS name in `http_version`
+    /// (`h2`, `http/1.1+tls`) in files that lack the field.
+    pub fn is_tls(&self) -> bool {
+        self.tls || self.http_version == "h2" || self.http_version.ends_with("+tls")
+    }
 }
 
 /// The conditions of the emulated link a run went through (`--link`, issue 11), each

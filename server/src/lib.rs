@@ -19,6 +19,8 @@
 //! - [`metrics`]: per-transport counters, `/metrics`.
 //! - [`guard`]: bounds against hostile clients (token, origins, per-address connections,
 //!   head size, slow and idle connections, publish rate), each refusal counted.
+//! - [`h2watch`]: the refusals h2 makes on its own (refused streams, stream errors, its 431),
+//!   read from the frames the server writes and counted like the rest.
 //! - [`page`]: the browser page, compiled in.
 //! - `testing` (cargo feature `testing`): the one in-process "server on 127.0.0.1:0" fixture
 //!   that every test binary and bench starts.
@@ -35,6 +37,7 @@ pub mod backplane;
 pub mod config;
 pub mod feed;
 pub mod guard;
+pub mod h2watch;
 pub mod metrics;
 pub mod page;
 pub mod router;
@@ -513,7 +516,7 @@ async fn serve_guarded<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(h2watch::H2Watch::new(io, shared.metrics.clone(), h2_only));
     let svc_shared = shared.clone();
     let svc_guard = conn_guard.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {

@@ -136,7 +136,7 @@ impl Protocol {
     }
 }
 
-const REJECTIONS: usize = 25;
+const REJECTIONS: usize = 27;
 
 /// Reasons a request or connection was refused, each counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +185,12 @@ pub enum Rejection {
     /// server took them (rapid reset), too many streams the server had to reset, a
     /// CONTINUATION flood.
     H2EnhanceYourCalm,
+    /// An HTTP/2 stream past SETTINGS_MAX_CONCURRENT_STREAMS, refused inside h2 with
+    /// RST_STREAM REFUSED_STREAM (RFC 9113 §5.1.2); seen on the wire by [`crate::h2watch`].
+    H2RefusedStream,
+    /// An HTTP/2 stream error h2 raised (RFC 9113 §5.4.2: RST_STREAM PROTOCOL_ERROR,
+    /// FLOW_CONTROL_ERROR, STREAM_CLOSED or FRAME_SIZE_ERROR); the connection lives on.
+    H2StreamError,
 }
 
 impl Rejection {
@@ -214,6 +220,8 @@ impl Rejection {
         Rejection::TlsHandshake,
         Rejection::H2ProtocolError,
         Rejection::H2EnhanceYourCalm,
+        Rejection::H2RefusedStream,
+        Rejection::H2StreamError,
     ];
 
     /// The `reason` label in `pushlab_rejected_total`.
@@ -244,6 +252,8 @@ impl Rejection {
             Rejection::TlsHandshake => "tls_handshake",
             Rejection::H2ProtocolError => "h2_protocol_error",
             Rejection::H2EnhanceYourCalm => "h2_enhance_your_calm",
+            Rejection::H2RefusedStream => "h2_refused_stream",
+            Rejection::H2StreamError => "h2_stream_error",
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - the **baseline** is the scenario (clients, rate, payload, poll interval, target) run with
 //!   keep-alive on, minimal headers and HTTP/1.1 that covers the most transports; ties go to the
 //!   rate nearest 1 msg/s (the article's scenario), then to the most delivered messages;
-//! - a **variant** is the baseline scenario with keep-alive off, browser headers or h2c;
+//! - a **variant** is the baseline scenario with keep-alive off, browser headers, HTTP/2 (h2c)
+//!   or TLS (h2, HTTP/1.1 over TLS);
 //! - the **rate sweep** is the (clients, payload, poll interval) group with the most distinct
 //!   publish rates.
 
@@ -39,49 +40,87 @@ pub struct Entry {
     pub result: TransportResult,
 }
 
-/// How an entry departs from the plain HTTP/1.1, keep-alive, minimal-headers run.
+/// How an entry departs from the plain HTTP/1.1, cleartext, keep-alive, minimal-headers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Variant {
     pub keep_alive_off: bool,
     pub browser_headers: bool,
-    pub h2c: bool,
+    /// HTTP/2: h2c in cleartext, h2 with `tls`.
+    pub http2: bool,
+    /// Over TLS (HTTP/1.1 or HTTP/2).
+    pub tls: bool,
 }
 
 impl Variant {
     pub const DEFAULT: Variant = Variant {
         keep_alive_off: false,
         browser_headers: false,
-        h2c: false,
+        http2: false,
+        tls: false,
     };
     pub const NO_KEEP_ALIVE: Variant = Variant {
         keep_alive_off: true,
-        browser_headers: false,
-        h2c: false,
+        ..Variant::DEFAULT
     };
     pub const BROWSER: Variant = Variant {
-        keep_alive_off: false,
         browser_headers: true,
-        h2c: false,
+        ..Variant::DEFAULT
     };
+    /// HTTP/2 over cleartext TCP.
     pub const H2C: Variant = Variant {
-        keep_alive_off: false,
-        browser_headers: false,
-        h2c: true,
+        http2: true,
+        ..Variant::DEFAULT
+    };
+    /// HTTP/2 over TLS.
+    pub const H2_TLS: Variant = Variant {
+        http2: true,
+        tls: true,
+        ..Variant::DEFAULT
+    };
+    /// HTTP/1.1 over TLS (wss for WebSocket).
+    pub const TLS: Variant = Variant {
+        tls: true,
+        ..Variant::DEFAULT
     };
 
     pub fn of(s: &Scenario) -> Variant {
         Variant {
             keep_alive_off: !s.keep_alive,
             browser_headers: s.header_profile == "browser",
-            h2c: s.http_version.eq_ignore_ascii_case("h2c") || s.http_version.starts_with("h2"),
+            http2: s.http_version.to_ascii_lowercase().starts_with("h2"),
+            tls: s.is_tls(),
         }
+    }
+
+    /// This variant with browser headers.
+    pub fn browser(self) -> Variant {
+        Variant {
+            browser_headers: true,
+            ..self
+        }
+    }
+
+    /// This variant in cleartext: what TLS is held against.
+    pub fn cleartext(self) -> Variant {
+        Variant { tls: false, ..self }
     }
 
     pub fn is_default(self) -> bool {
         self == Variant::DEFAULT
     }
 
-    /// Words for a legend or table cell: `""`, `"no keep-alive"`, `"browser headers, h2c"`.
+    /// The protocol stack in a word: `HTTP/1.1`, `h2c`, `h2 (TLS)`, `HTTP/1.1 (TLS)`.
+    pub fn protocol(self) -> &'static str {
+        match (self.http2, self.tls) {
+            (false, false) => "HTTP/1.1",
+            (true, false) => "h2c",
+            (true, true) => "h2 (TLS)",
+            (false, true) => "HTTP/1.1 (TLS)",
+        }
+    }
+
+    /// Words for a legend or table cell: `""`, `"no keep-alive"`, `"browser headers, h2c"`,
+    /// `"h2 over TLS"`, `"TLS"`.
     pub fn describe(self) -> String {
         let mut parts = Vec::new();
         if self.keep_alive_off {
@@ -90,8 +129,11 @@ impl Variant {
         if self.browser_headers {
             parts.push("browser headers");
         }
-        if self.h2c {
-            parts.push("h2c");
+        match (self.http2, self.tls) {
+            (true, false) => parts.push("h2c"),
+            (true, true) => parts.push("h2 over TLS"),
+            (false, true) => parts.push("TLS"),
+            (false, false) => {}
         }
         parts.join(", ")
     }

@@ -28,6 +28,7 @@ pub fn scenario(rate_per_s: f64) -> Scenario {
         header_profile: "minimal".into(),
         target_profile: "pushlab".into(),
         http_version: "http/1.1".into(),
+        tls: false,
         link: None,
     }
 }
@@ -311,6 +312,67 @@ pub fn compare_like() -> Vec<(PathBuf, RunResult)> {
         run(low, &[Transport::Poll, Transport::LongPoll, Transport::Ws]),
     ));
     out
+}
+
+/// [`compare_like`] plus short polling on h2c and on h2 over TLS, minimal and browser headers,
+/// as `compare` runs them: HPACK shrinks the headers of later requests, TLS adds 2,500 B per
+/// connection and 22 B per message, and a TLS delivery costs the server 1 us more.
+pub fn compare_with_http2() -> Vec<(PathBuf, RunResult)> {
+    let mut out = compare_like();
+    // HTTP/1.1 resends its whole head: first and later requests alike.
+    for (_, run) in &mut out {
+        for r in run
+            .transports
+            .iter_mut()
+            .filter(|r| r.transport == Transport::Poll && r.scenario.publish_rate_per_s == 1.0)
+        {
+            let (req, resp) = if r.scenario.header_profile == "browser" {
+                (854, 134)
+            } else {
+                (109, 134)
+            };
+            count_header_blocks(r, (req, req), (resp, resp));
+        }
+    }
+    for (name, http, tls, browser) in [
+        ("h2c", "h2c", false, false),
+        ("h2c-browser", "h2c", false, true),
+        ("h2-tls", "h2", true, false),
+        ("h2-tls-browser", "h2", true, true),
+    ] {
+        let mut s = scenario(1.0);
+        s.http_version = http.into();
+        s.tls = tls;
+        if browser {
+            s.header_profile = "browser".into();
+        }
+        let mut synth = Synth::new(s);
+        synth.header_bytes_per_exchange = if browser { 360.0 } else { 70.0 };
+        let mut r = synth.result(Transport::Poll);
+        let request = if browser { (560, 290) } else { (55, 30) };
+        count_header_blocks(&mut r, request, (51, 32));
+        if tls {
+            let tls_total = 2500.0 * r.tcp_connects as f64 + 22.0 * r.delivered_messages as f64;
+            r.bytes_total.tls = tls_total;
+            r.bytes_per_message.tls = tls_total / r.delivered_messages as f64;
+            r.server_cpu_us_per_delivery = r.server_cpu_us_per_delivery.map(|c| c + 1.0);
+        }
+        out.push((PathBuf::from(format!("{name}.json")), run_of(vec![r])));
+    }
+    out
+}
+
+/// Sets the first/later request and response header counters of a poll entry: one first
+/// request per client, every other request later, `(first, later)` bytes each.
+fn count_header_blocks(r: &mut TransportResult, request: (u64, u64), response: (u64, u64)) {
+    r.first_requests = r.clients;
+    r.later_requests = r.http_requests - r.clients;
+    r.headers_first_request_bytes = request.0 * r.first_requests;
+    r.headers_later_request_bytes = request.1 * r.later_requests;
+    r.first_responses = r.first_requests;
+    r.later_responses = r.later_requests;
+    r.headers_first_response_bytes = response.0 * r.first_responses;
+    r.headers_later_response_bytes = response.1 * r.later_responses;
 }
 
 /// A rate sweep of every transport (default variant) at `rates`.

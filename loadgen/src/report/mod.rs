@@ -9,6 +9,7 @@
 //! - figures: [`figures`] (the comparison table's rows) and each claim's typed figures,
 //!   computed (pure) from the data, combined over repeats as `median (min-max)`;
 //! - [`claims`]: one file per claim, `figures -> verdict` with every threshold named;
+//!   [`protocols`] rules C2 and C8 again on each protocol stack (HTTP/1.1, h2c, h2 over TLS);
 //! - [`render`]: markdown (tables, REPORT.md, CLAIMS.md) and the charts.
 //!
 //! The article's figures are in [`article`]; every number is formatted by [`format`].
@@ -22,6 +23,8 @@
 //! OUT/charts/bandwidth_vs_clients.{png,svg} 4 bandwidth at 1 msg/s vs the article's table
 //! OUT/charts/rate_sweep.{png,svg}           5 latency and bytes per message vs publish rate
 //! OUT/charts/server_cost.{png,svg}          6 server CPU per delivery and connect; heap, RSS, kernel per connection
+//! OUT/charts/header_bytes.{png,svg}         7 header bytes per request and response, HTTP/1.1 vs h2 cold and warm (HTTP/2 data only)
+//! OUT/charts/capacity.{png,svg}             8 clients held at the SLO (capacity data only)
 //! OUT/charts/link_rtt_rR.{png,svg}          p50/p99 vs the link's RTT at R msg/s, expectation dotted (link data only)
 //! OUT/charts/link_loss_rR.{png,svg}         p50/p99 vs the link's loss at R msg/s (link data only)
 //! ```
@@ -34,6 +37,7 @@ pub mod figures;
 pub mod fixture;
 pub mod format;
 pub mod link;
+pub mod protocols;
 pub mod render;
 
 pub use render::{charts, markdown};
@@ -61,8 +65,8 @@ pub enum ReportError {
     },
 }
 
-/// The six charts, in the issue's order, and the optional seventh (capacity, issue 15),
-/// listed only when the data has a capacity file.
+/// The six charts, in the issue's order, and the optional ones, listed only when the data can
+/// draw them: header bytes cold and warm (issue 12, HTTP/2 runs) and capacity (issue 15).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Chart {
     BytesPerMessage,
@@ -71,23 +75,25 @@ pub enum Chart {
     BandwidthVsClients,
     RateSweep,
     ServerCost,
+    HeaderBytes,
     Capacity,
 }
 
 impl Chart {
-    pub const ALL: [Chart; 7] = [
+    pub const ALL: [Chart; 8] = [
         Chart::BytesPerMessage,
         Chart::LatencySpectrum,
         Chart::RequestsPerMessage,
         Chart::BandwidthVsClients,
         Chart::RateSweep,
         Chart::ServerCost,
+        Chart::HeaderBytes,
         Chart::Capacity,
     ];
 
     /// Whether a chart is left out of the list (not "not drawn") when the data cannot draw it.
     pub fn optional(self) -> bool {
-        self == Chart::Capacity
+        matches!(self, Chart::Capacity | Chart::HeaderBytes)
     }
 
     /// File name without extension.
@@ -99,6 +105,7 @@ impl Chart {
             Chart::BandwidthVsClients => "bandwidth_vs_clients",
             Chart::RateSweep => "rate_sweep",
             Chart::ServerCost => "server_cost",
+            Chart::HeaderBytes => "header_bytes",
             Chart::Capacity => "capacity",
         }
     }
@@ -116,6 +123,7 @@ impl Chart {
             Chart::BandwidthVsClients => "bandwidth vs clients",
             Chart::RateSweep => "publish-rate sweep",
             Chart::ServerCost => "server cost",
+            Chart::HeaderBytes => "header bytes per request, cold and warm",
             Chart::Capacity => "clients held at the SLO",
         }
     }

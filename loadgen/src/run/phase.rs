@@ -179,6 +179,7 @@ fn scenario_of(cfg: &RunConfig) -> Scenario {
         header_profile: cfg.header_profile.as_str().into(),
         target_profile: cfg.target_profile.as_str().into(),
         http_version: cfg.http.scenario_name(cfg.tls).into(),
+        tls: cfg.tls,
         link: cfg.link.as_ref().map(|l| LinkScenario {
             rtt_ms: l.rtt_ms,
             jitter_ms: l.jitter_ms,

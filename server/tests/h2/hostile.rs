@@ -1,6 +1,7 @@
 //! Bad input on HTTP/2 and TLS, each answered as RFC 9113 (or RFC 8446) says, bounded, counted
-//! in `pushlab_rejected_total` where the server (not h2 itself) refuses it, and followed by a
-//! normal request from another client that must succeed.
+//! in `pushlab_rejected_total` with its reason (the refusals h2 makes on its own included, read
+//! from the frames the server writes: `pushlab_server::h2watch`), and followed by a normal
+//! request from another client that must succeed.
 //!
 //! The raw tests speak HTTP/2 frames by hand (RFC 9113 §4.1: 9-byte header, then payload) with
 //! a minimal HPACK encoder (static-table indices and literals, RFC 7541), so they can send what
@@ -10,9 +11,11 @@
 //! bad preface, h2c            PRI * HTTP/2.0 ... XX     HTTP/1 parse error, 505/400, closed  bad_request
 //! bad preface, TLS + ALPN h2  GET / HTTP/1.1 ...        closed (PROTOCOL_ERROR)              h2_protocol_error
 //! 20 kB header block          HEADERS x-big: 20000 B    431 JSON, stream only                header_too_large
-//! 200 kB header block         HEADERS + CONTINUATION    h2's own 431 / reset, bounded        (h2, not counted)
+//! 200 kB header block         HEADERS + CONTINUATION    GOAWAY ENHANCE_YOUR_CALM, bounded    h2_enhance_your_calm
+//! 99 kB header list, 12 kB    3,000 one-letter fields   h2's own 431 + RST_STREAM            header_too_large (h2watch)
+//! :status in a request        HEADERS with :status      RST_STREAM PROTOCOL_ERROR            h2_stream_error (h2watch)
 //! rapid reset                 1000 x (HEADERS, RST)     GOAWAY ENHANCE_YOUR_CALM             h2_enhance_your_calm
-//! max concurrent streams      8 streams, limit 4        RST_STREAM REFUSED_STREAM x 4        (h2, not counted)
+//! max concurrent streams      8 streams, limit 4        RST_STREAM REFUSED_STREAM x 4        h2_refused_stream (h2watch)
 //! PING / SETTINGS flood       unread, 1M frames         reading stops, connection cut        header_timeout
 //! TLS stall mid-handshake     5 bytes of a ClientHello  cut at --header-read-timeout         header_timeout
 //! not TLS after 0x16          0x16 then junk            alert, closed                         tls_handshake
@@ -44,6 +47,7 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 const REFUSED_STREAM: u32 = 0x7;
+const PROTOCOL_ERROR: u32 = 0x1;
 
 /// Short timeouts, so cuts happen within a second or two.
 fn config() -> ServerConfig {
@@ -252,16 +256,33 @@ async fn a_header_block_over_h2s_own_limit_is_refused_and_bounded() {
     let _ = s.write_all(&out).await;
     // h2 answers the stream (431 HEADERS, RST_STREAM) or the connection (GOAWAY).
     let answered = tokio::time::timeout(HANG_GUARD, async {
-        while let Some((kind, _, stream, _)) = read_frame(&mut s).await {
-            if (kind == HEADERS || kind == RST_STREAM) && stream == 1 || kind == GOAWAY {
-                return Some(kind);
+        while let Some((kind, _, stream, payload)) = read_frame(&mut s).await {
+            if (kind == HEADERS || kind == RST_STREAM) && stream == 1 {
+                return Some((kind, 0));
+            }
+            if kind == GOAWAY {
+                return Some((kind, code_of(&payload, 4)));
             }
         }
         None
     })
     .await
     .expect("an answer in time");
-    assert!(answered.is_some(), "the oversized block was answered");
+    // h2's own refusal is counted: as the header list it refused (a stream answer, counted
+    // like the router's 431), or as the connection error it raised (GOAWAY: too many
+    // CONTINUATION frames is ENHANCE_YOUR_CALM, a block past what it will skip is
+    // COMPRESSION_ERROR).
+    let why = match answered.expect("the oversized block was answered") {
+        (GOAWAY, ENHANCE_YOUR_CALM) => Rejection::H2EnhanceYourCalm,
+        (GOAWAY, code) => {
+            println!("GOAWAY code {code:#x}");
+            Rejection::H2ProtocolError
+        }
+        _ => Rejection::HeaderTooLarge,
+    };
+    assert_eq!(server.wait_rejected(why, 1, HANG_GUARD).await, 1, "{why:?}");
+    assert_eq!(server.rejected(Rejection::H2StreamError), 0);
+    assert_eq!(server.rejected(Rejection::H2RefusedStream), 0);
     assert_eq!(
         server
             .shared
@@ -271,6 +292,86 @@ async fn a_header_block_over_h2s_own_limit_is_refused_and_bounded() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+    still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_request_is_a_stream_error_and_the_connection_lives() {
+    let server = start_server(config()).await;
+    let mut s = raw_h2c(&server).await;
+    // RFC 9113 §8.3.1: a request carrying the response pseudo-header `:status` (static index
+    // 8, `:status 200`) is malformed: a stream error PROTOCOL_ERROR.
+    let mut bad = get_block("/poll/bad?since=0", &[]);
+    bad.push(0x88);
+    let good = get_block("/poll/bad?since=0", &[]);
+    let mut out = frame(HEADERS, END_STREAM | END_HEADERS, 1, &bad);
+    out.extend(frame(HEADERS, END_STREAM | END_HEADERS, 3, &good));
+    s.write_all(&out).await.unwrap();
+    let (reset, answered) = tokio::time::timeout(HANG_GUARD, async {
+        let (mut reset, mut answered) = (None, false);
+        while reset.is_none() || !answered {
+            let (kind, _, stream, payload) = read_frame(&mut s).await.expect("frames");
+            match (kind, stream) {
+                (RST_STREAM, 1) => reset = Some(code_of(&payload, 0)),
+                (HEADERS, 3) => answered = true,
+                (GOAWAY, _) => panic!("a stream error, not a connection error"),
+                _ => {}
+            }
+        }
+        (reset, answered)
+    })
+    .await
+    .expect("answers in time");
+    assert_eq!(reset, Some(PROTOCOL_ERROR), "RST_STREAM PROTOCOL_ERROR");
+    assert!(answered, "the next stream on the connection is served");
+    assert_eq!(
+        server
+            .wait_rejected(Rejection::H2StreamError, 1, HANG_GUARD)
+            .await,
+        1
+    );
+    assert_eq!(server.rejected(Rejection::H2ProtocolError), 0);
+    drop(s);
+    still_serves(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_header_list_over_h2s_own_limit_gets_h2s_431_and_is_counted() {
+    let server = start_server(config()).await;
+    let mut s = raw_h2c(&server).await;
+    // 3,000 one-letter fields: ~12 kB of HPACK, but 99 kB of header list as RFC 7541 §4.1
+    // sizes it (32 B per field), past h2's limit: h2 answers 431 itself and resets the stream.
+    let fields: Vec<(&str, &str)> = vec![("x", ""); 3000];
+    let block = get_block("/poll/many?since=0", &fields);
+    assert!(block.len() < 16_384, "one HEADERS frame");
+    s.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(HANG_GUARD, async {
+        while let Some((kind, _, stream, payload)) = read_frame(&mut s).await {
+            match (kind, stream) {
+                (HEADERS, 1) => return Some(payload),
+                (GOAWAY, _) => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("an answer in time")
+    .expect("a stream answer, not GOAWAY");
+    assert!(status.len() <= 8, "h2's bare status: {status:?}");
+    assert_eq!(
+        server
+            .wait_rejected(Rejection::HeaderTooLarge, 1, HANG_GUARD)
+            .await,
+        1,
+        "h2's 431 counted as header_too_large"
+    );
+    assert_eq!(server.rejected(Rejection::H2StreamError), 0);
+    drop(s);
     still_serves(&server).await;
     server.stop().await;
 }
@@ -364,6 +465,14 @@ async fn streams_past_max_concurrent_streams_are_refused() {
         vec![9, 11, 13, 15],
         "streams past the limit, RST_STREAM REFUSED_STREAM"
     );
+    assert_eq!(
+        server
+            .wait_rejected(Rejection::H2RefusedStream, 4, HANG_GUARD)
+            .await,
+        4,
+        "each refused stream counted"
+    );
+    assert_eq!(server.rejected(Rejection::H2StreamError), 0);
     assert_eq!(
         server
             .shared

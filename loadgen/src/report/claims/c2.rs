@@ -34,6 +34,43 @@ pub mod h2_estimate {
     }
 }
 
+/// C2's figures on the protocol stack `on` (HTTP/1.1, h2c, h2 over TLS: its header-profile
+/// and keep-alive fields are ignored): short polling with minimal and browser headers in the
+/// baseline scenario. The h2c fields are filled on HTTP/1.1 only, as its comparison.
+pub fn figures_on(data: &Dataset, on: Variant) -> Result<C2Figures, Missing> {
+    let on = Variant {
+        browser_headers: false,
+        keep_alive_off: false,
+        ..on
+    };
+    let base = base_entry(data, Transport::Poll)
+        .ok_or(Missing::new("a short-poll run in the baseline scenario"))?;
+    let key = base.key();
+    let minimal = if on.is_default() {
+        base
+    } else {
+        data.variant(&key, Transport::Poll, on)
+            .ok_or(Missing::new("a short-poll run on this protocol"))?
+    };
+    let browser = data.variant(&key, Transport::Poll, on.browser());
+    let (h2, h2_browser) = if on.is_default() {
+        (
+            data.variant(&key, Transport::Poll, Variant::H2C),
+            data.variant(&key, Transport::Poll, Variant::H2C.browser()),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(C2Figures {
+        minimal: HeaderFigures::of(minimal),
+        browser: browser.map(HeaderFigures::of),
+        h2_headers_per_exchange: h2.map(|h| HeaderFigures::of(h).headers_per_exchange),
+        h2_browser_headers_per_exchange: h2_browser
+            .map(|h| HeaderFigures::of(h).headers_per_exchange),
+        requests: Fig::of(minimal.result.http_requests as f64),
+    })
+}
+
 pub struct C2;
 
 /// Header bytes per exchange and payload share of one header profile.
@@ -81,27 +118,7 @@ impl Claim for C2 {
     type Figures = C2Figures;
 
     fn figures(data: &Dataset) -> Result<C2Figures, Missing> {
-        let minimal = base_entry(data, Transport::Poll)
-            .ok_or(Missing::new("a short-poll run in the baseline scenario"))?;
-        let key = minimal.key();
-        let browser = data.variant(&key, Transport::Poll, Variant::BROWSER);
-        let h2 = data.variant(&key, Transport::Poll, Variant::H2C);
-        let h2_browser = data.variant(
-            &key,
-            Transport::Poll,
-            Variant {
-                browser_headers: true,
-                ..Variant::H2C
-            },
-        );
-        Ok(C2Figures {
-            minimal: HeaderFigures::of(minimal),
-            browser: browser.map(HeaderFigures::of),
-            h2_headers_per_exchange: h2.map(|h| HeaderFigures::of(h).headers_per_exchange),
-            h2_browser_headers_per_exchange: h2_browser
-                .map(|h| HeaderFigures::of(h).headers_per_exchange),
-            requests: Fig::of(minimal.result.http_requests as f64),
-        })
+        figures_on(data, Variant::DEFAULT)
     }
 
     fn combine(all: &[C2Figures]) -> C2Figures {

@@ -71,6 +71,58 @@ pub fn article_entry(data: &Dataset, t: Transport, v: Variant) -> Option<&Entry>
         })
 }
 
+/// C8's figures on the protocol stack `on` (HTTP/1.1, h2c, h2 over TLS; its header-profile and
+/// keep-alive fields are ignored): short polling on it (browser headers where run) against
+/// WebSocket on the same stack where the loadgen ran one, else WebSocket over HTTP/1.1 (the
+/// loadgen has no WebSocket over HTTP/2 yet; cleartext when there is no wss run).
+pub fn figures_on(data: &Dataset, on: Variant) -> Result<C8Figures, Missing> {
+    let on = Variant {
+        browser_headers: false,
+        keep_alive_off: false,
+        ..on
+    };
+    let poll_browser = article_entry(data, Transport::Poll, on.browser());
+    let poll_minimal = article_entry(data, Transport::Poll, on);
+    let poll = poll_browser
+        .or(poll_minimal)
+        .ok_or(Missing::new("a short-poll run"))?;
+    let ws = [on, Variant { http2: false, ..on }, Variant::DEFAULT]
+        .into_iter()
+        .find_map(|v| article_entry(data, Transport::Ws, v))
+        .ok_or(Missing::new("a WebSocket run"))?;
+
+    let poll_oh = poll.steady_overhead_per_message();
+    let ws_oh = ws.steady_overhead_per_message();
+    let at = |bpm: f64| article::CLIENTS.map(|c| Fig::of(article::mibit(bpm, 1.0, c as f64)));
+    let largest = |t: Transport| {
+        data.entries
+            .iter()
+            .filter(|e| e.transport() == t && e.result.lost_messages == 0)
+            .map(|e| e.result.clients)
+            .max()
+            .unwrap_or(0)
+    };
+    Ok(C8Figures {
+        poll_label: poll.label(),
+        rate_per_s: poll.result.scenario.publish_rate_per_s,
+        interval_ms: interval_ms(poll),
+        poll_overhead: Fig::of(poll_oh),
+        ws_overhead: Fig::of(ws_oh),
+        poll_mibit: at(poll_oh),
+        ws_mibit: at(ws_oh),
+        cut: Fig::of(ratio(poll_oh, ws_oh)),
+        wire_cut: Fig::of(ratio(total_bpm(poll), total_bpm(ws))),
+        minimal: poll_browser.and(poll_minimal).map(|m| {
+            let oh = m.steady_overhead_per_message();
+            (Fig::of(oh), Fig::of(ratio(oh, ws_oh)))
+        }),
+        poll_p50_ms: Fig::of(poll.p50_ms()),
+        ws_p50_ms: Fig::of(ws.p50_ms()),
+        largest_clients: largest(Transport::Ws),
+        largest_poll_clients: largest(Transport::Poll),
+    })
+}
+
 pub struct C8;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -102,43 +154,7 @@ impl Claim for C8 {
     type Figures = C8Figures;
 
     fn figures(data: &Dataset) -> Result<C8Figures, Missing> {
-        let poll_browser = article_entry(data, Transport::Poll, Variant::BROWSER);
-        let poll_minimal = article_entry(data, Transport::Poll, Variant::DEFAULT);
-        let poll = poll_browser
-            .or(poll_minimal)
-            .ok_or(Missing::new("a short-poll run"))?;
-        let ws = article_entry(data, Transport::Ws, Variant::DEFAULT)
-            .ok_or(Missing::new("a WebSocket run"))?;
-        let poll_oh = poll.steady_overhead_per_message();
-        let ws_oh = ws.steady_overhead_per_message();
-        let at = |bpm: f64| article::CLIENTS.map(|c| Fig::of(article::mibit(bpm, 1.0, c as f64)));
-        let largest = |t: Transport| {
-            data.entries
-                .iter()
-                .filter(|e| e.transport() == t && e.result.lost_messages == 0)
-                .map(|e| e.result.clients)
-                .max()
-                .unwrap_or(0)
-        };
-        Ok(C8Figures {
-            poll_label: poll.label(),
-            rate_per_s: poll.result.scenario.publish_rate_per_s,
-            interval_ms: interval_ms(poll),
-            poll_overhead: Fig::of(poll_oh),
-            ws_overhead: Fig::of(ws_oh),
-            poll_mibit: at(poll_oh),
-            ws_mibit: at(ws_oh),
-            cut: Fig::of(ratio(poll_oh, ws_oh)),
-            wire_cut: Fig::of(ratio(total_bpm(poll), total_bpm(ws))),
-            minimal: poll_browser.and(poll_minimal).map(|m| {
-                let oh = m.steady_overhead_per_message();
-                (Fig::of(oh), Fig::of(ratio(oh, ws_oh)))
-            }),
-            poll_p50_ms: Fig::of(poll.p50_ms()),
-            ws_p50_ms: Fig::of(ws.p50_ms()),
-            largest_clients: largest(Transport::Ws),
-            largest_poll_clients: largest(Transport::Poll),
-        })
+        figures_on(data, Variant::DEFAULT)
     }
 
     fn combine(all: &[C8Figures]) -> C8Figures {

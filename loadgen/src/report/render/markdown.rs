@@ -263,6 +263,7 @@ pub fn report(
     }
 
     s.push_str(&modern_http(data));
+    s.push_str(&super::protocols::section(data, outcomes));
 
     if let Some((path, c)) = data.capacity.last() {
         s.push_str("## Capacity at the SLO\n\n");

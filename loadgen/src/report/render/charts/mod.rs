@@ -15,6 +15,7 @@ mod bandwidth;
 mod bytes;
 mod capacity;
 mod cost;
+mod headers;
 mod latency;
 mod link;
 mod rate;
@@ -190,6 +191,13 @@ pub fn draw(chart: Chart, data: &Dataset, dir: &Path) -> Result<ChartOutcome, Re
             }
             render(chart, dir, &c)
         }
+        Chart::HeaderBytes => {
+            let rows = crate::report::protocols::header_bytes(data);
+            if !rows.iter().any(|r| r.stack.http2) {
+                return skip("no HTTP/2 run that counted header bytes per request");
+            }
+            render(chart, dir, &headers::HeaderChart::new(data, rows))
+        }
         Chart::Capacity => match data.capacity.last() {
             Some((_, c)) => render(chart, dir, &capacity::CapacityChart::new(c)),
             None => skip("no capacity file in the data (pushlab-loadgen capacity --out)"),
@@ -269,8 +277,8 @@ pub(super) fn category_lines(t: Transport, v: Variant) -> Vec<String> {
     if v.browser_headers {
         lines.push("browser hdrs".into());
     }
-    if v.h2c {
-        lines.push("h2c".into());
+    if v.http2 || v.tls {
+        lines.push(v.protocol().into());
     }
     lines
 }
