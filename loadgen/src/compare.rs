@@ -168,7 +168,7 @@ pub const LOW_RATE_NEWS_PER_POLL: f64 = 0.2;
 /// Whether the loadgen has an HTTP/1.1 client over TLS (`run --http 1.1 --tls on`): the one
 /// line that enables the `tls` run (every transport on HTTP/1.1 over TLS). A test holds it to
 /// what [`RunConfig::check`] accepts, so it cannot go stale.
-pub const HTTP11_OVER_TLS: bool = false;
+pub const HTTP11_OVER_TLS: bool = true;
 
 /// Every file name `compare` may write, so a new run removes the last one's leftovers.
 pub const RUN_NAMES: [&str; 9] = [

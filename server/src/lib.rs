@@ -516,7 +516,10 @@ async fn serve_guarded<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(h2watch::H2Watch::new(io, shared.metrics.clone(), h2_only));
+    // HTTP/2's own refusals are read from the frames written (h2watch); on a connection known
+    // to be HTTP/1.1 the watch turns itself off at the first byte.
+    let h2 = matches!(wire, Wire::Http2);
+    let io = TokioIo::new(h2watch::H2Watch::new(io, shared.metrics.clone(), h2));
     let svc_shared = shared.clone();
     let svc_guard = conn_guard.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
