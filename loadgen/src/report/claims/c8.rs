@@ -73,8 +73,8 @@ pub fn article_entry(data: &Dataset, t: Transport, v: Variant) -> Option<&Entry>
 
 /// C8's figures on the protocol stack `on` (HTTP/1.1, h2c, h2 over TLS; its header-profile and
 /// keep-alive fields are ignored): short polling on it (browser headers where run) against
-/// WebSocket on the same stack where the loadgen ran one, else WebSocket over HTTP/1.1 (the
-/// loadgen has no WebSocket over HTTP/2 yet; cleartext when there is no wss run).
+/// WebSocket on the same stack where the data has one, else WebSocket over HTTP/1.1
+/// (`compare` runs it on HTTP/1.1 and as wss; cleartext when there is no wss run).
 pub fn figures_on(data: &Dataset, on: Variant) -> Result<C8Figures, Missing> {
     let on = Variant {
         browser_headers: false,

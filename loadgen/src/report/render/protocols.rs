@@ -83,7 +83,7 @@ pub fn section(data: &Dataset, outcomes: &[(Chart, ChartOutcome)]) -> String {
                 verdict(&r.ruling)
             );
         }
-        s.push_str("\nWebSocket is held on the same stack where the loadgen ran it, else over HTTP/1.1 (the loadgen has no WebSocket over HTTP/2 yet). On HTTP/2, SETTINGS, WINDOW_UPDATE and PING frames (`control`) and TLS records are wire bytes the article's count leaves out; the all-wire-bytes cut has them.\n\n");
+        s.push_str("\nWebSocket is held on the same stack where the data has it, else over HTTP/1.1 (`compare` runs WebSocket on HTTP/1.1 and over TLS as wss; `run --http 2 --transports ws` measures it over HTTP/2). On HTTP/2, SETTINGS, WINDOW_UPDATE and PING frames (`control`) and TLS records are wire bytes the article's count leaves out; the all-wire-bytes cut has them.\n\n");
     }
     s.push_str(&tls_table(&costs));
     if !has_http11_tls(data) {
