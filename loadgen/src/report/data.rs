@@ -671,6 +671,11 @@ pub const OTHER_TARGET_DIRS: [&str; 2] = ["peers", "nchan"];
 /// Link entries met anywhere else are kept apart all the same ([`Dataset::linked`]).
 pub const LINK_DIR: &str = "link";
 
+/// The protocol-stack sweep (`scripts/sweep-protocols.toml`: every transport on HTTP/1.1, h2c
+/// and over TLS) lives in `results/protocols/` with a report of its own; the report over
+/// `results/` rules on HTTP/2 and TLS from `compare`'s phases in `results/latest/`.
+pub const PROTOCOLS_DIR: &str = "protocols";
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
     let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
@@ -687,10 +692,9 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
             source,
         })?;
         if kind.is_dir() {
-            let other_target = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| OTHER_TARGET_DIRS.contains(&n) || n == LINK_DIR);
+            let other_target = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                OTHER_TARGET_DIRS.contains(&n) || n == LINK_DIR || n == PROTOCOLS_DIR
+            });
             if !other_target {
                 collect_json(&path, out)?;
             }
