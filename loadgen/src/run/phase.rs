@@ -516,7 +516,8 @@ async fn drain(
             stop: false,
         });
     }
-    let drain = Duration::from_secs(2).max(ph.cfg.poll_interval * 2 + Duration::from_secs(1));
+    let drain = Duration::from_secs(2).max(ph.cfg.poll_interval * 2 + Duration::from_secs(1))
+        + lossy_link_allowance(ph.cfg.link.as_ref());
     let started = Instant::now();
     let mut drain_deadline = started + drain;
     let drain_cap = started + drain + DRAIN_EXTENSION_MAX;
@@ -569,6 +570,22 @@ async fn drain(
 const DRAIN_EXTENSION_MAX: Duration = Duration::from_secs(30);
 /// A drain goes on past its deadline only if a delivery arrived within this long.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// Through a link that drops packets, a subscriber's last message may wait out TCP's
+/// retransmission backoff with nothing arriving meanwhile (Linux's RTO is at least its 200 ms
+/// TCP_RTO_MIN + the RTT, doubled each time the retransmission is lost too, RFC 6298 §5.5):
+/// five rounds of it at RTT 200 ms come to about 12 s. Deliveries grow on no connection then, so the drain's extension would not see
+/// it; the allowance does (subscribers that hold their last seq stop at once regardless).
+fn lossy_link_allowance(link: Option<&crate::config::LinkConditions>) -> Duration {
+    match link {
+        Some(l) if l.loss_ratio > 0.0 => {
+            let rto_s = 0.2 + l.rtt_ms / 1000.0;
+            // 1 + 2 + 4 + 8 + 16 times the first RTO.
+            Duration::from_secs_f64(31.0 * rto_s).min(DRAIN_EXTENSION_MAX)
+        }
+        _ => Duration::ZERO,
+    }
+}
 
 fn delivered_total(ph: &Phase<'_>) -> u64 {
     ph.recs
@@ -683,5 +700,28 @@ mod tests {
         let near = t0 + Duration::from_millis(9800);
         assert_eq!(p.extend(near + Duration::from_millis(150), cap), Some(cap));
         assert_eq!(p.extend(cap, cap), None);
+    }
+
+    #[test]
+    fn a_lossy_link_gives_the_drain_five_rounds_of_retransmission_backoff() {
+        let link = |rtt_ms: f64, loss_ratio: f64| crate::config::LinkConditions {
+            rtt_ms,
+            loss_ratio,
+            ..Default::default()
+        };
+        assert_eq!(lossy_link_allowance(None), Duration::ZERO);
+        assert_eq!(
+            lossy_link_allowance(Some(&link(100.0, 0.0))),
+            Duration::ZERO
+        );
+        let at_50 = lossy_link_allowance(Some(&link(50.0, 0.05)));
+        assert!(
+            (at_50.as_secs_f64() - 31.0 * 0.25).abs() < 1e-9,
+            "{at_50:?}"
+        );
+        assert_eq!(
+            lossy_link_allowance(Some(&link(2000.0, 0.01))),
+            DRAIN_EXTENSION_MAX
+        );
     }
 }
