@@ -158,6 +158,14 @@ pub(super) fn apply_response(
     Ok(batch.more)
 }
 
+/// A short poller's clock: first tick after `first_tick` (subscribers' polls spread over one
+/// interval), then every `every`; a tick missed while a poll was out is skipped, not bunched.
+pub(crate) fn poll_ticker(first_tick: Duration, every: Duration) -> Interval {
+    let mut t = tokio::time::interval_at(Instant::now() + first_tick, every);
+    t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    t
+}
+
 impl Subscriber for PollSub {
     async fn open(
         &mut self,
@@ -166,10 +174,7 @@ impl Subscriber for PollSub {
         _out: &mut Vec<Event>,
     ) -> Result<(), ClientError> {
         if self.transport == Transport::Poll && self.ticker.is_none() {
-            let every = cx.s.poll_interval;
-            let mut t = tokio::time::interval_at(Instant::now() + self.first_tick, every);
-            t.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            self.ticker = Some(t);
+            self.ticker = Some(poll_ticker(self.first_tick, cx.s.poll_interval));
         }
         if cx.s.keep_alive && self.conn.is_none() {
             self.conn = Some(cx.connect().await?);

@@ -13,10 +13,10 @@ use bytes::BytesMut;
 use h2::client::ResponseFuture;
 use h2::RecvStream;
 use pushlab_proto::Transport;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Interval;
 
 use super::{h2_error, Lease};
-use crate::client::poll::{apply_response, MAX_BATCH_BYTES};
+use crate::client::poll::{apply_response, poll_ticker, MAX_BATCH_BYTES};
 use crate::client::streaming::StreamingSub;
 use crate::client::{ClientCtx, Event, Subscriber};
 use crate::http::{BodyLen, ClientError, Head};
@@ -200,10 +200,7 @@ impl Subscriber for H2Sub {
             return Ok(());
         }
         if self.transport == Transport::Poll && self.ticker.is_none() {
-            let mut t =
-                tokio::time::interval_at(Instant::now() + self.first_tick, cx.s.poll_interval);
-            t.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            self.ticker = Some(t);
+            self.ticker = Some(poll_ticker(self.first_tick, cx.s.poll_interval));
         }
         if self.conn.is_none() {
             self.conn = Some(cx.s.h2_pool.acquire(cx).await?);
