@@ -145,7 +145,9 @@ impl TokenBucket {
 pub struct ConnGuard {
     counter: Arc<ConnCounter>,
     born: Instant,
-    /// Milliseconds after `born` when a byte last moved.
+    /// `born` on the coarse clock ([`coarse_ms`]).
+    born_ms: u64,
+    /// Milliseconds after `born_ms` when a byte last moved.
     last_activity_ms: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicU64,
@@ -160,11 +162,27 @@ pub struct ConnGuard {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+/// Milliseconds on the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, clock_gettime(2):
+/// the time of the last scheduler tick, read from the vDSO without the TSC; 1-4 ms
+/// resolution). Idle bounds are seconds long, and a connection notes the time on every read
+/// and write: the precise clock there was 1.6 % of the server's CPU per SSE delivery (perf).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every
+    // Linux since 2.6.32 and the call cannot fail with a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1000) + ts.tv_nsec as u64 / 1_000_000
+}
+
 impl ConnGuard {
     pub fn new(counter: Arc<ConnCounter>, config: &ServerConfig, ip: Option<IpSlot>) -> Self {
         ConnGuard {
             counter,
             born: Instant::now(),
+            born_ms: coarse_ms(),
             last_activity_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
@@ -206,15 +224,23 @@ impl ConnGuard {
         (Protocol::of(version, self.is_tls()), first)
     }
 
+    /// Notes that a byte moved now (on every read and write of the socket).
     fn touch(&self) {
-        let ms = self.born.elapsed().as_millis() as u64;
-        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+        let ms = coarse_ms().saturating_sub(self.born_ms);
+        // Most touches fall in the same clock tick: a load, and a store only when it moved.
+        if ms > self.last_activity_ms.load(Ordering::Relaxed) {
+            self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+        }
     }
 
-    /// Time since a byte last moved either way.
+    /// Time since a byte last moved either way (to the coarse clock's tick, a few ms).
     pub fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
+        let last = self.last_activity_ms.load(Ordering::Relaxed);
+        Duration::from_millis(
+            coarse_ms()
+                .saturating_sub(self.born_ms)
+                .saturating_sub(last),
+        )
     }
 
     /// Marks a request as being handled until the returned guard drops.

@@ -36,6 +36,7 @@
 pub mod backplane;
 pub mod config;
 pub mod feed;
+mod gate;
 pub mod guard;
 pub mod h2watch;
 pub mod metrics;
@@ -288,6 +289,8 @@ pub async fn serve_shared(
     }
 
     let _ = shutdown_tx.send(true);
+    // Streaming subscribers wait on their topic, not on the flag: wake them to read it.
+    shared.feed.wake_all();
     listener_closed(listener);
     connections.close();
     shared.tasks.close();
@@ -599,7 +602,16 @@ async fn drive(conn: impl Graceful, conn_guard: &guard::ConnGuard, shared: &Shar
     let mut shutdown = shared.shutdown.clone();
     let cfg = &shared.config;
     let watchdog = guard::watchdog(conn_guard, cfg.header_read_timeout, cfg.idle_timeout);
+    // The watchdog's timer and the shutdown wait are polled only when one of them fired, not
+    // on every wake-up of the connection (every message of a stream): see `gate`.
+    let bound = gate::Gated::new(async {
+        tokio::select! {
+            why = watchdog => Some(why),
+            _ = until_down(&mut shutdown) => None,
+        }
+    });
     tokio::select! {
+        biased;
         res = conn.as_mut() => {
             if let Err(e) = res {
                 let e: BoxError = e.into();
@@ -616,11 +628,13 @@ async fn drive(conn: impl Graceful, conn_guard: &guard::ConnGuard, shared: &Shar
                 }
             }
         }
-        why = watchdog => shared.metrics.reject(why),
-        _ = until_down(&mut shutdown) => {
-            conn.as_mut().finish();
-            let _ = conn.await;
-        }
+        bound = bound => match bound {
+            Some(why) => shared.metrics.reject(why),
+            None => {
+                conn.as_mut().finish();
+                let _ = conn.await;
+            }
+        },
     }
 }
 

@@ -11,8 +11,13 @@ pub mod sse;
 pub mod stream;
 pub mod ws;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,9 +28,10 @@ use hyper::body::{Frame, Incoming};
 use pushlab_proto::frame::{ndjson_line, poll_batch, sse_event};
 use pushlab_proto::{parse_query, Gap, Query, Transport};
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::feed::{Entry, Read, Topic};
+use crate::feed::{Entry, Read, Subscription, Topic};
 use crate::http_util::{self, Body};
 use crate::metrics::Rejection;
 use crate::Shared;
@@ -185,52 +191,103 @@ pub(crate) struct Framing {
     pub heartbeat: &'static [u8],
 }
 
+/// A response body that follows a topic: each message's framing as one data frame, a gap
+/// notice where messages were missed, a heartbeat after `every` without a chunk, and the end
+/// of the body when the server shuts down.
+///
+/// Written as a [`http_body::Body`] by hand rather than an `async` loop over `select!`: per
+/// message a subscriber is polled once, reads the ring into its own buffers and leaves one
+/// waker with its topic ([`Topic::poll_news`]); the heartbeat is one timer moved only when it
+/// fires (to `every` after the last chunk), and the shutdown flag is read, not waited on (the
+/// server wakes every topic's subscribers when it flips it).
 struct Follow {
     shared: Arc<Shared>,
     topic: Arc<Topic>,
     cursor: u64,
-    news: watch::Receiver<u64>,
+    sub: Subscription,
     shutdown: watch::Receiver<bool>,
-    heartbeat: tokio::time::Interval,
-    pending: std::collections::VecDeque<Bytes>,
+    stopping: bool,
+    heartbeat: Pin<Box<Sleep>>,
+    every: Duration,
+    /// When the last chunk was handed to hyper.
+    last_sent: Instant,
+    pending: VecDeque<Bytes>,
+    /// The entries of the last read (kept for its capacity).
+    read: Vec<Arc<Entry>>,
     framing: Framing,
 }
 
 impl Follow {
-    /// The next chunk to send, or `None` when the server shuts down.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// Reads what the topic has after the cursor into `pending` (gap notice first).
+    fn read_news(&mut self) {
+        let cfg = &self.shared.config;
+        let (gap, cursor) = self.topic.read_after_into(
+            self.cursor,
+            cfg.max_batch,
+            cfg.max_subscriber_lag,
+            &mut self.read,
+        );
+        self.cursor = cursor;
+        let counters = self.shared.metrics.transport(self.framing.transport);
+        if let Some(gap) = gap {
+            counters.gap_notices.fetch_add(1, Ordering::Relaxed);
+            self.pending.push_back((self.framing.gap)(&gap));
+        }
+        counters
+            .delivered_messages
+            .fetch_add(self.read.len() as u64, Ordering::Relaxed);
+        let entry = self.framing.entry;
+        self.pending.extend(self.read.drain(..).map(|e| entry(&e)));
+    }
+
+    /// Whether the server is shutting down: the flag's only change is to `true`, and the
+    /// receiver was marked seen when the body was made, so a change is the shutdown (read
+    /// without the channel's lock).
+    fn down(&mut self) -> bool {
+        self.stopping = self.stopping || self.shutdown.has_changed().unwrap_or(false);
+        self.stopping
+    }
+}
+
+impl http_body::Body for Follow {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let f = self.get_mut();
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Some(chunk);
+            if let Some(chunk) = f.pending.pop_front() {
+                f.last_sent = Instant::now();
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
-            if *self.shutdown.borrow() {
-                return None;
+            if f.down() {
+                return Poll::Ready(None);
             }
-            // Mark the channel seen before reading, so a publish after the read wakes us.
-            self.news.borrow_and_update();
-            let cfg = &self.shared.config;
-            let read = self
-                .topic
-                .read_after(self.cursor, cfg.max_batch, cfg.max_subscriber_lag);
-            self.cursor = read.cursor;
-            let counters = self.shared.metrics.transport(self.framing.transport);
-            if let Some(gap) = read.gap {
-                counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-                self.pending.push_back((self.framing.gap)(&gap));
-            }
-            counters
-                .delivered_messages
-                .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
-            self.pending
-                .extend(read.entries.iter().map(|e| (self.framing.entry)(e)));
-            if !self.pending.is_empty() {
-                self.heartbeat.reset();
+            if f.topic.poll_news(&mut f.sub, f.cursor, cx).is_ready() {
+                f.read_news();
+                // A shutdown between the look above and the waker's push woke nobody.
+                if f.pending.is_empty() && f.down() {
+                    return Poll::Ready(None);
+                }
                 continue;
             }
-            tokio::select! {
-                changed = self.news.changed() => if changed.is_err() { return None },
-                _ = self.shutdown.changed() => {}
-                _ = self.heartbeat.tick() => return Some(Bytes::from_static(self.framing.heartbeat)),
+            if f.down() {
+                return Poll::Ready(None);
+            }
+            if f.heartbeat.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = f.last_sent + f.every;
+            if Instant::now() >= due {
+                f.pending.push_back(Bytes::from_static(f.framing.heartbeat));
+                let next = Instant::now() + f.every;
+                f.heartbeat.as_mut().reset(next);
+            } else {
+                // A chunk went out since the timer was set: due `every` after that one.
+                f.heartbeat.as_mut().reset(due);
             }
         }
     }
@@ -249,23 +306,24 @@ pub(crate) fn follow_body(
         .config
         .heartbeat_interval
         .max(Duration::from_millis(10));
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let follow = Follow {
-        news: topic.subscribe(),
-        shutdown: shared.shutdown.clone(),
+    let now = Instant::now();
+    let mut shutdown = shared.shutdown.clone();
+    let stopping = *shutdown.borrow_and_update();
+    Follow {
+        shutdown,
+        stopping,
         shared,
         topic,
         cursor,
-        heartbeat,
+        sub: Subscription::default(),
+        heartbeat: Box::pin(tokio::time::sleep_until(now + every)),
+        every,
+        last_sent: now,
         pending: prelude.into_iter().collect(),
+        read: Vec::new(),
         framing,
-    };
-    let chunks = fstream::unfold(follow, |mut f| async move {
-        let chunk = f.next_chunk().await?;
-        Some((Ok(Frame::data(chunk)), f))
-    });
-    StreamBody::new(chunks.boxed()).boxed_unsync()
+    }
+    .boxed_unsync()
 }
 
 /// A streaming response with `content_type` and no caching.

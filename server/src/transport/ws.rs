@@ -50,14 +50,13 @@
 //! `publish_rate_per_s` is met with backpressure: the server stops reading the socket until the
 //! connection's bucket refills.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::task::AtomicWaker;
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -70,7 +69,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{bad_request, start_cursor, Framed, Q};
-use crate::feed::Topic;
+use crate::feed::{Subscription, Topic};
+use crate::gate::Gate;
 use crate::guard::TokenBucket;
 use crate::http_util::{self, Body};
 use crate::metrics::Rejection;
@@ -384,31 +384,34 @@ fn end_for_write(
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 
 /// Sends one batch of what the topic has after `cursor` (gap notice first), the write bounded
-/// by `ws_pong_timeout`. `Ok(true)`: something was sent (there may be more).
+/// by `ws_pong_timeout`. `Ok(true)`: something was sent (there may be more). `read` is the
+/// session's buffer for the batch's entries (kept for its capacity).
 async fn push_news<S>(
     sink: &mut Sink<S>,
     shared: &Shared,
     topic: &Topic,
     cursor: &mut u64,
+    read: &mut Vec<Arc<crate::feed::Entry>>,
 ) -> Result<bool, End>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let cfg = &shared.config;
     let counters = shared.metrics.transport(Transport::Ws);
-    let read = topic.read_after(*cursor, cfg.max_batch, cfg.max_subscriber_lag);
-    if read.gap.is_none() && read.entries.is_empty() {
+    read.clear();
+    let (gap, next) = topic.read_after_into(*cursor, cfg.max_batch, cfg.max_subscriber_lag, read);
+    if gap.is_none() && read.is_empty() {
         return Ok(false);
     }
     let write = async {
-        if let Some(gap) = read.gap {
+        if let Some(gap) = gap {
             counters.gap_notices.fetch_add(1, Ordering::Relaxed);
             let notice = gap.notice_json();
             let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
                 .expect("gap notices are ASCII");
             sink.feed(Message::Text(text)).await?;
         }
-        for e in &read.entries {
+        for e in read.iter() {
             sink.feed(Message::Text(e.ws_text())).await?;
         }
         sink.flush().await
@@ -420,26 +423,29 @@ where
     }
     counters
         .delivered_messages
-        .fetch_add(read.entries.len() as u64, Ordering::Relaxed);
-    *cursor = read.cursor;
+        .fetch_add(read.len() as u64, Ordering::Relaxed);
+    read.clear();
+    *cursor = next;
     Ok(true)
 }
 
 /// Runs one WebSocket session until the peer, the server or a bound ends it.
 ///
-/// Per message a subscriber's task wakes once (the topic's watch channel) and writes; nothing
+/// Per message a subscriber's task wakes once (its topic's [`Topic::poll_news`]) and writes; nothing
 /// else is re-armed: the ping/pong and pause timers are one `Sleep` each for the session,
 /// reset only when their deadline moves, the shutdown wait is registered once, and the read
-/// half is polled only when the socket (or the stream itself) asked for it ([`ReadGate`]).
+/// half is polled only when the socket (or the stream itself) asked for it ([`Gate`]).
 pub async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, mut serve: Serve)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (mut sink, mut incoming) = ws.split();
-    let mut news = match &serve {
-        Serve::Topic { topic, .. } => Some(topic.subscribe()),
+    let news = match &serve {
+        Serve::Topic { topic, .. } => Some(topic.clone()),
         Serve::Echo => None,
     };
+    let mut sub = Subscription::default();
+    let mut read = Vec::new();
     let mut shutdown = shared.shutdown.clone();
     let down = crate::until_down(&mut shutdown);
     tokio::pin!(down);
@@ -455,20 +461,22 @@ where
     let pause_timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(pause_timer);
     let mut paused = false;
-    let read_gate = ReadGate::new();
+    let read_gate = Gate::new();
     let end = loop {
-        if let (Serve::Topic { topic, cursor, .. }, Some(news)) = (&mut serve, news.as_mut()) {
-            news.borrow_and_update();
-            match push_news(&mut sink, &shared, topic, cursor).await {
+        let mut at = 0;
+        if let Serve::Topic { topic, cursor, .. } = &mut serve {
+            match push_news(&mut sink, &shared, topic, cursor, &mut read).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(end) => break end,
             }
+            at = *cursor;
         }
         tokio::select! {
-            changed = async { news.as_mut()?.changed().await.ok() }, if news.is_some() => {
-                if changed.is_none() { break End::Close(CloseCode::Away, "topic gone", None) }
-            }
+            _ = std::future::poll_fn(|cx| match &news {
+                Some(topic) => topic.poll_news(&mut sub, at, cx),
+                None => Poll::Pending,
+            }), if news.is_some() => {}
             _ = &mut down => {
                 break End::Close(CloseCode::Away, "server shutting down", None);
             }
@@ -512,65 +520,6 @@ where
         }
     };
     finish(sink, incoming, &shared, end).await;
-}
-
-/// Whether a stream polled through a [`ReadGate`] may have something: set by the waker the
-/// stream was last polled with, and after every item it gave.
-#[derive(Debug)]
-struct WakeFlag {
-    woken: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for WakeFlag {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
-    }
-}
-
-/// Polls a stream only when it can have made progress: the first time, after it gave an item,
-/// or after the waker it was last polled with fired. A session's task wakes for every
-/// published message; without the gate each wake-up would re-poll the WebSocket's read half,
-/// and tungstenite zero-fills its read buffer and tries the socket every time.
-struct ReadGate {
-    flag: Arc<WakeFlag>,
-    waker: Waker,
-}
-
-impl ReadGate {
-    fn new() -> Self {
-        let flag = Arc::new(WakeFlag {
-            woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
-        ReadGate {
-            waker: Waker::from(flag.clone()),
-            flag,
-        }
-    }
-
-    fn poll_next<St: Stream + Unpin>(
-        &self,
-        stream: &mut St,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<St::Item>> {
-        // Registered before the flag is read, so a wake-up after the read reaches this task.
-        self.flag.task.register(cx.waker());
-        if !self.flag.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        let item = stream.poll_next_unpin(&mut Context::from_waker(&self.waker));
-        if item.is_ready() {
-            // The stream may hold more (several frames read at once): look again next time.
-            self.flag.woken.store(true, Ordering::Release);
-        }
-        item
-    }
 }
 
 /// `fut` bounded by `limit`, with no timer at all when it completes on its first poll (a
