@@ -10,6 +10,10 @@
 //! throughput is delivered messages per second of CPU. The subscribers are set up before the
 //! timed rounds and live for the whole bench.
 //!
+//! `{transport}_fanout_tcp_c{subscribers}_{data}b` (SSE, stream, WebSocket; up to 1,000
+//! subscribers): the same over 127.0.0.1 TCP pairs read by a thread of their own, to set
+//! beside the TCP floor (like with like: both pay the kernel's loopback send).
+//!
 //! `fanout_floor_mem_c{subscribers}_{data}b`: the floor over the transports' own in-memory
 //! socket, at every N (like with like: transport / this is what the server's stack adds).
 //! `fanout_floor_tcp_c{subscribers}_{data}b`: the floor over 127.0.0.1 TCP pairs (bench thread:
@@ -102,6 +106,24 @@ fn fanout(c: &mut Criterion) {
             );
             drop(rig);
             drop(rt);
+            if subscribers <= TCP_FLOOR_MAX_SUBSCRIBERS && !transport.is_request_response() {
+                let rt = runtime();
+                let rig = rt.block_on(FanoutRig::over_tcp(transport, subscribers, DATA_BYTES));
+                g.bench_function(
+                    format!("{transport}_fanout_tcp_c{subscribers}_{DATA_BYTES}b"),
+                    |b| {
+                        b.iter_custom(|rounds| {
+                            cpu_time(&rt, async {
+                                for _ in 0..rounds {
+                                    rig.deliver().await;
+                                }
+                            })
+                        })
+                    },
+                );
+                drop(rig);
+                drop(rt);
+            }
         }
     }
     g.finish();

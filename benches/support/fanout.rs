@@ -175,6 +175,21 @@ pub struct FanoutRig {
     progress: Arc<Progress>,
     inboxes: Vec<Arc<Inbox>>,
     data: String,
+    /// Over TCP: the thread draining the subscribers' ends (it ends at EOF, once the runtime
+    /// that serves the other ends is dropped).
+    _readers: Option<std::thread::JoinHandle<()>>,
+    subscribers: usize,
+}
+
+/// The request that opens a streaming subscription (`None` for poll and long poll, which ask
+/// once per message).
+fn open_request(transport: Transport) -> Option<&'static [u8]> {
+    match transport {
+        Transport::Sse => Some(b"GET /sse/bench HTTP/1.1\r\nhost: bench\r\n\r\n"),
+        Transport::Stream => Some(b"GET /stream/bench HTTP/1.1\r\nhost: bench\r\n\r\n"),
+        Transport::Ws => Some(b"GET /ws/bench HTTP/1.1\r\nhost: bench\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+        Transport::Poll | Transport::LongPoll => None,
+    }
 }
 
 /// Longest any round may take before the bench gives up (a hang guard, not a measurement).
@@ -207,16 +222,55 @@ impl FanoutRig {
             progress,
             inboxes,
             data: data_of(data_bytes),
+            _readers: None,
+            subscribers,
         };
-        let open: &[u8] = match transport {
-            Transport::Sse => b"GET /sse/bench HTTP/1.1\r\nhost: bench\r\n\r\n",
-            Transport::Stream => b"GET /stream/bench HTTP/1.1\r\nhost: bench\r\n\r\n",
-            Transport::Ws => b"GET /ws/bench HTTP/1.1\r\nhost: bench\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            Transport::Poll | Transport::LongPoll => return rig,
+        let Some(open) = open_request(transport) else {
+            return rig;
         };
         rig.push_all(open);
         rig.requests_reach(subscribers as u64).await;
         rig.deliver().await;
+        rig
+    }
+
+    /// As [`FanoutRig::new`], but each subscriber is a connected pair of 127.0.0.1 TCP
+    /// sockets: the server serves the accepted end (on the current runtime, as `new` does),
+    /// and a thread of its own reads the other (as the TCP floor's readers do), so the
+    /// runtime's CPU holds the server's stack and the kernel's loopback send, like the TCP
+    /// floor's. Streaming transports only (a poll's requests would come from the reader
+    /// thread); at most a few thousand subscribers (2 fds each, 20,000 open files cap).
+    ///
+    /// # Panics
+    /// For poll and long poll, or when the sockets cannot be opened.
+    pub async fn over_tcp(transport: Transport, subscribers: usize, data_bytes: usize) -> Self {
+        let open = open_request(transport).expect("a streaming transport");
+        let (shared, shutdown) = Shared::new(bench_config());
+        let topic = shared.feed.topic(TOPIC).expect("first topic");
+        let progress = Arc::new(Progress::default());
+        let builders = Arc::new(pushlab_server::Builders::new(&shared.config));
+        let (sockets, readers) = crate::floor::tcp_pairs(subscribers, progress.clone(), open);
+        for socket in sockets {
+            socket.set_nonblocking(true).expect("nonblocking");
+            let socket = tokio::net::TcpStream::from_std(socket).expect("register the socket");
+            let (shared, builders) = (shared.clone(), builders.clone());
+            tokio::spawn(async move {
+                pushlab_server::serve_connection(socket, shared, &builders).await;
+            });
+        }
+        let rig = FanoutRig {
+            transport,
+            shared,
+            _shutdown: shutdown,
+            topic,
+            progress,
+            inboxes: Vec::new(),
+            data: data_of(data_bytes),
+            _readers: Some(readers),
+            subscribers,
+        };
+        rig.requests_reach(subscribers as u64).await;
+        rig.deliver_to(subscribers).await;
         rig
     }
 
@@ -239,9 +293,12 @@ impl FanoutRig {
 
     /// One publish delivered to every subscriber; returns the time it took.
     pub async fn deliver(&self) -> Duration {
+        self.deliver_to(self.subscribers).await
+    }
+
+    async fn deliver_to(&self, n: usize) -> Duration {
         let since = self.topic.latest_seq();
         let seq = since + 1;
-        let n = self.inboxes.len();
         self.progress.arm(seq, n);
         let started = match self.transport {
             Transport::Sse | Transport::Stream | Transport::Ws => {

@@ -78,7 +78,13 @@ impl FloorRig {
                     .map(|_| MemSocket::new(Arc::new(Inbox::default()), progress.clone()))
                     .collect(),
             ),
-            FloorSocket::Tcp => tcp_pairs(subscribers, progress.clone()),
+            FloorSocket::Tcp => {
+                let (sockets, readers) = tcp_pairs(subscribers, progress.clone(), b"");
+                Writers::Tcp {
+                    sockets,
+                    readers: Some(readers),
+                }
+            }
         };
         FloorRig {
             writers,
@@ -127,14 +133,20 @@ impl Drop for FloorRig {
 }
 
 /// `n` connected loopback pairs: the accepted ends to write to, and a thread whose
-/// current-thread runtime drains the connecting ends into `progress` until EOF.
-fn tcp_pairs(n: usize, progress: Arc<Progress>) -> Writers {
+/// current-thread runtime drains the connecting ends into `progress` until EOF. Each
+/// connecting end first sends `open` (a subscriber's request; empty for the floor).
+pub(crate) fn tcp_pairs(
+    n: usize,
+    progress: Arc<Progress>,
+    open: &[u8],
+) -> (Vec<TcpStream>, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     let mut sockets = Vec::with_capacity(n);
     let mut far_ends = Vec::with_capacity(n);
     for _ in 0..n {
-        let far = TcpStream::connect(addr).expect("connect to 127.0.0.1");
+        let mut far = TcpStream::connect(addr).expect("connect to 127.0.0.1");
+        far.write_all(open).expect("the subscriber's request");
         let (near, _) = listener.accept().expect("accept");
         near.set_nodelay(true).expect("TCP_NODELAY");
         far.set_nonblocking(true).expect("nonblocking");
@@ -161,10 +173,7 @@ fn tcp_pairs(n: usize, progress: Arc<Progress>) -> Writers {
             while tasks.join_next().await.is_some() {}
         });
     });
-    Writers::Tcp {
-        sockets,
-        readers: Some(readers),
-    }
+    (sockets, readers)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@
 pub mod backplane;
 pub mod config;
 pub mod feed;
-mod gate;
+pub(crate) mod gate;
 pub mod guard;
 pub mod h2watch;
 pub mod metrics;

@@ -21,22 +21,24 @@
 //! kernel for pages, so memory freed by an earlier phase and reused by the next hides that
 //! phase's cost; bytes in use say what live connections hold, whatever came before.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as Inner;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 static HEAP_IN_USE: AtomicI64 = AtomicI64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-/// The system allocator, counting the bytes it has handed out and not yet taken back.
+/// mimalloc, counting the bytes it has handed out and not yet taken back.
 /// One relaxed atomic add per allocation and per free.
 pub struct CountingAlloc;
 
-// SAFETY: every call is forwarded to `System` unchanged; the counter has no effect on memory.
+// SAFETY: every call is forwarded to mimalloc unchanged; the counter has no effect on memory.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Inner.alloc(layout) };
         if !p.is_null() {
             count(layout.size() as i64);
         }
@@ -45,7 +47,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { Inner.alloc_zeroed(layout) };
         if !p.is_null() {
             count(layout.size() as i64);
         }
@@ -53,14 +55,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as for `alloc`; `ptr` came from `System` through us.
-        unsafe { System.dealloc(ptr, layout) };
+        // SAFETY: as for `alloc`; `ptr` came from mimalloc through us.
+        unsafe { Inner.dealloc(ptr, layout) };
         HEAP_IN_USE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             count(new_size as i64 - layout.size() as i64);
         }

@@ -447,8 +447,8 @@ where
     let mut sub = Subscription::default();
     let mut read = Vec::new();
     let mut shutdown = shared.shutdown.clone();
-    let down = crate::until_down(&mut shutdown);
-    tokio::pin!(down);
+    // Polled only when the flag changed, not on every message (see `crate::gate`).
+    let mut down = crate::gate::Gated::new(crate::until_down(&mut shutdown));
     let cfg = &shared.config;
     // A write that waits this long means the peer stopped reading (or is gone).
     let write_timeout = cfg.ws_pong_timeout;
