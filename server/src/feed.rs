@@ -55,12 +55,12 @@ impl Entry {
     }
 
     /// What this entry is charged against the retained-bytes budget: the encoded MESSAGE and
-    /// the framings the transport side may cache beside it (SSE and NDJSON, each about the
-    /// MESSAGE's size; built lazily, charged up front so the budget is an upper bound), plus
-    /// the entry's fixed cost.
+    /// the framings the transport side may cache beside it (SSE, NDJSON and the WebSocket
+    /// frame, each about the MESSAGE's size; built lazily, charged up front so the budget is
+    /// an upper bound), plus the entry's fixed cost.
     pub fn retained_bytes(&self) -> u64 {
         const ENTRY_OVERHEAD_BYTES: u64 = 256;
-        3 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
+        4 * self.msg.bytes.len() as u64 + ENTRY_OVERHEAD_BYTES
     }
 
     pub fn seq(&self) -> u64 {

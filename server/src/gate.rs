@@ -69,11 +69,23 @@ impl Gate {
         keep_open: bool,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
+        self.poll_noting(cx, keep_open, poll, &mut false)
+    }
+
+    /// [`Gate::poll_with`], setting `polled` when the branch was polled.
+    fn poll_noting<T>(
+        &self,
+        cx: &mut Context<'_>,
+        keep_open: bool,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+        polled: &mut bool,
+    ) -> Poll<T> {
         // Registered before the flag is read, so a wake-up after the read reaches this task.
         self.flag.task.register(cx.waker());
         if !self.flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
+        *polled = true;
         let out = poll(&mut Context::from_waker(&self.waker));
         if keep_open && out.is_ready() {
             self.flag.woken.store(true, Ordering::Release);
@@ -81,13 +93,15 @@ impl Gate {
         out
     }
 
-    /// The next item of `stream`, polled only when it asked to be.
+    /// The next item of `stream`, polled only when it asked to be; `polled` is set when it
+    /// was polled.
     pub fn poll_next<St: Stream + Unpin>(
         &self,
         stream: &mut St,
         cx: &mut Context<'_>,
+        polled: &mut bool,
     ) -> Poll<Option<St::Item>> {
-        self.poll_with(cx, true, |cx| stream.poll_next_unpin(cx))
+        self.poll_noting(cx, true, |cx| stream.poll_next_unpin(cx), polled)
     }
 }
 

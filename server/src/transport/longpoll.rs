@@ -8,6 +8,7 @@
 //!
 //! `timeout` is 1..=120 seconds (else 400); without it the server's default applies.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use http::Response;
@@ -15,7 +16,7 @@ use pushlab_proto::Transport;
 
 use super::{bad_request, batch_response, start_cursor, Q};
 use crate::config::LONGPOLL_TIMEOUT_RANGE_S;
-use crate::feed::Topic;
+use crate::feed::{Subscription, Topic};
 use crate::http_util::Body;
 use crate::Shared;
 
@@ -40,20 +41,31 @@ pub async fn handle(shared: &Shared, topic: &Topic, query: Q, hold: bool) -> Res
         Err(r) => return r,
     };
     let deadline = tokio::time::Instant::now() + if hold { hold_for } else { Duration::ZERO };
-    let mut news = topic.subscribe();
+    // As a streaming body does: the held request leaves one waker with its topic and reads the
+    // shutdown flag (the server wakes every topic's waiters when it flips it).
+    let mut sub = Subscription::default();
     let mut shutdown = shared.shutdown.clone();
+    let mut stopping = *shutdown.borrow_and_update();
+    let timeout = tokio::time::sleep_until(deadline);
+    tokio::pin!(timeout);
     loop {
-        news.borrow_and_update();
         let read = topic.read_after(since, shared.config.max_batch, shared.config.history);
-        if !read.entries.is_empty() || read.gap.is_some() || *shutdown.borrow() {
+        stopping = stopping || shutdown.has_changed().unwrap_or(false);
+        if !read.entries.is_empty() || read.gap.is_some() || stopping {
             return batch_response(shared, Transport::LongPoll, &read);
         }
-        tokio::select! {
-            _ = news.changed() => {}
-            _ = shutdown.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return batch_response(shared, Transport::LongPoll, &read);
+        let news = std::future::poll_fn(|cx| {
+            let ready = topic.poll_news(&mut sub, since, cx);
+            // A shutdown between the look above and the waker's push woke nobody.
+            if ready.is_pending() && shutdown.has_changed().unwrap_or(false) {
+                return Poll::Ready(());
             }
+            ready
+        });
+        tokio::select! {
+            biased;
+            _ = news => {}
+            _ = &mut timeout => return batch_response(shared, Transport::LongPoll, &read),
         }
     }
 }

@@ -29,7 +29,6 @@ use pushlab_proto::frame::{ndjson_line, poll_batch, sse_event};
 use pushlab_proto::{parse_query, Gap, Query, Transport};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::feed::{Entry, Read, Subscription, Topic};
 use crate::http_util::{self, Body};
@@ -146,7 +145,7 @@ pub(crate) fn batch_response(shared: &Shared, t: Transport, read: &Read) -> Resp
 pub(crate) struct Framings {
     sse: OnceLock<Bytes>,
     ndjson: OnceLock<Bytes>,
-    ws_text: OnceLock<Utf8Bytes>,
+    ws_frame: OnceLock<Bytes>,
 }
 
 /// The framings of a feed entry, read through its cache ([`Framings`]).
@@ -155,8 +154,9 @@ pub(crate) trait Framed {
     fn sse(&self) -> Bytes;
     /// `MESSAGE\n` (chunked NDJSON stream).
     fn ndjson(&self) -> Bytes;
-    /// MESSAGE as a WebSocket text payload (its UTF-8 checked once).
-    fn ws_text(&self) -> Utf8Bytes;
+    /// MESSAGE as one whole WebSocket text frame, as a server sends it (RFC 6455 §5.2: FIN,
+    /// opcode 1, no mask, the payload length in 7, 7+16 or 7+64 bits), framed by tungstenite.
+    fn ws_frame(&self) -> Bytes;
 }
 
 impl Framed for Entry {
@@ -172,15 +172,31 @@ impl Framed for Entry {
         cache.get_or_init(|| ndjson_line(&self.msg.bytes)).clone()
     }
 
-    fn ws_text(&self) -> Utf8Bytes {
-        let cache = &self.cache::<Framings>().ws_text;
+    fn ws_frame(&self) -> Bytes {
+        let cache = &self.cache::<Framings>().ws_frame;
         cache
-            .get_or_init(|| {
-                Utf8Bytes::try_from(self.msg.bytes.clone())
-                    .expect("messages are encoded from str and are UTF-8")
-            })
+            .get_or_init(|| ws_text_frame(self.msg.bytes.clone()))
             .clone()
     }
+}
+
+/// `text` as one whole unmasked WebSocket text frame (RFC 6455 §5.2), framed by tungstenite.
+///
+/// # Panics
+/// If `text` is not UTF-8 (messages and gap notices are encoded from `str`).
+pub(crate) fn ws_text_frame(text: Bytes) -> Bytes {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    assert!(
+        std::str::from_utf8(&text).is_ok(),
+        "a text frame's payload is UTF-8"
+    );
+    let frame = Frame::message(text, OpCode::Data(Data::Text), true);
+    let mut out = Vec::with_capacity(frame.len());
+    frame
+        .format(&mut out)
+        .expect("formatting into a Vec cannot fail");
+    Bytes::from(out)
 }
 
 /// How a streaming transport frames what it sends.
@@ -350,9 +366,17 @@ mod tests {
         let e = feed.publish(&topic, "x");
         assert_eq!(e.sse().as_ptr(), e.sse().as_ptr());
         assert_eq!(e.ndjson().as_ptr(), e.ndjson().as_ptr());
-        assert_eq!(e.ws_text().as_ptr(), e.ws_text().as_ptr());
-        // The WebSocket text is the encoded message itself, not a copy.
-        assert_eq!(e.ws_text().as_ptr(), e.msg.bytes.as_ptr());
+        assert_eq!(e.ws_frame().as_ptr(), e.ws_frame().as_ptr());
+        // RFC 6455 §5.2: FIN + text, no mask, 7-bit length, then the message itself.
+        let frame = e.ws_frame();
+        assert_eq!(&frame[..2], &[0x81, e.msg.bytes.len() as u8]);
+        assert_eq!(&frame[2..], &e.msg.bytes[..]);
+        // 16-bit and 64-bit lengths.
+        let mid = ws_text_frame(Bytes::from("x".repeat(300)));
+        assert_eq!(&mid[..4], &[0x81, 126, 1, 44]);
+        let big = ws_text_frame(Bytes::from("y".repeat(70_000)));
+        assert_eq!(&big[..2], &[0x81, 127]);
+        assert_eq!(u64::from_be_bytes(big[2..10].try_into().unwrap()), 70_000);
         assert_eq!(&e.sse()[..], &sse_event(e.seq(), &e.msg.bytes)[..]);
         assert_eq!(&e.ndjson()[..], &ndjson_line(&e.msg.bytes)[..]);
     }

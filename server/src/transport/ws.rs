@@ -55,7 +55,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -381,13 +380,18 @@ fn end_for_write(
     }
 }
 
-type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
-
 /// Sends one batch of what the topic has after `cursor` (gap notice first), the write bounded
 /// by `ws_pong_timeout`. `Ok(true)`: something was sent (there may be more). `read` is the
 /// session's buffer for the batch's entries (kept for its capacity).
+///
+/// Each message goes out as its cached frame ([`Framed::ws_frame`]: framed once per message
+/// by tungstenite, shared by every subscriber), written to the socket under tungstenite, not
+/// framed again per subscriber. `dirty` says tungstenite may hold part of a frame of its own
+/// (it answers a ping while reading, and a write may stop half way): it is flushed first, so
+/// frames never interleave.
 async fn push_news<S>(
-    sink: &mut Sink<S>,
+    ws: &mut WebSocketStream<S>,
+    dirty: &mut bool,
     shared: &Shared,
     topic: &Topic,
     cursor: &mut u64,
@@ -396,6 +400,7 @@ async fn push_news<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    use tokio::io::AsyncWriteExt;
     let cfg = &shared.config;
     let counters = shared.metrics.transport(Transport::Ws);
     read.clear();
@@ -404,17 +409,26 @@ where
         return Ok(false);
     }
     let write = async {
-        if let Some(gap) = gap {
-            counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-            let notice = gap.notice_json();
-            let text = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(notice)
-                .expect("gap notices are ASCII");
-            sink.feed(Message::Text(text)).await?;
+        if *dirty {
+            ws.flush().await?;
+            *dirty = false;
         }
-        for e in read.iter() {
-            sink.feed(Message::Text(e.ws_text())).await?;
+        let io = ws.get_mut();
+        if gap.is_none() && read.len() == 1 {
+            io.write_all(&read[0].ws_frame()).await?;
+        } else {
+            let mut batch = Vec::new();
+            if let Some(gap) = &gap {
+                counters.gap_notices.fetch_add(1, Ordering::Relaxed);
+                batch.extend_from_slice(&super::ws_text_frame(gap.notice_json().into()));
+            }
+            for e in read.iter() {
+                batch.extend_from_slice(&e.ws_frame());
+            }
+            io.write_all(&batch).await?;
         }
-        sink.flush().await
+        io.flush().await?;
+        Ok::<(), WsError>(())
     };
     let res = bounded(cfg.ws_pong_timeout, write).await;
     if let Some(end) = end_for_write(shared, res) {
@@ -439,7 +453,9 @@ pub async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, mut serve: Serv
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (mut sink, mut incoming) = ws.split();
+    let mut ws = ws;
+    // tungstenite may hold part of a frame of its own (see `push_news`).
+    let mut dirty = false;
     let news = match &serve {
         Serve::Topic { topic, .. } => Some(topic.clone()),
         Serve::Echo => None,
@@ -465,7 +481,7 @@ where
     let end = loop {
         let mut at = 0;
         if let Serve::Topic { topic, cursor, .. } = &mut serve {
-            match push_news(&mut sink, &shared, topic, cursor, &mut read).await {
+            match push_news(&mut ws, &mut dirty, &shared, topic, cursor, &mut read).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(end) => break end,
@@ -485,7 +501,8 @@ where
                     shared.metrics.reject(Rejection::WsDeadPeer);
                     break End::Dead;
                 }
-                let ping = sink.send(Message::Ping(Default::default()));
+                dirty = true;
+                let ping = ws.send(Message::Ping(Default::default()));
                 match end_for_write(&shared, bounded(write_timeout, ping).await) {
                     None => {
                         pong_due = true;
@@ -495,7 +512,8 @@ where
                 }
             }
             _ = &mut pause_timer, if paused => paused = false,
-            msg = std::future::poll_fn(|cx| read_gate.poll_next(&mut incoming, cx)), if !paused => match msg {
+            // A read may also write (tungstenite answers pings while reading): `dirty`.
+            msg = std::future::poll_fn(|cx| read_gate.poll_next(&mut ws, cx, &mut dirty)), if !paused => match msg {
                 Some(Ok(Message::Pong(_))) => {
                     pong_due = false;
                     ping_timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);
@@ -505,7 +523,7 @@ where
                 Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break End::Gone,
                 Some(Ok(data)) => {
-                    let step = on_data(&mut sink, &shared, &serve, data, &mut bucket).await;
+                    let step = on_data(&mut ws, &shared, &serve, data, &mut bucket).await;
                     match step {
                         Ok(None) => {}
                         Ok(Some(wait)) => {
@@ -519,7 +537,7 @@ where
             },
         }
     };
-    finish(sink, incoming, &shared, end).await;
+    finish(ws, &shared, end).await;
 }
 
 /// `fut` bounded by `limit`, with no timer at all when it completes on its first poll (a
@@ -539,7 +557,7 @@ async fn bounded<F: std::future::Future>(
 /// Handles a text or binary message from the client: publish (`/ws`) or echo (`/echo`).
 /// `Ok(Some(wait))`: stop reading for `wait` (publish rate).
 async fn on_data<S>(
-    sink: &mut Sink<S>,
+    ws: &mut WebSocketStream<S>,
     shared: &Shared,
     serve: &Serve,
     data: Message,
@@ -550,7 +568,7 @@ where
 {
     match (serve, data) {
         (Serve::Echo, data) => {
-            let res = tokio::time::timeout(shared.config.ws_pong_timeout, sink.send(data)).await;
+            let res = tokio::time::timeout(shared.config.ws_pong_timeout, ws.send(data)).await;
             end_for_write(shared, res).map_or(Ok(None), Err)
         }
         (
@@ -590,12 +608,8 @@ where
 
 /// Ends a session: sends the close frame `end` asks for and lets the close handshake finish,
 /// each step bounded, then lingers so the peer sees the close rather than a reset.
-async fn finish<S>(
-    mut sink: Sink<S>,
-    mut incoming: SplitStream<WebSocketStream<S>>,
-    shared: &Shared,
-    end: End,
-) where
+async fn finish<S>(mut ws: WebSocketStream<S>, shared: &Shared, end: End)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let bound = shared.config.ws_pong_timeout.min(Duration::from_secs(2));
@@ -609,7 +623,7 @@ async fn finish<S>(
                 code,
                 reason: reason.into(),
             }));
-            if tokio::time::timeout(bound, sink.send(frame)).await.is_err() {
+            if tokio::time::timeout(bound, ws.send(frame)).await.is_err() {
                 shared.metrics.reject(Rejection::WsDeadPeer);
                 return;
             }
@@ -617,13 +631,8 @@ async fn finish<S>(
         End::Gone => {}
     }
     // Let the close handshake finish (bounded) so the client sees a clean end.
-    let _ = tokio::time::timeout(bound, async {
-        while let Some(Ok(_)) = incoming.next().await {}
-    })
-    .await;
-    if let Ok(ws) = sink.reunite(incoming) {
-        lingering_close(ws.into_inner()).await;
-    }
+    let _ = tokio::time::timeout(bound, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+    lingering_close(ws.into_inner()).await;
 }
 
 /// Half-closes and reads the peer's leftovers away (bounded) before the socket is dropped.

@@ -370,7 +370,7 @@ async fn retained_bytes_stay_within_budget_under_a_flood_ten_times_over() {
     })
     .await;
     let data = vec![b'x'; 60_000];
-    // Each message is charged about 3 x 60 KB: 120 of them are ten budgets.
+    // Each message is charged about 4 x 60 KB: 120 of them are over ten budgets.
     let mut sent = 0u64;
     for i in 0..120 {
         let r = raw::exchange(
