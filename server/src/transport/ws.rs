@@ -420,7 +420,7 @@ where
             let mut batch = Vec::new();
             if let Some(gap) = &gap {
                 counters.gap_notices.fetch_add(1, Ordering::Relaxed);
-                batch.extend_from_slice(&super::ws_text_frame(gap.notice_json().into()));
+                batch.extend_from_slice(&super::ws_text_frame(gap.notice_json()));
             }
             for e in read.iter() {
                 batch.extend_from_slice(&e.ws_frame());
