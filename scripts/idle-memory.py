@@ -11,7 +11,11 @@ Prints one line of JSON:
      "kernel_bytes_per_connection": 4608.0, "heap_bytes_before": ..., "heap_bytes_after": ...}
 
 Heap per connection = (heap after - heap before) / N; kernel = the transport's socket memory
-gauge after / N. The connections stay idle (the topic gets no message) so what is measured is
+gauge after / N (SO_MEMINFO: what sits in the socket's queues, 0 for an idle socket); kernel
+slab per connection pair = the growth of every slab cache's objects in use (/proc/slabinfo, as
+root) / N: the sockets, inodes, files, epoll items and TCP state of both ends of each loopback
+connection (the client's end lives in the same kernel), other activity on the machine
+included. The connections stay idle (the topic gets no message) so what is measured is
 what an open subscriber costs, not what it is sending.
 
     scripts/idle-memory.py --port 8080 --transport sse --clients 10000
@@ -84,6 +88,22 @@ def open_one(port, transport):
     return s
 
 
+def slab_bytes():
+    """Bytes of kernel slab objects in use (active objects x object size, every cache), or None
+    where /proc/slabinfo cannot be read (it needs root)."""
+    try:
+        with open("/proc/slabinfo") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3:
+            total += int(fields[1]) * int(fields[3])
+    return total
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, required=True)
@@ -95,6 +115,7 @@ def main():
         sys.exit(f"--clients must be within 1..{MAX_CLIENTS}")
     deadline = time.monotonic() + TOTAL_LIMIT_S
     before = scrape(a.port)
+    slab0 = slab_bytes()
     heap0 = gauge(before, "pushlab_heap_bytes")
     if heap0 is None:
         sys.exit("the server reports no pushlab_heap_bytes (a build without the counting allocator)")
@@ -104,6 +125,7 @@ def main():
             sys.exit(f"gave up after {TOTAL_LIMIT_S} s with {len(socks)} connections open")
         socks.append(open_one(a.port, a.transport))
     time.sleep(a.settle)
+    slab1 = slab_bytes()
     after = scrape(a.port)
     heap1 = gauge(after, "pushlab_heap_bytes")
     kernel = gauge(after, "pushlab_socket_kernel_bytes", '{transport="%s"}' % a.transport)
@@ -115,6 +137,9 @@ def main():
                 "connections": n,
                 "heap_bytes_per_connection": round((heap1 - heap0) / n, 1),
                 "kernel_bytes_per_connection": None if kernel is None else round(kernel / n, 1),
+                "kernel_slab_bytes_per_connection_pair": None
+                if slab0 is None or slab1 is None
+                else round((slab1 - slab0) / n, 1),
                 "heap_bytes_before": heap0,
                 "heap_bytes_after": heap1,
             }
