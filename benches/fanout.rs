@@ -74,6 +74,28 @@ fn floor(g: &mut BenchmarkGroup<'_, WallTime>, kind: FloorSocket, subscribers: u
     );
 }
 
+/// One transport's fan-out bench `id`, on a rig `open` makes on a fresh runtime (dropped, with
+/// its subscribers, before the next).
+fn transport_fanout(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: String,
+    open: impl FnOnce(&tokio::runtime::Runtime) -> FanoutRig,
+) {
+    let rt = runtime();
+    let rig = open(&rt);
+    g.bench_function(id, |b| {
+        b.iter_custom(|rounds| {
+            cpu_time(&rt, async {
+                for _ in 0..rounds {
+                    rig.deliver().await;
+                }
+            })
+        })
+    });
+    drop(rig);
+    drop(rt);
+}
+
 fn fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     g.sampling_mode(SamplingMode::Flat)
@@ -90,39 +112,15 @@ fn fanout(c: &mut Criterion) {
             floor(&mut g, FloorSocket::Tcp, subscribers);
         }
         for transport in Transport::ALL {
-            let rt = runtime();
-            let rig = rt.block_on(FanoutRig::new(transport, subscribers, DATA_BYTES));
-            g.bench_function(
-                format!("{transport}_fanout_c{subscribers}_{DATA_BYTES}b"),
-                |b| {
-                    b.iter_custom(|rounds| {
-                        cpu_time(&rt, async {
-                            for _ in 0..rounds {
-                                rig.deliver().await;
-                            }
-                        })
-                    })
-                },
-            );
-            drop(rig);
-            drop(rt);
+            let id = format!("{transport}_fanout_c{subscribers}_{DATA_BYTES}b");
+            transport_fanout(&mut g, id, |rt| {
+                rt.block_on(FanoutRig::new(transport, subscribers, DATA_BYTES))
+            });
             if subscribers <= TCP_FLOOR_MAX_SUBSCRIBERS && !transport.is_request_response() {
-                let rt = runtime();
-                let rig = rt.block_on(FanoutRig::over_tcp(transport, subscribers, DATA_BYTES));
-                g.bench_function(
-                    format!("{transport}_fanout_tcp_c{subscribers}_{DATA_BYTES}b"),
-                    |b| {
-                        b.iter_custom(|rounds| {
-                            cpu_time(&rt, async {
-                                for _ in 0..rounds {
-                                    rig.deliver().await;
-                                }
-                            })
-                        })
-                    },
-                );
-                drop(rig);
-                drop(rt);
+                let id = format!("{transport}_fanout_tcp_c{subscribers}_{DATA_BYTES}b");
+                transport_fanout(&mut g, id, |rt| {
+                    rt.block_on(FanoutRig::over_tcp(transport, subscribers, DATA_BYTES))
+                });
             }
         }
     }

@@ -58,15 +58,8 @@ print(next(os.path.dirname(p["manifest_path"]) for p in meta["packages"]
   builds+=("hyper buffers at 1 KiB:$tmp/target/release/pushlab-server")
 fi
 
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port found" >&2; return 1
-}
+# shellcheck source=lib/ports.sh
+. "$root/scripts/lib/ports.sh"
 
 results=()
 for build in "${builds[@]}"; do
@@ -77,10 +70,7 @@ for build in "${builds[@]}"; do
     "$bin" --bind "127.0.0.1:$port" --tick-rate 0 --max-connections $((clients + 100)) \
       --max-connections-per-ip $((clients + 100)) >/dev/null 2>&1 &
     server=$!
-    for _ in $(seq 200); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-      sleep 0.05
-    done
+    wait_port "$port"
     echo "== $label: $t, $clients idle connections" >&2
     line=$(python3 "$root/scripts/idle-memory.py" --port "$port" --transport "$t" --clients "$clients")
     echo "$line"

@@ -17,21 +17,14 @@ cd "$root"
 cargo build --release -q -p pushlab-loadgen -p pushlab-server
 bin=$root/target/release
 
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-port=""
-for _ in $(seq 50); do
-  p=$((10000 + RANDOM % (ephemeral_low - 10000)))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+# shellcheck source=lib/ports.sh
+. "$root/scripts/lib/ports.sh"
+port=$(free_port)
 
 "$bin/pushlab-server" --bind "127.0.0.1:$port" --tick-rate 0 --max-connections 30000 >/dev/null 2>&1 &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 200); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.05
-done
+wait_port "$port"
 
 args=(run --target "http://127.0.0.1:$port" --transports ws,sse --clients 10000 --rate 2
   --duration 10s --warmup 3s --source-ips 127.0.0.2-127.0.0.9)

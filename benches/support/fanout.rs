@@ -181,6 +181,20 @@ pub struct FanoutRig {
     subscribers: usize,
 }
 
+/// Serves each of `sockets` as an accepted connection, one task each on the current runtime.
+fn serve_all<S>(shared: &Arc<Shared>, sockets: impl Iterator<Item = S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builders = Arc::new(pushlab_server::Builders::new(&shared.config));
+    for socket in sockets {
+        let (shared, builders) = (shared.clone(), builders.clone());
+        tokio::spawn(async move {
+            pushlab_server::serve_connection(socket, shared, &builders).await;
+        });
+    }
+}
+
 /// The request that opens a streaming subscription (`None` for poll and long poll, which ask
 /// once per message).
 fn open_request(transport: Transport) -> Option<&'static [u8]> {
@@ -203,17 +217,13 @@ impl FanoutRig {
         let (shared, shutdown) = Shared::new(bench_config());
         let topic = shared.feed.topic(TOPIC).expect("first topic");
         let progress = Arc::new(Progress::default());
-        let builders = Arc::new(pushlab_server::Builders::new(&shared.config));
         let mut inboxes = Vec::with_capacity(subscribers);
-        for _ in 0..subscribers {
+        let sockets = (0..subscribers).map(|_| {
             let inbox = Arc::new(Inbox::default());
-            let socket = MemSocket::new(inbox.clone(), progress.clone());
-            let (shared, builders) = (shared.clone(), builders.clone());
-            tokio::spawn(async move {
-                pushlab_server::serve_connection(socket, shared, &builders).await;
-            });
-            inboxes.push(inbox);
-        }
+            inboxes.push(inbox.clone());
+            MemSocket::new(inbox, progress.clone())
+        });
+        serve_all(&shared, sockets);
         let rig = FanoutRig {
             transport,
             shared,
@@ -248,16 +258,14 @@ impl FanoutRig {
         let (shared, shutdown) = Shared::new(bench_config());
         let topic = shared.feed.topic(TOPIC).expect("first topic");
         let progress = Arc::new(Progress::default());
-        let builders = Arc::new(pushlab_server::Builders::new(&shared.config));
         let (sockets, readers) = crate::floor::tcp_pairs(subscribers, progress.clone(), open);
-        for socket in sockets {
-            socket.set_nonblocking(true).expect("nonblocking");
-            let socket = tokio::net::TcpStream::from_std(socket).expect("register the socket");
-            let (shared, builders) = (shared.clone(), builders.clone());
-            tokio::spawn(async move {
-                pushlab_server::serve_connection(socket, shared, &builders).await;
-            });
-        }
+        serve_all(
+            &shared,
+            sockets.into_iter().map(|socket| {
+                socket.set_nonblocking(true).expect("nonblocking");
+                tokio::net::TcpStream::from_std(socket).expect("register the socket")
+            }),
+        );
         let rig = FanoutRig {
             transport,
             shared,

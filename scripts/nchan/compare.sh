@@ -39,22 +39,8 @@ bin=$root/target/release
 
 # Below the ephemeral range, so a port picked here is not one the loadgen's own client
 # sockets (or their TIME_WAITs) hold: a server could not bind it.
-ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port found" >&2; return 1
-}
-wait_port() {
-  for _ in $(seq 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
+# shellcheck source=../lib/ports.sh
+. "$root/scripts/lib/ports.sh"
 
 pids=()
 stop_all() {
