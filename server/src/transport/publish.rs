@@ -71,13 +71,7 @@ async fn read_and_publish(
         return http_util::error(StatusCode::BAD_REQUEST, "message body must be UTF-8 text");
     };
     match shared.publish(topic, data).await {
-        Ok(seq) => {
-            // The subscribers this publish woke go first, the publisher's 202 after them: the
-            // answer waits, the fan-out does not (publish-to-deliver, not publish-to-ack, is
-            // what the lab measures and what a feed is for).
-            tokio::task::yield_now().await;
-            http_util::json(StatusCode::ACCEPTED, format!("{{\"seq\":{seq}}}"))
-        }
+        Ok(seq) => http_util::json(StatusCode::ACCEPTED, format!("{{\"seq\":{seq}}}")),
         Err(e) => super::backplane_down(shared, e),
     }
 }
