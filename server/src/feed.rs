@@ -7,7 +7,7 @@
 //! file.
 //!
 //! Subscribers do not get a queue of their own: each holds a cursor (the last seq it has) and
-//! reads the ring from there when the topic's `watch` channel says something new arrived. A
+//! reads the ring from there when its topic wakes it ([`Topic::poll_news`]). A
 //! slow subscriber therefore costs no memory beyond its cursor and its socket buffers; when it
 //! falls behind what the ring (or the lag bound) holds, the read returns a [`Gap`] saying
 //! exactly which seqs it missed, and the transport sends the gap notice. Nothing is dropped
