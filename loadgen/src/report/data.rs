@@ -676,6 +676,12 @@ pub const LINK_DIR: &str = "link";
 /// `results/` rules on HTTP/2 and TLS from `compare`'s phases in `results/latest/`.
 pub const PROTOCOLS_DIR: &str = "protocols";
 
+/// The server's own fan-out measurement at 10,000 subscribers (`scripts/p99-10k.sh`: issue
+/// 14's p99 goal) lives in `results/fanout-10k/` with its table beside it; like the peer
+/// comparisons it measures the server, not the transports' claims, so the report over
+/// `results/` leaves it out.
+pub const FANOUT_10K_DIR: &str = "fanout-10k";
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
     let read = fs::read_dir(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
@@ -693,7 +699,10 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
         })?;
         if kind.is_dir() {
             let other_target = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                OTHER_TARGET_DIRS.contains(&n) || n == LINK_DIR || n == PROTOCOLS_DIR
+                OTHER_TARGET_DIRS.contains(&n)
+                    || n == LINK_DIR
+                    || n == PROTOCOLS_DIR
+                    || n == FANOUT_10K_DIR
             });
             if !other_target {
                 collect_json(&path, out)?;
