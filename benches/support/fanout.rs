@@ -214,27 +214,16 @@ impl FanoutRig {
     /// that will get `data_bytes` of data per message. Streaming subscribers are open and have
     /// had one message when this returns.
     pub async fn new(transport: Transport, subscribers: usize, data_bytes: usize) -> Self {
-        let (shared, shutdown) = Shared::new(bench_config());
-        let topic = shared.feed.topic(TOPIC).expect("first topic");
-        let progress = Arc::new(Progress::default());
-        let mut inboxes = Vec::with_capacity(subscribers);
-        let sockets = (0..subscribers).map(|_| {
-            let inbox = Arc::new(Inbox::default());
-            inboxes.push(inbox.clone());
-            MemSocket::new(inbox, progress.clone())
+        let rig = FanoutRig::serving(transport, subscribers, data_bytes, |shared, progress| {
+            let mut inboxes = Vec::with_capacity(subscribers);
+            let sockets = (0..subscribers).map(|_| {
+                let inbox = Arc::new(Inbox::default());
+                inboxes.push(inbox.clone());
+                MemSocket::new(inbox, progress.clone())
+            });
+            serve_all(shared, sockets);
+            (inboxes, None)
         });
-        serve_all(&shared, sockets);
-        let rig = FanoutRig {
-            transport,
-            shared,
-            _shutdown: shutdown,
-            topic,
-            progress,
-            inboxes,
-            data: data_of(data_bytes),
-            _readers: None,
-            subscribers,
-        };
         let Some(open) = open_request(transport) else {
             return rig;
         };
@@ -255,31 +244,48 @@ impl FanoutRig {
     /// For poll and long poll, or when the sockets cannot be opened.
     pub async fn over_tcp(transport: Transport, subscribers: usize, data_bytes: usize) -> Self {
         let open = open_request(transport).expect("a streaming transport");
+        let rig = FanoutRig::serving(transport, subscribers, data_bytes, |shared, progress| {
+            let (sockets, readers) = crate::floor::tcp_pairs(subscribers, progress.clone(), open);
+            serve_all(
+                shared,
+                sockets.into_iter().map(|socket| {
+                    socket.set_nonblocking(true).expect("nonblocking");
+                    tokio::net::TcpStream::from_std(socket).expect("register the socket")
+                }),
+            );
+            (Vec::new(), Some(readers))
+        });
+        rig.requests_reach(subscribers as u64).await;
+        rig.deliver_to(subscribers).await;
+        rig
+    }
+
+    /// A rig on fresh server state whose `subscribers` sockets `open_sockets` opens and
+    /// serves (returning the in-memory inboxes, or the TCP readers' thread).
+    fn serving(
+        transport: Transport,
+        subscribers: usize,
+        data_bytes: usize,
+        open_sockets: impl FnOnce(
+            &Arc<Shared>,
+            &Arc<Progress>,
+        ) -> (Vec<Arc<Inbox>>, Option<std::thread::JoinHandle<()>>),
+    ) -> Self {
         let (shared, shutdown) = Shared::new(bench_config());
         let topic = shared.feed.topic(TOPIC).expect("first topic");
         let progress = Arc::new(Progress::default());
-        let (sockets, readers) = crate::floor::tcp_pairs(subscribers, progress.clone(), open);
-        serve_all(
-            &shared,
-            sockets.into_iter().map(|socket| {
-                socket.set_nonblocking(true).expect("nonblocking");
-                tokio::net::TcpStream::from_std(socket).expect("register the socket")
-            }),
-        );
-        let rig = FanoutRig {
+        let (inboxes, readers) = open_sockets(&shared, &progress);
+        FanoutRig {
             transport,
             shared,
             _shutdown: shutdown,
             topic,
             progress,
-            inboxes: Vec::new(),
+            inboxes,
             data: data_of(data_bytes),
-            _readers: Some(readers),
+            _readers: readers,
             subscribers,
-        };
-        rig.requests_reach(subscribers as u64).await;
-        rig.deliver_to(subscribers).await;
-        rig
+        }
     }
 
     fn push_all(&self, request: &[u8]) {

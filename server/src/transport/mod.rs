@@ -284,23 +284,19 @@ impl http_body::Body for Follow {
             }
             if f.topic.poll_news(&mut f.sub, f.cursor, cx).is_ready() {
                 f.read_news();
-                // A shutdown between the look above and the waker's push woke nobody.
-                if f.pending.is_empty() && f.down() {
-                    return Poll::Ready(None);
-                }
                 continue;
             }
+            // A shutdown between the look above and the waker's push woke nobody: look again.
             if f.down() {
                 return Poll::Ready(None);
             }
             if f.heartbeat.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let due = f.last_sent + f.every;
-            if Instant::now() >= due {
+            let (now, due) = (Instant::now(), f.last_sent + f.every);
+            if now >= due {
                 f.pending.push_back(Bytes::from_static(f.framing.heartbeat));
-                let next = Instant::now() + f.every;
-                f.heartbeat.as_mut().reset(next);
+                f.heartbeat.as_mut().reset(now + f.every);
             } else {
                 // A chunk went out since the timer was set: due `every` after that one.
                 f.heartbeat.as_mut().reset(due);
